@@ -1,0 +1,216 @@
+//! The services behind Runpool's Google APIs, and the durable store.
+//!
+//! Every identity rule is enforced here, once, whatever the entry point: the HTTP handlers,
+//! the CLI and (later) the Terraform path and the console all call these methods with an
+//! authenticated [`Caller`]. A method resolves the names it was given, asks the [`authz`]
+//! snapshot for each permission it needs, and commits its changes in one store transaction.
+//!
+//! Invariants:
+//! - state is changed only through [`Control::write`]: changes are committed to the store
+//!   first, then applied in memory and to the authorization snapshot, so a failed commit
+//!   leaves nothing half-written;
+//! - the authorization snapshot is immutable and swapped atomically; a check never touches
+//!   the disk.
+
+pub mod auth;
+pub mod error;
+pub mod iam;
+pub mod local;
+pub mod orgpolicy;
+pub mod resourcemanager;
+pub mod roles;
+pub mod state;
+pub mod store;
+pub mod world;
+
+use arc_swap::ArcSwap;
+pub use error::{Code, Error, Result};
+use runpool_authz as authz;
+use state::{Change, State};
+use std::sync::{Arc, Mutex, RwLock};
+use store::Backend;
+
+/// Who is calling: the authenticated principal of a request.
+#[derive(Clone)]
+pub struct Caller {
+    /// `user:alice@example.com` or `serviceAccount:…`
+    pub member: String,
+    pub email: String,
+    principal: authz::Principal,
+}
+
+/// What a permission is checked on.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The canonical name the hierarchy knows, e.g. `projects/123456789012`.
+    pub name: &'a str,
+    /// The name as the caller gave it, for messages.
+    pub shown: &'a str,
+    /// `cloudresourcemanager.googleapis.com/Project`, for `resource.type` in conditions.
+    pub resource_type: &'a str,
+    /// `cloudresourcemanager.googleapis.com`: `resource.service` and the ErrorInfo domain.
+    pub service: &'a str,
+}
+
+pub struct Control {
+    state: RwLock<State>,
+    /// Held for the whole of a mutation, so mutations are serialised.
+    store: Mutex<Box<dyn Backend>>,
+    snapshot: ArcSwap<authz::Snapshot>,
+    admin_credential: std::sync::OnceLock<String>,
+}
+
+impl Control {
+    /// Load the state from a store (replaying every row) and build the authorization index.
+    pub fn open(mut backend: Box<dyn Backend>) -> Result<Control> {
+        let mut state = State::default();
+        for row in backend.load()? {
+            state.apply(Change::from_row(&row)?);
+        }
+        let snapshot = build_snapshot(&state);
+        Ok(Control {
+            state: RwLock::new(state),
+            store: Mutex::new(backend),
+            snapshot: ArcSwap::from_pointee(snapshot),
+            admin_credential: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Whether nothing was ever written (a fresh data dir).
+    pub fn is_empty(&self) -> bool {
+        let st = self.read();
+        st.organizations.is_empty() && st.projects.is_empty() && st.folders.is_empty()
+    }
+
+    pub(crate) fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn snapshot(&self) -> Arc<authz::Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Run a mutation: `f` reads the state and returns the changes to make (or an error, in
+    /// which case nothing is written). The changes are committed in one transaction, then
+    /// applied.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&State) -> Result<(Vec<Change>, T)>) -> Result<T> {
+        let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        let (changes, out) = f(&self.read())?;
+        if changes.is_empty() {
+            return Ok(out);
+        }
+        let writes: Vec<_> = changes.iter().map(Change::write).collect();
+        store.commit(&writes)?;
+        let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut snap = (*self.snapshot.load_full()).clone();
+        let roles_changed = changes.iter().any(|c| matches!(c, Change::CustomRole(_)));
+        for c in changes {
+            snap = update_snapshot(snap, &c);
+            st.apply(c);
+        }
+        if roles_changed {
+            // Policies were indexed against the old catalog: rebuild so role ids line up.
+            snap = build_snapshot(&st);
+        }
+        self.snapshot.store(Arc::new(snap));
+        Ok(out)
+    }
+
+    /// The caller for a member string (`user:…`, `serviceAccount:…`).
+    pub fn caller(&self, member: &str) -> Caller {
+        let email = member.split_once(':').map(|(_, e)| e).unwrap_or(member).to_string();
+        Caller {
+            member: member.to_string(),
+            email,
+            principal: self.snapshot.load().principal(member),
+        }
+    }
+
+    fn context(target: &Target) -> authz::RequestContext {
+        authz::RequestContext {
+            request_time: chrono::Utc::now(),
+            resource_type: target.resource_type.to_string(),
+            resource_service: target.service.to_string(),
+        }
+    }
+
+    /// Whether the caller holds `permission` on the target (through any ancestor).
+    pub fn allowed(&self, caller: &Caller, permission: &str, target: &Target) -> bool {
+        self.snapshot.load().check(&caller.principal, permission, target.name, &Self::context(target))
+    }
+
+    /// `Ok` if the caller holds `permission` on the target, else Google's denial.
+    pub fn authorize(&self, caller: &Caller, permission: &str, target: &Target) -> Result<()> {
+        if self.allowed(caller, permission, target) {
+            Ok(())
+        } else {
+            Err(Error::permission_denied(permission, target.shown, target.service))
+        }
+    }
+
+    /// The subset of `permissions` the caller holds on the target.
+    pub fn permitted(&self, caller: &Caller, permissions: &[String], target: &Target) -> Vec<String> {
+        self.snapshot.load().test_permissions(
+            &caller.principal,
+            target.name,
+            permissions,
+            &Self::context(target),
+        )
+    }
+}
+
+fn custom_catalog(state: &State) -> Arc<authz::Catalog> {
+    let base = authz::Catalog::predefined();
+    if state.custom_roles.is_empty() {
+        return base;
+    }
+    let custom = state
+        .custom_roles
+        .values()
+        .map(|r| authz::Role {
+            name: r.name.clone(),
+            title: r.title.clone(),
+            description: r.description.clone(),
+            stage: format!("{:?}", r.stage),
+            permissions: {
+                let mut p = r.included_permissions.clone();
+                p.sort();
+                p
+            },
+            deleted: r.deleted,
+        })
+        .collect();
+    Arc::new(authz::Catalog::with_custom_roles(&base, custom))
+}
+
+fn build_snapshot(state: &State) -> authz::Snapshot {
+    let mut snap = authz::Snapshot::builder(custom_catalog(state)).build();
+    for o in state.organizations.values() {
+        snap = update_snapshot(snap, &Change::Organization(o.clone()));
+    }
+    for f in state.folders.values() {
+        snap = update_snapshot(snap, &Change::Folder(f.clone()));
+    }
+    for p in state.projects.values() {
+        snap = update_snapshot(snap, &Change::Project(p.clone()));
+    }
+    for (g, m) in &state.groups {
+        snap = snap.with_group(g, m);
+    }
+    for (r, p) in &state.iam_policies {
+        snap = snap.with_policy(r, &iam::to_authz(p));
+    }
+    snap
+}
+
+fn update_snapshot(snap: authz::Snapshot, change: &Change) -> authz::Snapshot {
+    let parent = |p: &str| (!p.is_empty()).then(|| p.to_string());
+    match change {
+        Change::Organization(o) => snap.with_resource(&o.name, None),
+        Change::Folder(f) => snap.with_resource(&f.name, parent(&f.parent).as_deref()),
+        Change::Project(p) => snap.with_resource(&p.name, parent(&p.parent).as_deref()),
+        Change::IamPolicy(r, p) => snap.with_policy(r, &iam::to_authz(p)),
+        Change::Group(g, m) => snap.with_group(g, m),
+        _ => snap,
+    }
+}

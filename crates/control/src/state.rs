@@ -1,0 +1,179 @@
+//! The in-memory state and the changes that move it. A mutation produces a list of
+//! [`Change`]s; each one knows its stored row, so the same changes are written to the store in
+//! one transaction and then applied here, and replayed from the rows at start.
+
+use crate::error::{Error, Result};
+use crate::store::{Row, Write};
+use google_cloud_iam_admin_v1::model::Role;
+use google_cloud_iam_v1::model::Policy as IamPolicy;
+use google_cloud_longrunning::model::Operation;
+use google_cloud_orgpolicy_v2::model::Policy as OrgPolicy;
+use google_cloud_resourcemanager_v3::model::{Folder, Organization, Project};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// A stored token: only its SHA-256 is kept, never the token itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TokenRecord {
+    /// The member the token stands for, e.g. `user:alice@example.com`.
+    pub member: String,
+    /// Unix seconds.
+    pub expires: i64,
+    pub kind: TokenKind,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    Access,
+    Refresh,
+}
+
+/// Everything Runpool knows, keyed by canonical resource names (`organizations/N`,
+/// `folders/N`, `projects/NUMBER`).
+#[derive(Default, Clone)]
+pub struct State {
+    pub organizations: BTreeMap<String, Organization>,
+    pub folders: BTreeMap<String, Folder>,
+    pub projects: BTreeMap<String, Project>,
+    /// project id → `projects/NUMBER`
+    pub project_ids: HashMap<String, String>,
+    pub iam_policies: HashMap<String, IamPolicy>,
+    /// (canonical parent, constraint short name) → policy
+    pub org_policies: BTreeMap<(String, String), OrgPolicy>,
+    /// group email → member strings
+    pub groups: BTreeMap<String, Vec<String>>,
+    pub custom_roles: BTreeMap<String, Role>,
+    /// sha256 hex → record
+    pub tokens: HashMap<String, TokenRecord>,
+    pub operations: HashMap<String, Operation>,
+    pub settings: BTreeMap<String, String>,
+}
+
+/// One change to the state.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Organization(Organization),
+    Folder(Folder),
+    Project(Project),
+    IamPolicy(String, IamPolicy),
+    OrgPolicy(String, String, Option<OrgPolicy>),
+    Group(String, Vec<String>),
+    CustomRole(Role),
+    Token(String, Option<TokenRecord>),
+    Operation(Operation),
+    Setting(String, String),
+}
+
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("model types always serialise")
+}
+
+fn parse<T: serde::de::DeserializeOwned>(row: &Row) -> Result<T> {
+    serde_json::from_str(&row.value).map_err(|e| {
+        Error::internal(format!("stored row {}/{} is unreadable: {e}", row.kind, row.key))
+    })
+}
+
+impl Change {
+    pub fn write(&self) -> Write {
+        let put = |kind, key: &str, value: String| Write::Put { kind, key: key.to_string(), value };
+        match self {
+            Change::Organization(o) => put("organization", &o.name, json(o)),
+            Change::Folder(f) => put("folder", &f.name, json(f)),
+            Change::Project(p) => put("project", &p.name, json(p)),
+            Change::IamPolicy(r, p) => put("iam_policy", r, json(p)),
+            Change::OrgPolicy(parent, c, Some(p)) => put("org_policy", &format!("{parent}#{c}"), json(p)),
+            Change::OrgPolicy(parent, c, None) => {
+                Write::Delete { kind: "org_policy", key: format!("{parent}#{c}") }
+            }
+            Change::Group(g, m) => put("group", g, json(m)),
+            Change::CustomRole(r) => put("custom_role", &r.name, json(r)),
+            Change::Token(h, Some(t)) => put("token", h, json(t)),
+            Change::Token(h, None) => Write::Delete { kind: "token", key: h.clone() },
+            Change::Operation(o) => put("operation", &o.name, json(o)),
+            Change::Setting(k, v) => put("setting", k, v.clone()),
+        }
+    }
+
+    pub fn from_row(row: &Row) -> Result<Change> {
+        Ok(match row.kind.as_str() {
+            "organization" => Change::Organization(parse(row)?),
+            "folder" => Change::Folder(parse(row)?),
+            "project" => Change::Project(parse(row)?),
+            "iam_policy" => Change::IamPolicy(row.key.clone(), parse(row)?),
+            "org_policy" => {
+                let (parent, c) = row.key.split_once('#').ok_or_else(|| {
+                    Error::internal(format!("bad org policy key {}", row.key))
+                })?;
+                Change::OrgPolicy(parent.to_string(), c.to_string(), Some(parse(row)?))
+            }
+            "group" => Change::Group(row.key.clone(), parse(row)?),
+            "custom_role" => Change::CustomRole(parse(row)?),
+            "token" => Change::Token(row.key.clone(), Some(parse(row)?)),
+            "operation" => Change::Operation(parse(row)?),
+            "setting" => Change::Setting(row.key.clone(), row.value.clone()),
+            other => return Err(Error::internal(format!("unknown stored kind {other}"))),
+        })
+    }
+}
+
+impl State {
+    pub fn apply(&mut self, change: Change) {
+        match change {
+            Change::Organization(o) => {
+                self.organizations.insert(o.name.clone(), o);
+            }
+            Change::Folder(f) => {
+                self.folders.insert(f.name.clone(), f);
+            }
+            Change::Project(p) => {
+                self.project_ids.insert(p.project_id.clone(), p.name.clone());
+                self.projects.insert(p.name.clone(), p);
+            }
+            Change::IamPolicy(r, p) => {
+                self.iam_policies.insert(r, p);
+            }
+            Change::OrgPolicy(parent, c, p) => match p {
+                Some(p) => {
+                    self.org_policies.insert((parent, c), p);
+                }
+                None => {
+                    self.org_policies.remove(&(parent, c));
+                }
+            },
+            Change::Group(g, m) => {
+                self.groups.insert(g, m);
+            }
+            Change::CustomRole(r) => {
+                self.custom_roles.insert(r.name.clone(), r);
+            }
+            Change::Token(h, t) => match t {
+                Some(t) => {
+                    self.tokens.insert(h, t);
+                }
+                None => {
+                    self.tokens.remove(&h);
+                }
+            },
+            Change::Operation(o) => {
+                self.operations.insert(o.name.clone(), o);
+            }
+            Change::Setting(k, v) => {
+                self.settings.insert(k, v);
+            }
+        }
+    }
+
+    /// The parent of a hierarchy node, by canonical name.
+    pub fn parent_of(&self, name: &str) -> Option<&str> {
+        let p = if let Some(f) = self.folders.get(name) {
+            &f.parent
+        } else if let Some(p) = self.projects.get(name) {
+            &p.parent
+        } else {
+            return None;
+        };
+        (!p.is_empty()).then_some(p.as_str())
+    }
+}

@@ -1,0 +1,344 @@
+//! The world a fresh server starts with: the embedded default (one organization, one
+//! project, an admin) or one declared in a YAML file (`serve --world FILE`).
+//!
+//! ```yaml
+//! organizations:
+//!   - domain: example.com
+//!     iam: [{role: roles/owner, members: [user:admin@example.com]}]
+//!     orgPolicies: [{constraint: iam.disableCrossProjectServiceAccountUsage, enforce: false}]
+//!     folders:
+//!       - displayName: eng
+//!         folders: [{displayName: team-a, projects: [{projectId: a-prod}]}]
+//!     projects: [{projectId: demo-project}]
+//! groups:
+//!   - email: devs@example.com
+//!     members: [user:alice@example.com, group:leads@example.com]
+//! ```
+
+use crate::error::{Error, Result};
+use crate::state::{Change, State};
+use crate::{Control, resourcemanager as rm};
+use google_cloud_iam_v1::model::{Binding, Policy};
+use google_cloud_orgpolicy_v2::model::{Policy as OrgPolicy, PolicySpec, policy_spec};
+use google_cloud_resourcemanager_v3::model::{Folder, Organization, Project, folder, organization, project};
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct World {
+    #[serde(default)]
+    pub organizations: Vec<OrgSpec>,
+    #[serde(default)]
+    pub groups: Vec<GroupSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OrgSpec {
+    pub domain: String,
+    /// Numeric id; generated when absent.
+    pub id: Option<String>,
+    #[serde(default)]
+    pub iam: Vec<BindingSpec>,
+    #[serde(default)]
+    pub org_policies: Vec<OrgPolicySpec>,
+    #[serde(default)]
+    pub folders: Vec<FolderSpec>,
+    #[serde(default)]
+    pub projects: Vec<ProjectSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FolderSpec {
+    pub display_name: String,
+    pub id: Option<String>,
+    #[serde(default)]
+    pub iam: Vec<BindingSpec>,
+    #[serde(default)]
+    pub org_policies: Vec<OrgPolicySpec>,
+    #[serde(default)]
+    pub folders: Vec<FolderSpec>,
+    #[serde(default)]
+    pub projects: Vec<ProjectSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProjectSpec {
+    pub project_id: String,
+    /// Project number; generated when absent.
+    pub number: Option<String>,
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub iam: Vec<BindingSpec>,
+    #[serde(default)]
+    pub org_policies: Vec<OrgPolicySpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BindingSpec {
+    pub role: String,
+    pub members: Vec<String>,
+    pub condition: Option<ConditionSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConditionSpec {
+    pub expression: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A boolean org policy: `enforce: true|false`, or `reset: true`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OrgPolicySpec {
+    pub constraint: String,
+    pub enforce: Option<bool>,
+    #[serde(default)]
+    pub reset: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GroupSpec {
+    pub email: String,
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+impl World {
+    /// What a fresh `runpool serve` holds with no `--world`.
+    pub fn default_world() -> World {
+        serde_yaml_ng::from_str(DEFAULT_WORLD).expect("the embedded world parses")
+    }
+
+    pub fn from_yaml(text: &str) -> Result<World> {
+        serde_yaml_ng::from_str(text).map_err(|e| Error::invalid(format!("Invalid world file: {e}")))
+    }
+}
+
+const DEFAULT_WORLD: &str = "
+organizations:
+  - domain: example.com
+    iam:
+      - role: roles/owner
+        members: [user:admin@example.com]
+      # What Google grants a new organization's super admin and domain, so the admin can build
+      # the hierarchy (owner alone cannot create folders or projects, nor set org policies).
+      - role: roles/resourcemanager.organizationAdmin
+        members: [user:admin@example.com]
+      - role: roles/resourcemanager.folderAdmin
+        members: [user:admin@example.com]
+      - role: roles/orgpolicy.policyAdmin
+        members: [user:admin@example.com]
+      - role: roles/resourcemanager.projectCreator
+        members: [domain:example.com]
+    projects:
+      - projectId: demo-project
+        displayName: Demo Project
+";
+
+/// The Cloud Run service agent of a project.
+pub fn run_service_agent(project_number: &str) -> String {
+    format!("service-{project_number}@serverless-robot-prod.iam.gserviceaccount.com")
+}
+
+fn new_policy_etag() -> bytes::Bytes {
+    use rand::Rng;
+    let mut b = [0u8; 8];
+    b[0] = 0x07;
+    rand::rng().fill(&mut b[1..]);
+    bytes::Bytes::copy_from_slice(&b)
+}
+
+fn policy_of(bindings: Vec<(String, Vec<String>, Option<&ConditionSpec>)>) -> Policy {
+    let mut p = Policy::new();
+    let mut any_condition = false;
+    for (role, members, cond) in bindings {
+        let mut b = Binding::new();
+        b.role = role;
+        b.members = members;
+        if let Some(c) = cond {
+            any_condition = true;
+            let mut e = google_cloud_type::model::Expr::new();
+            e.expression = c.expression.clone();
+            e.title = c.title.clone();
+            e.description = c.description.clone();
+            b.condition = Some(e);
+        }
+        p.bindings.push(b);
+    }
+    p.version = if any_condition { 3 } else { 1 };
+    p.etag = new_policy_etag();
+    p
+}
+
+/// The changes that bring a new project into being: the project, and its allow policy with
+/// the creator as owner (as Google grants the creator) and the Cloud Run service agent.
+pub(crate) fn project_changes(project: &Project, creator: Option<&str>) -> Vec<Change> {
+    let number = project.name.trim_start_matches("projects/");
+    let mut bindings = vec![];
+    if let Some(c) = creator {
+        bindings.push(("roles/owner".to_string(), vec![c.to_string()], None));
+    }
+    bindings.push((
+        "roles/run.serviceAgent".to_string(),
+        vec![format!("serviceAccount:{}", run_service_agent(number))],
+        None,
+    ));
+    vec![Change::Project(project.clone()), Change::IamPolicy(project.name.clone(), policy_of(bindings))]
+}
+
+/// Builds the changes for a declared world, against a state that grows as it goes so that
+/// generated numbers stay unique.
+struct Seeder {
+    state: State,
+    changes: Vec<Change>,
+}
+
+impl Seeder {
+    fn push(&mut self, c: Change) {
+        self.state.apply(c.clone());
+        self.changes.push(c);
+    }
+
+    fn number(&self, given: &Option<String>) -> Result<String> {
+        match given {
+            Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => Ok(n.clone()),
+            Some(n) => Err(Error::invalid(format!("Invalid world file: id '{n}' must be numeric."))),
+            None => Ok(rm::new_number(&self.state)),
+        }
+    }
+
+    fn bindings(&mut self, resource: &str, specs: &[BindingSpec], extra: Vec<(String, Vec<String>)>) {
+        let mut all: Vec<_> = extra.into_iter().map(|(r, m)| (r, m, None)).collect();
+        all.extend(specs.iter().map(|b| (b.role.clone(), b.members.clone(), b.condition.as_ref())));
+        if !all.is_empty() {
+            self.push(Change::IamPolicy(resource.to_string(), policy_of(all)));
+        }
+    }
+
+    fn org_policies(&mut self, resource: &str, specs: &[OrgPolicySpec]) -> Result<()> {
+        for s in specs {
+            let short = s.constraint.trim_start_matches("constraints/").to_string();
+            if crate::orgpolicy::constraint(&short).is_none() {
+                return Err(Error::invalid(format!("Invalid world file: unknown constraint '{}'.", s.constraint)));
+            }
+            let mut spec = PolicySpec::new();
+            spec.reset = s.reset;
+            if let Some(e) = s.enforce {
+                let mut rule = policy_spec::PolicyRule::new();
+                rule.kind = Some(policy_spec::policy_rule::Kind::Enforce(e));
+                spec.rules.push(rule);
+            }
+            spec.etag = crate::orgpolicy::new_etag();
+            spec.update_time = Some(rm::now());
+            let mut p = OrgPolicy::new();
+            p.name = format!("{resource}/policies/{short}");
+            p.spec = Some(spec);
+            p.etag = crate::orgpolicy::new_etag();
+            self.push(Change::OrgPolicy(resource.to_string(), short, Some(p)));
+        }
+        Ok(())
+    }
+
+    fn project(&mut self, parent: &str, spec: &ProjectSpec) -> Result<()> {
+        if !rm::valid_project_id(&spec.project_id) || self.state.project_ids.contains_key(&spec.project_id) {
+            return Err(Error::invalid(format!(
+                "Invalid world file: project id '{}' is invalid or declared twice.",
+                spec.project_id
+            )));
+        }
+        let mut p = Project::new();
+        p.name = format!("projects/{}", self.number(&spec.number)?);
+        p.project_id = spec.project_id.clone();
+        p.parent = parent.to_string();
+        p.display_name = spec.display_name.clone().unwrap_or_else(|| spec.project_id.clone());
+        p.state = project::State::Active;
+        p.create_time = Some(rm::now());
+        p.etag = "W/\"1\"".to_string();
+        for c in project_changes(&p, None) {
+            if let Change::IamPolicy(name, policy) = c {
+                let extra = policy.bindings.into_iter().map(|b| (b.role, b.members)).collect();
+                self.bindings(&name, &spec.iam, extra);
+            } else {
+                self.push(c);
+            }
+        }
+        self.org_policies(&p.name, &spec.org_policies)
+    }
+
+    fn folder(&mut self, parent: &str, spec: &FolderSpec) -> Result<()> {
+        let mut f = Folder::new();
+        f.name = format!("folders/{}", self.number(&spec.id)?);
+        f.parent = parent.to_string();
+        f.display_name = spec.display_name.clone();
+        f.state = folder::State::Active;
+        f.create_time = Some(rm::now());
+        f.etag = "W/\"1\"".to_string();
+        let name = f.name.clone();
+        self.push(Change::Folder(f));
+        self.bindings(&name, &spec.iam, vec![]);
+        self.org_policies(&name, &spec.org_policies)?;
+        for sub in &spec.folders {
+            self.folder(&name, sub)?;
+        }
+        for p in &spec.projects {
+            self.project(&name, p)?;
+        }
+        Ok(())
+    }
+}
+
+impl Control {
+    /// Seed a fresh store with a world, in one transaction.
+    pub fn seed(&self, world: &World) -> Result<()> {
+        self.write(|st| {
+            let mut s = Seeder { state: st.clone(), changes: vec![] };
+            for g in &world.groups {
+                for m in &g.members {
+                    m.parse::<runpool_authz::Member>()
+                        .map_err(|e| Error::invalid(format!("Invalid world file: group {}: {e}", g.email)))?;
+                }
+                s.push(Change::Group(g.email.to_lowercase(), g.members.clone()));
+            }
+            for o in &world.organizations {
+                let mut org = Organization::new();
+                org.name = format!("organizations/{}", s.number(&o.id)?);
+                org.display_name = o.domain.to_lowercase();
+                org.state = organization::State::Active;
+                org.create_time = Some(rm::now());
+                org.etag = "W/\"1\"".to_string();
+                org.owner = Some(organization::Owner::DirectoryCustomerId(format!(
+                    "C0{}",
+                    &org.name[14..].chars().take(7).collect::<String>()
+                )));
+                let name = org.name.clone();
+                s.push(Change::Organization(org));
+                s.bindings(&name, &o.iam, vec![]);
+                s.org_policies(&name, &o.org_policies)?;
+                for f in &o.folders {
+                    s.folder(&name, f)?;
+                }
+                for p in &o.projects {
+                    s.project(&name, p)?;
+                }
+            }
+            // Every binding must be valid as if set through the API.
+            let catalog = runpool_authz::Catalog::predefined();
+            for c in &s.changes {
+                if let Change::IamPolicy(r, p) = c {
+                    let mut ap = crate::iam::to_authz(p);
+                    runpool_authz::normalize(&mut ap, &catalog)
+                        .map_err(|e| Error::invalid(format!("Invalid world file: policy on {r}: {}", e.message)))?;
+                }
+            }
+            Ok((s.changes, ()))
+        })
+    }
+}

@@ -1,0 +1,222 @@
+//! The wire: one router per Google REST surface, bearer authentication, Google's error body,
+//! and `serve`, which opens the store, seeds the world and listens.
+//!
+//! Handlers only decode Google's JSON into the official model types, call a `control`
+//! service method with the authenticated caller, and render the answer; no rule lives here.
+
+mod orgpolicy;
+mod rm;
+mod roles;
+pub mod wire;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use runpool_control::store::SqliteStore;
+use runpool_control::{Caller, Control, Error, local};
+use serde_json::Value;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wire::{ApiError, ApiResult, Params, reply};
+
+/// How `runpool serve` was asked to run.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: IpAddr,
+    /// 0 picks a free port; the chosen one is printed as `Listening on http://ADDR:PORT`.
+    pub port: u16,
+    pub data_dir: Option<PathBuf>,
+    pub ephemeral: bool,
+    pub world: Option<PathBuf>,
+    pub log_json: bool,
+}
+
+pub const DEFAULT_PORT: u16 = 8484;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub control: Arc<Control>,
+}
+
+/// Every route Runpool serves.
+pub fn router(control: Arc<Control>) -> Router {
+    Router::new()
+        .merge(rm::router())
+        .merge(orgpolicy::router())
+        .merge(roles::router())
+        .route("/token", post(token))
+        .route("/runpool/v1/tokens", post(mint_token))
+        .fallback(not_found)
+        .with_state(AppState { control })
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError(Error::not_found(format!("The requested URL {} was not found on this server.", uri.path())))
+}
+
+/// `getIamPolicy` / `setIamPolicy` / `testIamPermissions` on a Resource Manager node; `None`
+/// if `verb` is none of them.
+pub(crate) fn iam_verbs(s: &AppState, c: &Caller, p: &Params, name: &str, verb: &str, body: Value) -> Option<ApiResult> {
+    use google_cloud_iam_v1::model as iam;
+    let run = || -> ApiResult {
+        match verb {
+            "getIamPolicy" => {
+                let req: iam::GetIamPolicyRequest = wire::parse(body)?;
+                let v = req.options.map(|o| o.requested_policy_version).unwrap_or(0);
+                Ok(reply(p, &s.control.node_get_iam_policy(c, name, v)?, &[]))
+            }
+            "setIamPolicy" => {
+                let req: iam::SetIamPolicyRequest = wire::parse(body)?;
+                let policy = req
+                    .policy
+                    .ok_or_else(|| ApiError(Error::invalid("policy is required.")))?;
+                let mask = req.update_mask.map(|m| m.paths).unwrap_or_default();
+                Ok(reply(p, &s.control.node_set_iam_policy(c, name, policy, &mask)?, &[]))
+            }
+            "testIamPermissions" => {
+                let req: iam::TestIamPermissionsRequest = wire::parse(body)?;
+                let mut resp = iam::TestIamPermissionsResponse::new();
+                resp.permissions = s.control.node_test_iam_permissions(c, name, &req.permissions)?;
+                Ok(reply(p, &resp, &[]))
+            }
+            _ => unreachable!("filtered below"),
+        }
+    };
+    matches!(verb, "getIamPolicy" | "setIamPolicy" | "testIamPermissions").then(run)
+}
+
+/// The OAuth 2.0 token endpoint. This slice serves the `refresh_token` grant of simulated
+/// users; errors in OAuth's `{"error","error_description"}` shape.
+async fn token(State(s): State<AppState>, body: axum::body::Bytes) -> Response {
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let get = |k: &str| form.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
+    let oauth_error = |error: &'static str, d: &str| {
+        (
+            axum::http::StatusCode::BAD_REQUEST,
+            axum::Json(runpool_control::auth::OAuthError { error, error_description: d.to_string() }),
+        )
+            .into_response()
+    };
+    match get("grant_type") {
+        Some("refresh_token") => match s.control.refresh(get("refresh_token").unwrap_or_default()) {
+            Ok(t) => axum::Json(t).into_response(),
+            Err(e) => (axum::http::StatusCode::BAD_REQUEST, axum::Json(e)).into_response(),
+        },
+        Some(other) => oauth_error("unsupported_grant_type", &format!("Invalid grant_type: {other}")),
+        None => oauth_error("invalid_request", "Missing required parameter: grant_type"),
+    }
+}
+
+/// Runpool's own endpoint: mint a simulated user's token, for the admin credential's holder.
+async fn mint_token(State(s): State<AppState>, headers: HeaderMap, wire::Body(body): wire::Body<Value>) -> ApiResult {
+    let principal = body.get("principal").and_then(Value::as_str).unwrap_or_default();
+    let t = s.control.mint_user_token(wire::bearer(&headers), principal)?;
+    Ok(axum::Json(t).into_response())
+}
+
+/// Read the admin credential from the data dir, or write a new one (mode 0600).
+fn admin_credential(dir: &Path) -> std::io::Result<(String, PathBuf)> {
+    let path = dir.join(local::ADMIN_CREDENTIAL_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let t = text.trim().to_string();
+        if !t.is_empty() {
+            return Ok((t, path));
+        }
+    }
+    let cred = runpool_control::auth::new_admin_credential();
+    write_private(&path, &cred)?;
+    Ok((cred, path))
+}
+
+/// Write a file only its owner can read.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn io_err(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+/// Removes the server record when the server stops.
+struct RecordGuard(PathBuf);
+
+impl Drop for RecordGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+}
+
+/// Open the store, seed the world on first start, and serve until SIGINT/SIGTERM.
+pub async fn serve(opts: ServeOptions) -> std::io::Result<()> {
+    let temp = if opts.ephemeral { Some(tempfile::Builder::new().prefix("runpool-").tempdir()?) } else { None };
+    let dir = match (&temp, &opts.data_dir) {
+        (Some(t), _) => t.path().to_path_buf(),
+        (None, Some(d)) => d.clone(),
+        (None, None) => local::default_data_dir(),
+    };
+    std::fs::create_dir_all(&dir)?;
+    let store = SqliteStore::open(&dir.join("runpool.db")).map_err(io_err)?;
+    let control = Control::open(Box::new(store)).map_err(io_err)?;
+    if control.is_empty() {
+        let world = match &opts.world {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| io_err(format!("cannot read world file {}: {e}", path.display())))?;
+                runpool_control::world::World::from_yaml(&text).map_err(io_err)?
+            }
+            None => runpool_control::world::World::default_world(),
+        };
+        control.seed(&world).map_err(io_err)?;
+    } else if opts.world.is_some() {
+        tracing::warn!(dir = %dir.display(), "the data dir already holds a world; --world is ignored");
+    }
+    let (cred, cred_path) = admin_credential(&dir)?;
+    control.set_admin_credential(cred);
+
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(opts.listen, opts.port)).await?;
+    let addr = listener.local_addr()?;
+    let endpoint = format!("http://{addr}");
+    let record_path = local::server_record_path(addr.port());
+    if let Some(parent) = record_path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let record = local::ServerRecord {
+        endpoint: endpoint.clone(),
+        admin_credential_file: cred_path,
+        pid: std::process::id(),
+    };
+    write_private(&record_path, &serde_json::to_string(&record).map_err(io_err)?)?;
+    let _guard = RecordGuard(record_path);
+
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "Listening on {endpoint}")?;
+        out.flush()?;
+    }
+    tracing::info!(%endpoint, data_dir = %dir.display(), "runpool serving");
+    axum::serve(listener, router(Arc::new(control)))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    drop(temp);
+    Ok(())
+}
