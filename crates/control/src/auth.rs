@@ -34,7 +34,10 @@ pub struct OAuthError {
 fn random_token(prefix: &str) -> String {
     let mut b = [0u8; 32];
     rand::Rng::fill(&mut rand::rng(), &mut b);
-    format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    )
 }
 
 pub fn hash(token: &str) -> String {
@@ -48,7 +51,11 @@ pub fn new_admin_credential() -> String {
 
 /// Compare secrets without leaking where they differ.
 fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 fn now() -> i64 {
@@ -74,10 +81,14 @@ fn invalid(reason: &str) -> Error {
 /// Validate an email for a simulated user.
 fn user_email(email: &str) -> Result<String> {
     let e = email.trim().to_lowercase();
-    let valid = e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
+    let valid = e
+        .split_once('@')
+        .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
         && !e.contains(char::is_whitespace);
     if !valid {
-        return Err(Error::invalid(format!("Invalid principal email '{email}'.")));
+        return Err(Error::invalid(format!(
+            "Invalid principal email '{email}'."
+        )));
     }
     if e.ends_with(".gserviceaccount.com") {
         return Err(Error::invalid(format!(
@@ -108,12 +119,20 @@ impl Control {
                 .collect();
             changes.push(Change::Token(
                 hash(&access),
-                Some(TokenRecord { member: member.to_string(), expires: t + ACCESS_TOKEN_SECONDS, kind: TokenKind::Access }),
+                Some(TokenRecord {
+                    member: member.to_string(),
+                    expires: t + ACCESS_TOKEN_SECONDS,
+                    kind: TokenKind::Access,
+                }),
             ));
             if let Some(r) = &refresh {
                 changes.push(Change::Token(
                     hash(r),
-                    Some(TokenRecord { member: member.to_string(), expires: t + REFRESH_TOKEN_SECONDS, kind: TokenKind::Refresh }),
+                    Some(TokenRecord {
+                        member: member.to_string(),
+                        expires: t + REFRESH_TOKEN_SECONDS,
+                        kind: TokenKind::Refresh,
+                    }),
                 ));
             }
             Ok((changes, ()))
@@ -128,8 +147,13 @@ impl Control {
 
     /// Mint a simulated user's tokens; `presented` must be the admin credential.
     pub fn mint_user_token(&self, presented: Option<&str>, email: &str) -> Result<TokenResponse> {
-        let Some(presented) = presented else { return Err(missing()) };
-        let ok = self.admin_credential.get().is_some_and(|c| same_secret(c, presented));
+        let Some(presented) = presented else {
+            return Err(missing());
+        };
+        let ok = self
+            .admin_credential
+            .get()
+            .is_some_and(|c| same_secret(c, presented));
         if !ok {
             return Err(Error::new(
                 crate::Code::PermissionDenied,
@@ -144,9 +168,12 @@ impl Control {
     pub fn refresh(&self, refresh_token: &str) -> std::result::Result<TokenResponse, OAuthError> {
         let record = self.read().tokens.get(&hash(refresh_token)).cloned();
         match record {
-            Some(r) if r.kind == TokenKind::Refresh && r.expires > now() => self
-                .issue(&r.member, false)
-                .map_err(|e| OAuthError { error: "server_error", error_description: e.message }),
+            Some(r) if r.kind == TokenKind::Refresh && r.expires > now() => {
+                self.issue(&r.member, false).map_err(|e| OAuthError {
+                    error: "server_error",
+                    error_description: e.message,
+                })
+            }
             _ => Err(OAuthError {
                 error: "invalid_grant",
                 error_description: "Token has been expired or revoked.".to_string(),
@@ -156,10 +183,15 @@ impl Control {
 
     /// Authenticate a request's bearer token.
     pub fn authenticate(&self, bearer: Option<&str>) -> Result<Caller> {
-        let token = bearer.map(str::trim).filter(|t| !t.is_empty()).ok_or_else(missing)?;
+        let token = bearer
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(missing)?;
         let record = self.read().tokens.get(&hash(token)).cloned();
         match record {
-            Some(r) if r.kind == TokenKind::Access && r.expires > now() => Ok(self.caller(&r.member)),
+            Some(r) if r.kind == TokenKind::Access && r.expires > now() => {
+                Ok(self.caller(&r.member))
+            }
             Some(r) if r.kind == TokenKind::Access => Err(invalid("ACCESS_TOKEN_EXPIRED")),
             _ => Err(invalid("ACCESS_TOKEN_TYPE_UNSUPPORTED")),
         }

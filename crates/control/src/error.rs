@@ -71,7 +71,11 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Error { code, message: message.into(), info: None }
+        Error {
+            code,
+            message: message.into(),
+            info: None,
+        }
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(Code::InvalidArgument, message)
@@ -100,7 +104,9 @@ impl Error {
     pub fn permission_denied(permission: &str, resource: &str, domain: &str) -> Self {
         Self::new(
             Code::PermissionDenied,
-            format!("Permission '{permission}' denied on resource '{resource}' (or it may not exist)."),
+            format!(
+                "Permission '{permission}' denied on resource '{resource}' (or it may not exist)."
+            ),
         )
         .with_info(
             "IAM_PERMISSION_DENIED",
@@ -126,7 +132,10 @@ impl Error {
         self.info = Some(ErrorInfo {
             reason: reason.to_string(),
             domain: domain.to_string(),
-            metadata: metadata.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            metadata: metadata
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         });
         self
     }

@@ -76,12 +76,16 @@ pub type PolicyCheck = fn(&authz::Policy) -> Result<()>;
 impl Control {
     /// The stored policy of a resource, or the empty one Google answers for a fresh resource.
     pub(crate) fn stored_policy(&self, name: &str) -> Policy {
-        self.read().iam_policies.get(name).cloned().unwrap_or_else(|| {
-            let mut p = Policy::new();
-            p.version = 1;
-            p.etag = initial_etag();
-            p
-        })
+        self.read()
+            .iam_policies
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| {
+                let mut p = Policy::new();
+                p.version = 1;
+                p.etag = initial_etag();
+                p
+            })
     }
 
     pub fn get_iam_policy(

@@ -118,7 +118,11 @@ impl Control {
 
     /// The caller for a member string (`user:…`, `serviceAccount:…`).
     pub fn caller(&self, member: &str) -> Caller {
-        let email = member.split_once(':').map(|(_, e)| e).unwrap_or(member).to_string();
+        let email = member
+            .split_once(':')
+            .map(|(_, e)| e)
+            .unwrap_or(member)
+            .to_string();
         Caller {
             member: member.to_string(),
             email,
@@ -136,7 +140,12 @@ impl Control {
 
     /// Whether the caller holds `permission` on the target (through any ancestor).
     pub fn allowed(&self, caller: &Caller, permission: &str, target: &Target) -> bool {
-        self.snapshot.load().check(&caller.principal, permission, target.name, &Self::context(target))
+        self.snapshot.load().check(
+            &caller.principal,
+            permission,
+            target.name,
+            &Self::context(target),
+        )
     }
 
     /// `Ok` if the caller holds `permission` on the target, else Google's denial.
@@ -144,12 +153,21 @@ impl Control {
         if self.allowed(caller, permission, target) {
             Ok(())
         } else {
-            Err(Error::permission_denied(permission, target.shown, target.service))
+            Err(Error::permission_denied(
+                permission,
+                target.shown,
+                target.service,
+            ))
         }
     }
 
     /// The subset of `permissions` the caller holds on the target.
-    pub fn permitted(&self, caller: &Caller, permissions: &[String], target: &Target) -> Vec<String> {
+    pub fn permitted(
+        &self,
+        caller: &Caller,
+        permissions: &[String],
+        target: &Target,
+    ) -> Vec<String> {
         self.snapshot.load().test_permissions(
             &caller.principal,
             target.name,

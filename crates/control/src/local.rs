@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 fn home() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"))
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"))
 }
 
 /// The client configuration dir: `$RUNPOOL_CONFIG`, else `$XDG_CONFIG_HOME/runpool`, else

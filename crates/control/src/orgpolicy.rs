@@ -115,10 +115,15 @@ pub fn enforced_in(state: &State, resource: &str, short: &str) -> bool {
             }
             // Conditional rules match on resource tags; Runpool has no tags yet, so only the
             // unconditional rule decides.
-            if let Some(e) = spec.rules.iter().filter(|r| r.condition.is_none()).find_map(|r| match r.kind {
-                Some(policy_rule::Kind::Enforce(e)) => Some(e),
-                _ => None,
-            }) {
+            if let Some(e) = spec
+                .rules
+                .iter()
+                .filter(|r| r.condition.is_none())
+                .find_map(|r| match r.kind {
+                    Some(policy_rule::Kind::Enforce(e)) => Some(e),
+                    _ => None,
+                })
+            {
                 return e;
             }
         }
@@ -138,7 +143,10 @@ fn split_policy_name(name: &str) -> Result<(&str, &str)> {
 impl Control {
     fn policy_parent(&self, caller: &Caller, parent: &str, permission: &str) -> Result<Node> {
         let node = self.node(parent, permission)?;
-        let target = Target { service: SERVICE, ..node.target() };
+        let target = Target {
+            service: SERVICE,
+            ..node.target()
+        };
         self.authorize(caller, permission, &target)?;
         Ok(node)
     }
@@ -166,7 +174,9 @@ impl Control {
             .org_policies
             .get(&(node.name.clone(), short.to_string()))
             .cloned()
-            .ok_or_else(|| Error::not_found(format!("Requested entity was not found: policy '{name}'.")))
+            .ok_or_else(|| {
+                Error::not_found(format!("Requested entity was not found: policy '{name}'."))
+            })
     }
 
     /// `getEffectivePolicy`: the merged result, without etag or conditions.
@@ -179,14 +189,22 @@ impl Control {
         let mut spec = PolicySpec::new();
         if k.boolean {
             let mut rule = PolicyRule::new();
-            rule.kind = Some(policy_rule::Kind::Enforce(enforced_in(&self.read(), &node.name, short)));
+            rule.kind = Some(policy_rule::Kind::Enforce(enforced_in(
+                &self.read(),
+                &node.name,
+                short,
+            )));
             spec.rules.push(rule);
         } else {
             let st = self.read();
             let mut cursor = Some(node.name.clone());
             let mut found = None;
             while let Some(n) = cursor {
-                if let Some(s) = st.org_policies.get(&(n.clone(), short.to_string())).and_then(|p| p.spec.clone()) {
+                if let Some(s) = st
+                    .org_policies
+                    .get(&(n.clone(), short.to_string()))
+                    .and_then(|p| p.spec.clone())
+                {
                     found = Some(s);
                     break;
                 }
@@ -216,11 +234,15 @@ impl Control {
         })?;
         for spec in p.spec.iter().chain(p.dry_run_spec.iter()) {
             if spec.reset && (!spec.rules.is_empty() || spec.inherit_from_parent) {
-                return Err(Error::invalid("A policy with reset set must have no rules and inherit_from_parent false."));
+                return Err(Error::invalid(
+                    "A policy with reset set must have no rules and inherit_from_parent false.",
+                ));
             }
             if k.boolean {
                 if spec.inherit_from_parent {
-                    return Err(Error::invalid("inherit_from_parent can only be set for list constraints."));
+                    return Err(Error::invalid(
+                        "inherit_from_parent can only be set for list constraints.",
+                    ));
                 }
                 for r in &spec.rules {
                     if !matches!(r.kind, Some(policy_rule::Kind::Enforce(_))) {
@@ -231,9 +253,15 @@ impl Control {
                 }
                 let unconditional = spec.rules.iter().filter(|r| r.condition.is_none()).count();
                 if !spec.rules.is_empty() && unconditional != 1 {
-                    return Err(Error::invalid("A boolean policy must have exactly one rule without a condition."));
+                    return Err(Error::invalid(
+                        "A boolean policy must have exactly one rule without a condition.",
+                    ));
                 }
-            } else if spec.rules.iter().any(|r| matches!(r.kind, Some(policy_rule::Kind::Enforce(_)))) {
+            } else if spec
+                .rules
+                .iter()
+                .any(|r| matches!(r.kind, Some(policy_rule::Kind::Enforce(_))))
+            {
                 return Err(Error::invalid(format!(
                     "enforce can only be set for boolean constraints, not 'constraints/{short}'."
                 )));
@@ -252,7 +280,12 @@ impl Control {
         p
     }
 
-    pub fn create_org_policy(&self, caller: &Caller, parent: &str, policy: Policy) -> Result<Policy> {
+    pub fn create_org_policy(
+        &self,
+        caller: &Caller,
+        parent: &str,
+        policy: Policy,
+    ) -> Result<Policy> {
         let (pparent, short) = split_policy_name(&policy.name)?;
         let node = self.policy_parent(caller, parent, "orgpolicy.policies.create")?;
         let named = self.read().resolve(pparent).map(|n| n.name);
@@ -265,19 +298,30 @@ impl Control {
         Self::validate(short, &policy)?;
         let short = short.to_string();
         self.write(|st| {
-            if st.org_policies.contains_key(&(node.name.clone(), short.clone())) {
+            if st
+                .org_policies
+                .contains_key(&(node.name.clone(), short.clone()))
+            {
                 return Err(Error::already_exists(format!(
                     "Policy already exists: '{}/policies/{short}'.",
                     node.name
                 )));
             }
             let p = Self::stamp(&node, &short, policy);
-            Ok((vec![Change::OrgPolicy(node.name.clone(), short, Some(p.clone()))], p))
+            Ok((
+                vec![Change::OrgPolicy(node.name.clone(), short, Some(p.clone()))],
+                p,
+            ))
         })
     }
 
     /// `PATCH`: a full overwrite, guarded by the etag when one is given.
-    pub fn update_org_policy(&self, caller: &Caller, policy: Policy, allow_missing: bool) -> Result<Policy> {
+    pub fn update_org_policy(
+        &self,
+        caller: &Caller,
+        policy: Policy,
+        allow_missing: bool,
+    ) -> Result<Policy> {
         let (parent, short) = split_policy_name(&policy.name)?;
         let node = self.policy_parent(caller, parent, "orgpolicy.policies.update")?;
         Self::validate(short, &policy)?;
@@ -326,7 +370,10 @@ impl Control {
     /// Whether a boolean constraint is enforced at a node (canonical or caller-given name).
     pub fn is_enforced(&self, resource: &str, short: &str) -> bool {
         let st = self.read();
-        let name = st.resolve(resource).map(|n| n.name).unwrap_or_else(|| resource.to_string());
+        let name = st
+            .resolve(resource)
+            .map(|n| n.name)
+            .unwrap_or_else(|| resource.to_string());
         enforced_in(&st, &name, short)
     }
 }

@@ -114,7 +114,8 @@ pub fn valid_project_id(id: &str) -> bool {
     let b = id.as_bytes();
     (6..=30).contains(&b.len())
         && b[0].is_ascii_lowercase()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[b.len() - 1] != b'-'
 }
 
@@ -132,9 +133,16 @@ impl State {
                 }
             }
             Kind::Folder => self.folders.contains_key(name).then(|| name.to_string())?,
-            Kind::Organization => self.organizations.contains_key(name).then(|| name.to_string())?,
+            Kind::Organization => self
+                .organizations
+                .contains_key(name)
+                .then(|| name.to_string())?,
         };
-        Some(Node { kind, name: canonical, shown: name.to_string() })
+        Some(Node {
+            kind,
+            name: canonical,
+            shown: name.to_string(),
+        })
     }
 
     /// Whether a node and all its ancestors are active (not pending deletion).
@@ -184,7 +192,11 @@ impl Control {
         orgs.into_iter()
             .filter(|o| domain.as_ref().is_none_or(|d| o.display_name == *d))
             .filter(|o| {
-                let node = Node { kind: Kind::Organization, name: o.name.clone(), shown: o.name.clone() };
+                let node = Node {
+                    kind: Kind::Organization,
+                    name: o.name.clone(),
+                    shown: o.name.clone(),
+                };
                 self.allowed(caller, "resourcemanager.organizations.get", &node.target())
             })
             .collect()
@@ -209,7 +221,9 @@ impl Control {
         show_deleted: bool,
     ) -> Result<(Vec<Folder>, Vec<Project>)> {
         if parent.is_empty() {
-            return Err(Error::invalid("parent is required, e.g. organizations/123 or folders/456."));
+            return Err(Error::invalid(
+                "parent is required, e.g. organizations/123 or folders/456.",
+            ));
         }
         let perm = kind.permission("list");
         let node = self.node(parent, &perm)?;
@@ -234,26 +248,42 @@ impl Control {
 
     /// Every folder or project the caller may get, filtered by a simple `key:value` query
     /// (`parent:`, `id:`/`projectId:`, `displayName:`/`name:`, `state:`), terms AND-ed.
-    pub fn search(&self, caller: &Caller, kind: Kind, query: &str) -> Result<(Vec<Folder>, Vec<Project>)> {
+    pub fn search(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        query: &str,
+    ) -> Result<(Vec<Folder>, Vec<Project>)> {
         let terms: Vec<(String, String)> = query
             .split_whitespace()
             .filter(|t| !t.eq_ignore_ascii_case("AND"))
             .map(|t| {
-                let (k, v) = t.split_once(':').or_else(|| t.split_once('=')).ok_or_else(|| {
-                    Error::invalid(format!("Invalid query term '{t}': expected key:value."))
-                })?;
+                let (k, v) = t
+                    .split_once(':')
+                    .or_else(|| t.split_once('='))
+                    .ok_or_else(|| {
+                        Error::invalid(format!("Invalid query term '{t}': expected key:value."))
+                    })?;
                 Ok((k.to_string(), v.trim_matches('"').to_string()))
             })
             .collect::<Result<_>>()?;
         let perm = kind.permission("get");
         let st = self.read();
         let visible = |name: &str| {
-            let node = Node { kind, name: name.to_string(), shown: name.to_string() };
+            let node = Node {
+                kind,
+                name: name.to_string(),
+                shown: name.to_string(),
+            };
             self.allowed(caller, &perm, &node.target())
         };
         let matches = |fields: &[(&str, &str)]| {
             terms.iter().all(|(k, v)| {
-                fields.iter().any(|(fk, fv)| fk.eq_ignore_ascii_case(k) && (fv == v || (v.ends_with('*') && fv.starts_with(v.trim_end_matches('*')))))
+                fields.iter().any(|(fk, fv)| {
+                    fk.eq_ignore_ascii_case(k)
+                        && (fv == v
+                            || (v.ends_with('*') && fv.starts_with(v.trim_end_matches('*'))))
+                })
             })
         };
         let mut folders = vec![];
@@ -262,7 +292,11 @@ impl Control {
             Kind::Folder => {
                 for f in st.folders.values() {
                     let state = f.state.name().unwrap_or_default();
-                    let fields = [("parent", f.parent.as_str()), ("displayName", &f.display_name), ("state", state)];
+                    let fields = [
+                        ("parent", f.parent.as_str()),
+                        ("displayName", &f.display_name),
+                        ("state", state),
+                    ];
                     if matches(&fields) && visible(&f.name) {
                         folders.push(f.clone());
                     }
@@ -295,11 +329,15 @@ impl Control {
         let perm = kind.permission("create");
         let node = self.node(parent, &perm)?;
         if node.kind == Kind::Project {
-            return Err(Error::invalid(format!("Invalid parent '{parent}': must be an organization or a folder.")));
+            return Err(Error::invalid(format!(
+                "Invalid parent '{parent}': must be an organization or a folder."
+            )));
         }
         self.authorize(caller, &perm, &node.target())?;
         if !self.read().active(&node.name) {
-            return Err(Error::failed_precondition(format!("Parent {parent} is not active.")));
+            return Err(Error::failed_precondition(format!(
+                "Parent {parent} is not active."
+            )));
         }
         Ok(node)
     }
@@ -311,7 +349,9 @@ impl Control {
         let parent = self.creation_parent(caller, Kind::Folder, &folder.parent)?;
         self.write(|st| {
             let taken = st.folders.values().any(|f| {
-                f.parent == parent.name && f.display_name == folder.display_name && f.state == folder::State::Active
+                f.parent == parent.name
+                    && f.display_name == folder.display_name
+                    && f.state == folder::State::Active
             });
             if taken {
                 return Err(Error::already_exists(format!(
@@ -327,7 +367,13 @@ impl Control {
             folder.delete_time = None;
             folder.etag = etag();
             let op = done_operation("cf", &folder)?;
-            Ok((vec![Change::Folder(folder.clone()), Change::Operation(op.clone())], op))
+            Ok((
+                vec![
+                    Change::Folder(folder.clone()),
+                    Change::Operation(op.clone()),
+                ],
+                op,
+            ))
         })
     }
 
@@ -368,7 +414,13 @@ impl Control {
     }
 
     /// `patch` of display name and labels (the mutable fields).
-    pub fn update_project(&self, caller: &Caller, name: &str, patch: Project, mask: &[String]) -> Result<Operation> {
+    pub fn update_project(
+        &self,
+        caller: &Caller,
+        name: &str,
+        patch: Project,
+        mask: &[String],
+    ) -> Result<Operation> {
         let node = self.authorized_node(caller, name, "update")?;
         self.write(|st| {
             let mut p = st.projects[&node.name].clone();
@@ -378,7 +430,11 @@ impl Control {
                     return Err(Error::invalid(format!("Field '{f}' cannot be updated.")));
                 }
             }
-            if all || mask.iter().any(|f| f == "display_name" || f == "displayName") {
+            if all
+                || mask
+                    .iter()
+                    .any(|f| f == "display_name" || f == "displayName")
+            {
                 p.display_name = patch.display_name.clone();
             }
             if all || mask.iter().any(|f| f == "labels") {
@@ -408,7 +464,8 @@ impl Control {
 
     /// Delete (mark `DELETE_REQUESTED`) or undelete (back to `ACTIVE`) a folder or project.
     pub fn set_deleted(&self, caller: &Caller, name: &str, deleted: bool) -> Result<Operation> {
-        let node = self.authorized_node(caller, name, if deleted { "delete" } else { "undelete" })?;
+        let node =
+            self.authorized_node(caller, name, if deleted { "delete" } else { "undelete" })?;
         self.write(|st| {
             let ts = deleted.then(now);
             match node.kind {
@@ -471,7 +528,9 @@ impl Control {
             let mut cursor = Some(dest.name.clone());
             while let Some(c) = cursor {
                 if c == node.name {
-                    return Err(Error::failed_precondition("A folder cannot be moved below itself."));
+                    return Err(Error::failed_precondition(
+                        "A folder cannot be moved below itself.",
+                    ));
                 }
                 cursor = st.parent_of(&c).map(str::to_string);
             }
@@ -505,8 +564,7 @@ impl Control {
             .ok_or_else(|| Error::not_found(format!("Operation '{name}' not found.")))
     }
 
-    fn node_for_iam(&self, caller: &Caller, name: &str, verb: &str) -> Result<(Node, String)> {
-        let _ = caller;
+    fn node_for_iam(&self, name: &str, verb: &str) -> Result<(Node, String)> {
         let kind = Kind::of(name)
             .ok_or_else(|| Error::invalid(format!("Invalid resource name: '{name}'.")))?;
         let perm = kind.permission(verb);
@@ -519,7 +577,7 @@ impl Control {
         name: &str,
         version: i32,
     ) -> Result<google_cloud_iam_v1::model::Policy> {
-        let (node, perm) = self.node_for_iam(caller, name, "getIamPolicy")?;
+        let (node, perm) = self.node_for_iam(name, "getIamPolicy")?;
         self.get_iam_policy(caller, &node.target(), &perm, version)
     }
 
@@ -530,14 +588,19 @@ impl Control {
         policy: google_cloud_iam_v1::model::Policy,
         mask: &[String],
     ) -> Result<google_cloud_iam_v1::model::Policy> {
-        let (node, perm) = self.node_for_iam(caller, name, "setIamPolicy")?;
+        let (node, perm) = self.node_for_iam(name, "setIamPolicy")?;
         let extra: Option<PolicyCheck> =
             (node.kind == Kind::Project).then_some(crate::iam::no_public_members as PolicyCheck);
         self.set_iam_policy(caller, &node.target(), &perm, policy, mask, extra)
     }
 
-    pub fn node_test_iam_permissions(&self, caller: &Caller, name: &str, permissions: &[String]) -> Result<Vec<String>> {
-        let (node, _) = self.node_for_iam(caller, name, "get")?;
+    pub fn node_test_iam_permissions(
+        &self,
+        caller: &Caller,
+        name: &str,
+        permissions: &[String],
+    ) -> Result<Vec<String>> {
+        let (node, _) = self.node_for_iam(name, "get")?;
         self.test_iam_permissions(caller, &node.target(), permissions)
     }
 }

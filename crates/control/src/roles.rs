@@ -2,7 +2,6 @@
 //! organizations (create, get, list, patch, delete with undelete).
 
 use crate::error::{Error, Result};
-use crate::resourcemanager::SERVICE as RM_SERVICE;
 use crate::state::Change;
 use crate::{Caller, Control, Target};
 use google_cloud_iam_admin_v1::model::{Role, role::RoleLaunchStage};
@@ -35,7 +34,10 @@ pub fn predefined_wire(r: &runpool_authz::Role, full: bool) -> Role {
 }
 
 fn valid_role_id(id: &str) -> bool {
-    (3..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+    (3..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
 }
 
 fn new_etag() -> bytes::Bytes {
@@ -56,17 +58,25 @@ impl Control {
     }
 
     pub fn list_predefined_roles(&self, full: bool) -> Vec<Role> {
-        self.snapshot().catalog().predefined_roles().map(|r| predefined_wire(r, full)).collect()
+        self.snapshot()
+            .catalog()
+            .predefined_roles()
+            .map(|r| predefined_wire(r, full))
+            .collect()
     }
 
     /// Resolve `projects/P` or `organizations/O` and authorize `permission` there.
     fn role_parent(&self, caller: &Caller, parent: &str, permission: &str) -> Result<()> {
         let node = self.node(parent, permission)?;
         if node.kind == crate::resourcemanager::Kind::Folder {
-            return Err(Error::invalid("Custom roles live on projects and organizations, not folders."));
+            return Err(Error::invalid(
+                "Custom roles live on projects and organizations, not folders.",
+            ));
         }
-        let target = Target { service: SERVICE, ..node.target() };
-        let _ = RM_SERVICE;
+        let target = Target {
+            service: SERVICE,
+            ..node.target()
+        };
         self.authorize(caller, permission, &target)
     }
 
@@ -76,7 +86,13 @@ impl Control {
             .ok_or_else(|| Error::invalid(format!("Invalid role name '{name}'.")))
     }
 
-    pub fn create_role(&self, caller: &Caller, parent: &str, role_id: &str, mut role: Role) -> Result<Role> {
+    pub fn create_role(
+        &self,
+        caller: &Caller,
+        parent: &str,
+        role_id: &str,
+        mut role: Role,
+    ) -> Result<Role> {
         self.role_parent(caller, parent, "iam.roles.create")?;
         if !valid_role_id(role_id) {
             return Err(Error::invalid(format!(
@@ -84,7 +100,9 @@ impl Control {
             )));
         }
         if role.title.chars().count() > 100 {
-            return Err(Error::invalid("The role title must be at most 100 characters."));
+            return Err(Error::invalid(
+                "The role title must be at most 100 characters.",
+            ));
         }
         let snap = self.snapshot();
         for p in &role.included_permissions {
@@ -119,7 +137,13 @@ impl Control {
             .ok_or_else(|| Error::not_found(format!("The role named {name} was not found.")))
     }
 
-    pub fn list_roles(&self, caller: &Caller, parent: &str, show_deleted: bool, full: bool) -> Result<Vec<Role>> {
+    pub fn list_roles(
+        &self,
+        caller: &Caller,
+        parent: &str,
+        show_deleted: bool,
+        full: bool,
+    ) -> Result<Vec<Role>> {
         self.role_parent(caller, parent, "iam.roles.list")?;
         let prefix = format!("{parent}/roles/");
         Ok(self
@@ -138,7 +162,13 @@ impl Control {
     }
 
     /// `patch` with an update mask over title, description, includedPermissions, stage.
-    pub fn update_role(&self, caller: &Caller, name: &str, patch: Role, mask: &[String]) -> Result<Role> {
+    pub fn update_role(
+        &self,
+        caller: &Caller,
+        name: &str,
+        patch: Role,
+        mask: &[String],
+    ) -> Result<Role> {
         self.role_parent(caller, Self::parent_of_role(name)?, "iam.roles.update")?;
         let snap = self.snapshot();
         for p in &patch.included_permissions {
@@ -147,11 +177,10 @@ impl Control {
             }
         }
         self.write(|st| {
-            let mut r = st
-                .custom_roles
-                .get(name)
-                .cloned()
-                .ok_or_else(|| Error::not_found(format!("The role named {name} was not found.")))?;
+            let mut r =
+                st.custom_roles.get(name).cloned().ok_or_else(|| {
+                    Error::not_found(format!("The role named {name} was not found."))
+                })?;
             if !patch.etag.is_empty() && patch.etag != r.etag {
                 return Err(Error::concurrent_change());
             }
@@ -178,14 +207,17 @@ impl Control {
 
     /// Delete (`deleted: true`, bindings stop granting) or undelete.
     pub fn set_role_deleted(&self, caller: &Caller, name: &str, deleted: bool) -> Result<Role> {
-        let perm = if deleted { "iam.roles.delete" } else { "iam.roles.undelete" };
+        let perm = if deleted {
+            "iam.roles.delete"
+        } else {
+            "iam.roles.undelete"
+        };
         self.role_parent(caller, Self::parent_of_role(name)?, perm)?;
         self.write(|st| {
-            let mut r = st
-                .custom_roles
-                .get(name)
-                .cloned()
-                .ok_or_else(|| Error::not_found(format!("The role named {name} was not found.")))?;
+            let mut r =
+                st.custom_roles.get(name).cloned().ok_or_else(|| {
+                    Error::not_found(format!("The role named {name} was not found."))
+                })?;
             if r.deleted == deleted {
                 return Err(Error::failed_precondition(format!(
                     "The role {name} is {}deleted.",

@@ -71,26 +71,39 @@ fn json<T: Serialize>(v: &T) -> String {
 
 fn parse<T: serde::de::DeserializeOwned>(row: &Row) -> Result<T> {
     serde_json::from_str(&row.value).map_err(|e| {
-        Error::internal(format!("stored row {}/{} is unreadable: {e}", row.kind, row.key))
+        Error::internal(format!(
+            "stored row {}/{} is unreadable: {e}",
+            row.kind, row.key
+        ))
     })
 }
 
 impl Change {
     pub fn write(&self) -> Write {
-        let put = |kind, key: &str, value: String| Write::Put { kind, key: key.to_string(), value };
+        let put = |kind, key: &str, value: String| Write::Put {
+            kind,
+            key: key.to_string(),
+            value,
+        };
         match self {
             Change::Organization(o) => put("organization", &o.name, json(o)),
             Change::Folder(f) => put("folder", &f.name, json(f)),
             Change::Project(p) => put("project", &p.name, json(p)),
             Change::IamPolicy(r, p) => put("iam_policy", r, json(p)),
-            Change::OrgPolicy(parent, c, Some(p)) => put("org_policy", &format!("{parent}#{c}"), json(p)),
-            Change::OrgPolicy(parent, c, None) => {
-                Write::Delete { kind: "org_policy", key: format!("{parent}#{c}") }
+            Change::OrgPolicy(parent, c, Some(p)) => {
+                put("org_policy", &format!("{parent}#{c}"), json(p))
             }
+            Change::OrgPolicy(parent, c, None) => Write::Delete {
+                kind: "org_policy",
+                key: format!("{parent}#{c}"),
+            },
             Change::Group(g, m) => put("group", g, json(m)),
             Change::CustomRole(r) => put("custom_role", &r.name, json(r)),
             Change::Token(h, Some(t)) => put("token", h, json(t)),
-            Change::Token(h, None) => Write::Delete { kind: "token", key: h.clone() },
+            Change::Token(h, None) => Write::Delete {
+                kind: "token",
+                key: h.clone(),
+            },
             Change::Operation(o) => put("operation", &o.name, json(o)),
             Change::Setting(k, v) => put("setting", k, v.clone()),
         }
@@ -103,9 +116,10 @@ impl Change {
             "project" => Change::Project(parse(row)?),
             "iam_policy" => Change::IamPolicy(row.key.clone(), parse(row)?),
             "org_policy" => {
-                let (parent, c) = row.key.split_once('#').ok_or_else(|| {
-                    Error::internal(format!("bad org policy key {}", row.key))
-                })?;
+                let (parent, c) = row
+                    .key
+                    .split_once('#')
+                    .ok_or_else(|| Error::internal(format!("bad org policy key {}", row.key)))?;
                 Change::OrgPolicy(parent.to_string(), c.to_string(), Some(parse(row)?))
             }
             "group" => Change::Group(row.key.clone(), parse(row)?),
@@ -128,7 +142,8 @@ impl State {
                 self.folders.insert(f.name.clone(), f);
             }
             Change::Project(p) => {
-                self.project_ids.insert(p.project_id.clone(), p.name.clone());
+                self.project_ids
+                    .insert(p.project_id.clone(), p.name.clone());
                 self.projects.insert(p.name.clone(), p);
             }
             Change::IamPolicy(r, p) => {

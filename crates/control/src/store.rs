@@ -18,8 +18,15 @@ pub struct Row {
 /// One write of a mutation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
-    Put { kind: &'static str, key: String, value: String },
-    Delete { kind: &'static str, key: String },
+    Put {
+        kind: &'static str,
+        key: String,
+        value: String,
+    },
+    Delete {
+        kind: &'static str,
+        key: String,
+    },
 }
 
 /// What a store backend must do.
@@ -58,8 +65,10 @@ impl SqliteStore {
     }
 
     fn migrate(&mut self) -> Result<()> {
-        let version: usize =
-            self.conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
+        let version: usize = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))?
+            as usize;
         if version > MIGRATIONS.len() {
             return Err(Error::failed_precondition(format!(
                 "the data dir was written by a newer Runpool (schema {version}, this binary knows {})",
@@ -78,9 +87,17 @@ impl SqliteStore {
 
 impl Backend for SqliteStore {
     fn load(&mut self) -> Result<Vec<Row>> {
-        let mut stmt = self.conn.prepare("SELECT kind, key, value FROM rows ORDER BY kind, key")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT kind, key, value FROM rows ORDER BY kind, key")?;
         let rows = stmt
-            .query_map([], |r| Ok(Row { kind: r.get(0)?, key: r.get(1)?, value: r.get(2)? }))?
+            .query_map([], |r| {
+                Ok(Row {
+                    kind: r.get(0)?,
+                    key: r.get(1)?,
+                    value: r.get(2)?,
+                })
+            })?
             .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(rows)
     }
@@ -120,20 +137,45 @@ mod tests {
         {
             let mut s = SqliteStore::open(&path).unwrap();
             s.commit(&[
-                Write::Put { kind: "a", key: "1".into(), value: "x".into() },
-                Write::Put { kind: "a", key: "2".into(), value: "y".into() },
+                Write::Put {
+                    kind: "a",
+                    key: "1".into(),
+                    value: "x".into(),
+                },
+                Write::Put {
+                    kind: "a",
+                    key: "2".into(),
+                    value: "y".into(),
+                },
             ])
             .unwrap();
             s.commit(&[
-                Write::Delete { kind: "a", key: "1".into() },
-                Write::Put { kind: "a", key: "2".into(), value: "z".into() },
+                Write::Delete {
+                    kind: "a",
+                    key: "1".into(),
+                },
+                Write::Put {
+                    kind: "a",
+                    key: "2".into(),
+                    value: "z".into(),
+                },
             ])
             .unwrap();
         }
         let mut s = SqliteStore::open(&path).unwrap();
         let rows = s.load().unwrap();
-        assert_eq!(rows, vec![Row { kind: "a".into(), key: "2".into(), value: "z".into() }]);
-        let v: i64 = s.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(
+            rows,
+            vec![Row {
+                kind: "a".into(),
+                key: "2".into(),
+                value: "z".into()
+            }]
+        );
+        let v: i64 = s
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
         assert_eq!(v as usize, MIGRATIONS.len());
     }
 
@@ -141,7 +183,10 @@ mod tests {
     fn a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
-        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
         let err = SqliteStore::open(&path).err().expect("must refuse");
         assert!(err.message.contains("newer Runpool"), "{err}");
     }

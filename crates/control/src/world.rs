@@ -20,7 +20,9 @@ use crate::state::{Change, State};
 use crate::{Control, resourcemanager as rm};
 use google_cloud_iam_v1::model::{Binding, Policy};
 use google_cloud_orgpolicy_v2::model::{Policy as OrgPolicy, PolicySpec, policy_spec};
-use google_cloud_resourcemanager_v3::model::{Folder, Organization, Project, folder, organization, project};
+use google_cloud_resourcemanager_v3::model::{
+    Folder, Organization, Project, folder, organization, project,
+};
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,7 +120,8 @@ impl World {
     }
 
     pub fn from_yaml(text: &str) -> Result<World> {
-        serde_yaml_ng::from_str(text).map_err(|e| Error::invalid(format!("Invalid world file: {e}")))
+        serde_yaml_ng::from_str(text)
+            .map_err(|e| Error::invalid(format!("Invalid world file: {e}")))
     }
 }
 
@@ -191,7 +194,10 @@ pub(crate) fn project_changes(project: &Project, creator: Option<&str>) -> Vec<C
         vec![format!("serviceAccount:{}", run_service_agent(number))],
         None,
     ));
-    vec![Change::Project(project.clone()), Change::IamPolicy(project.name.clone(), policy_of(bindings))]
+    vec![
+        Change::Project(project.clone()),
+        Change::IamPolicy(project.name.clone(), policy_of(bindings)),
+    ]
 }
 
 /// Builds the changes for a declared world, against a state that grows as it goes so that
@@ -210,14 +216,25 @@ impl Seeder {
     fn number(&self, given: &Option<String>) -> Result<String> {
         match given {
             Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => Ok(n.clone()),
-            Some(n) => Err(Error::invalid(format!("Invalid world file: id '{n}' must be numeric."))),
+            Some(n) => Err(Error::invalid(format!(
+                "Invalid world file: id '{n}' must be numeric."
+            ))),
             None => Ok(rm::new_number(&self.state)),
         }
     }
 
-    fn bindings(&mut self, resource: &str, specs: &[BindingSpec], extra: Vec<(String, Vec<String>)>) {
+    fn bindings(
+        &mut self,
+        resource: &str,
+        specs: &[BindingSpec],
+        extra: Vec<(String, Vec<String>)>,
+    ) {
         let mut all: Vec<_> = extra.into_iter().map(|(r, m)| (r, m, None)).collect();
-        all.extend(specs.iter().map(|b| (b.role.clone(), b.members.clone(), b.condition.as_ref())));
+        all.extend(
+            specs
+                .iter()
+                .map(|b| (b.role.clone(), b.members.clone(), b.condition.as_ref())),
+        );
         if !all.is_empty() {
             self.push(Change::IamPolicy(resource.to_string(), policy_of(all)));
         }
@@ -227,7 +244,10 @@ impl Seeder {
         for s in specs {
             let short = s.constraint.trim_start_matches("constraints/").to_string();
             if crate::orgpolicy::constraint(&short).is_none() {
-                return Err(Error::invalid(format!("Invalid world file: unknown constraint '{}'.", s.constraint)));
+                return Err(Error::invalid(format!(
+                    "Invalid world file: unknown constraint '{}'.",
+                    s.constraint
+                )));
             }
             let mut spec = PolicySpec::new();
             spec.reset = s.reset;
@@ -248,7 +268,9 @@ impl Seeder {
     }
 
     fn project(&mut self, parent: &str, spec: &ProjectSpec) -> Result<()> {
-        if !rm::valid_project_id(&spec.project_id) || self.state.project_ids.contains_key(&spec.project_id) {
+        if !rm::valid_project_id(&spec.project_id)
+            || self.state.project_ids.contains_key(&spec.project_id)
+        {
             return Err(Error::invalid(format!(
                 "Invalid world file: project id '{}' is invalid or declared twice.",
                 spec.project_id
@@ -258,13 +280,20 @@ impl Seeder {
         p.name = format!("projects/{}", self.number(&spec.number)?);
         p.project_id = spec.project_id.clone();
         p.parent = parent.to_string();
-        p.display_name = spec.display_name.clone().unwrap_or_else(|| spec.project_id.clone());
+        p.display_name = spec
+            .display_name
+            .clone()
+            .unwrap_or_else(|| spec.project_id.clone());
         p.state = project::State::Active;
         p.create_time = Some(rm::now());
         p.etag = "W/\"1\"".to_string();
         for c in project_changes(&p, None) {
             if let Change::IamPolicy(name, policy) = c {
-                let extra = policy.bindings.into_iter().map(|b| (b.role, b.members)).collect();
+                let extra = policy
+                    .bindings
+                    .into_iter()
+                    .map(|b| (b.role, b.members))
+                    .collect();
                 self.bindings(&name, &spec.iam, extra);
             } else {
                 self.push(c);
@@ -299,11 +328,15 @@ impl Control {
     /// Seed a fresh store with a world, in one transaction.
     pub fn seed(&self, world: &World) -> Result<()> {
         self.write(|st| {
-            let mut s = Seeder { state: st.clone(), changes: vec![] };
+            let mut s = Seeder {
+                state: st.clone(),
+                changes: vec![],
+            };
             for g in &world.groups {
                 for m in &g.members {
-                    m.parse::<runpool_authz::Member>()
-                        .map_err(|e| Error::invalid(format!("Invalid world file: group {}: {e}", g.email)))?;
+                    m.parse::<runpool_authz::Member>().map_err(|e| {
+                        Error::invalid(format!("Invalid world file: group {}: {e}", g.email))
+                    })?;
                 }
                 s.push(Change::Group(g.email.to_lowercase(), g.members.clone()));
             }
@@ -334,8 +367,9 @@ impl Control {
             for c in &s.changes {
                 if let Change::IamPolicy(r, p) = c {
                     let mut ap = crate::iam::to_authz(p);
-                    runpool_authz::normalize(&mut ap, &catalog)
-                        .map_err(|e| Error::invalid(format!("Invalid world file: policy on {r}: {}", e.message)))?;
+                    runpool_authz::normalize(&mut ap, &catalog).map_err(|e| {
+                        Error::invalid(format!("Invalid world file: policy on {r}: {}", e.message))
+                    })?;
                 }
             }
             Ok((s.changes, ()))

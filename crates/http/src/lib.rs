@@ -54,12 +54,22 @@ pub fn router(control: Arc<Control>) -> Router {
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError(Error::not_found(format!("The requested URL {} was not found on this server.", uri.path())))
+    ApiError(Error::not_found(format!(
+        "The requested URL {} was not found on this server.",
+        uri.path()
+    )))
 }
 
 /// `getIamPolicy` / `setIamPolicy` / `testIamPermissions` on a Resource Manager node; `None`
 /// if `verb` is none of them.
-pub(crate) fn iam_verbs(s: &AppState, c: &Caller, p: &Params, name: &str, verb: &str, body: Value) -> Option<ApiResult> {
+pub(crate) fn iam_verbs(
+    s: &AppState,
+    c: &Caller,
+    p: &Params,
+    name: &str,
+    verb: &str,
+    body: Value,
+) -> Option<ApiResult> {
     use google_cloud_iam_v1::model as iam;
     let run = || -> ApiResult {
         match verb {
@@ -74,12 +84,18 @@ pub(crate) fn iam_verbs(s: &AppState, c: &Caller, p: &Params, name: &str, verb: 
                     .policy
                     .ok_or_else(|| ApiError(Error::invalid("policy is required.")))?;
                 let mask = req.update_mask.map(|m| m.paths).unwrap_or_default();
-                Ok(reply(p, &s.control.node_set_iam_policy(c, name, policy, &mask)?, &[]))
+                Ok(reply(
+                    p,
+                    &s.control.node_set_iam_policy(c, name, policy, &mask)?,
+                    &[],
+                ))
             }
             "testIamPermissions" => {
                 let req: iam::TestIamPermissionsRequest = wire::parse(body)?;
                 let mut resp = iam::TestIamPermissionsResponse::new();
-                resp.permissions = s.control.node_test_iam_permissions(c, name, &req.permissions)?;
+                resp.permissions =
+                    s.control
+                        .node_test_iam_permissions(c, name, &req.permissions)?;
                 Ok(reply(p, &resp, &[]))
             }
             _ => unreachable!("filtered below"),
@@ -96,24 +112,41 @@ async fn token(State(s): State<AppState>, body: axum::body::Bytes) -> Response {
     let oauth_error = |error: &'static str, d: &str| {
         (
             axum::http::StatusCode::BAD_REQUEST,
-            axum::Json(runpool_control::auth::OAuthError { error, error_description: d.to_string() }),
+            axum::Json(runpool_control::auth::OAuthError {
+                error,
+                error_description: d.to_string(),
+            }),
         )
             .into_response()
     };
     match get("grant_type") {
-        Some("refresh_token") => match s.control.refresh(get("refresh_token").unwrap_or_default()) {
-            Ok(t) => axum::Json(t).into_response(),
-            Err(e) => (axum::http::StatusCode::BAD_REQUEST, axum::Json(e)).into_response(),
-        },
-        Some(other) => oauth_error("unsupported_grant_type", &format!("Invalid grant_type: {other}")),
+        Some("refresh_token") => {
+            match s.control.refresh(get("refresh_token").unwrap_or_default()) {
+                Ok(t) => axum::Json(t).into_response(),
+                Err(e) => (axum::http::StatusCode::BAD_REQUEST, axum::Json(e)).into_response(),
+            }
+        }
+        Some(other) => oauth_error(
+            "unsupported_grant_type",
+            &format!("Invalid grant_type: {other}"),
+        ),
         None => oauth_error("invalid_request", "Missing required parameter: grant_type"),
     }
 }
 
 /// Runpool's own endpoint: mint a simulated user's token, for the admin credential's holder.
-async fn mint_token(State(s): State<AppState>, headers: HeaderMap, wire::Body(body): wire::Body<Value>) -> ApiResult {
-    let principal = body.get("principal").and_then(Value::as_str).unwrap_or_default();
-    let t = s.control.mint_user_token(wire::bearer(&headers), principal)?;
+async fn mint_token(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    wire::Body(body): wire::Body<Value>,
+) -> ApiResult {
+    let principal = body
+        .get("principal")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let t = s
+        .control
+        .mint_user_token(wire::bearer(&headers), principal)?;
     Ok(axum::Json(t).into_response())
 }
 
@@ -136,7 +169,12 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(text.as_bytes())?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)
@@ -167,7 +205,11 @@ async fn shutdown_signal() {
 
 /// Open the store, seed the world on first start, and serve until SIGINT/SIGTERM.
 pub async fn serve(opts: ServeOptions) -> std::io::Result<()> {
-    let temp = if opts.ephemeral { Some(tempfile::Builder::new().prefix("runpool-").tempdir()?) } else { None };
+    let temp = if opts.ephemeral {
+        Some(tempfile::Builder::new().prefix("runpool-").tempdir()?)
+    } else {
+        None
+    };
     let dir = match (&temp, &opts.data_dir) {
         (Some(t), _) => t.path().to_path_buf(),
         (None, Some(d)) => d.clone(),
@@ -179,8 +221,9 @@ pub async fn serve(opts: ServeOptions) -> std::io::Result<()> {
     if control.is_empty() {
         let world = match &opts.world {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| io_err(format!("cannot read world file {}: {e}", path.display())))?;
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    io_err(format!("cannot read world file {}: {e}", path.display()))
+                })?;
                 runpool_control::world::World::from_yaml(&text).map_err(io_err)?
             }
             None => runpool_control::world::World::default_world(),
@@ -204,7 +247,10 @@ pub async fn serve(opts: ServeOptions) -> std::io::Result<()> {
         admin_credential_file: cred_path,
         pid: std::process::id(),
     };
-    write_private(&record_path, &serde_json::to_string(&record).map_err(io_err)?)?;
+    write_private(
+        &record_path,
+        &serde_json::to_string(&record).map_err(io_err)?,
+    )?;
     let _guard = RecordGuard(record_path);
 
     {

@@ -7,21 +7,36 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use google_cloud_orgpolicy_v2::model as op;
 
-const DEFAULTS: &[(i64, &str)] = &[(0, "CONSTRAINT_DEFAULT_UNSPECIFIED"), (1, "ALLOW"), (2, "DENY")];
+const DEFAULTS: &[(i64, &str)] = &[
+    (0, "CONSTRAINT_DEFAULT_UNSPECIFIED"),
+    (1, "ALLOW"),
+    (2, "DENY"),
+];
 const CONSTRAINTS: Enums = &[("constraints.constraintDefault", DEFAULTS)];
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v2/{kind}/{id}/constraints", get(list_constraints))
-        .route("/v2/{kind}/{id}/policies", get(list_policies).post(create_policy))
-        .route("/v2/{kind}/{id}/policies/{c}", get(get_policy).patch(patch_policy).delete(delete_policy))
+        .route(
+            "/v2/{kind}/{id}/policies",
+            get(list_policies).post(create_policy),
+        )
+        .route(
+            "/v2/{kind}/{id}/policies/{c}",
+            get(get_policy).patch(patch_policy).delete(delete_policy),
+        )
 }
 
 fn parent(kind: &str, id: &str) -> String {
     format!("{kind}/{id}")
 }
 
-async fn list_constraints(State(s): State<AppState>, Auth(c): Auth, p: Params, Path((kind, id)): Path<(String, String)>) -> ApiResult {
+async fn list_constraints(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((kind, id)): Path<(String, String)>,
+) -> ApiResult {
     let all = s.control.list_constraints(&c, &parent(&kind, &id))?;
     let (items, next) = page(&p, &all, 100, 1000)?;
     let mut resp = op::ListConstraintsResponse::new();
@@ -30,7 +45,12 @@ async fn list_constraints(State(s): State<AppState>, Auth(c): Auth, p: Params, P
     Ok(reply(&p, &resp, CONSTRAINTS))
 }
 
-async fn list_policies(State(s): State<AppState>, Auth(c): Auth, p: Params, Path((kind, id)): Path<(String, String)>) -> ApiResult {
+async fn list_policies(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((kind, id)): Path<(String, String)>,
+) -> ApiResult {
     let all = s.control.list_org_policies(&c, &parent(&kind, &id))?;
     let (items, next) = page(&p, &all, 100, 1000)?;
     let mut resp = op::ListPoliciesResponse::new();
@@ -46,7 +66,12 @@ async fn create_policy(
     Path((kind, id)): Path<(String, String)>,
     Body(policy): Body<op::Policy>,
 ) -> ApiResult {
-    Ok(reply(&p, &s.control.create_org_policy(&c, &parent(&kind, &id), policy)?, &[]))
+    Ok(reply(
+        &p,
+        &s.control
+            .create_org_policy(&c, &parent(&kind, &id), policy)?,
+        &[],
+    ))
 }
 
 async fn get_policy(
@@ -82,7 +107,11 @@ async fn patch_policy(
         .into());
     }
     // PATCH creates a policy that does not exist yet (gcloud's `set-policy` relies on it).
-    Ok(reply(&p, &s.control.update_org_policy(&c, policy, true)?, &[]))
+    Ok(reply(
+        &p,
+        &s.control.update_org_policy(&c, policy, true)?,
+        &[],
+    ))
 }
 
 async fn delete_policy(
@@ -91,6 +120,10 @@ async fn delete_policy(
     p: Params,
     Path((kind, id, constraint)): Path<(String, String, String)>,
 ) -> ApiResult {
-    s.control.delete_org_policy(&c, &format!("{kind}/{id}/policies/{constraint}"), p.str("etag"))?;
+    s.control.delete_org_policy(
+        &c,
+        &format!("{kind}/{id}/policies/{constraint}"),
+        p.str("etag"),
+    )?;
     Ok(reply(&p, &serde_json::json!({}), &[]))
 }

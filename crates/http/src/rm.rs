@@ -1,7 +1,9 @@
 //! Resource Manager v3 (`cloudresourcemanager.googleapis.com`): organizations, folders,
 //! projects, their IAM policies, and the operations their mutations return.
 
-use crate::wire::{ApiError, ApiResult, Auth, Body, Enums, Params, page, reply, split_verb, unknown_verb};
+use crate::wire::{
+    ApiError, ApiResult, Auth, Body, Enums, Params, page, reply, split_verb, unknown_verb,
+};
 use crate::{AppState, iam_verbs};
 use axum::Router;
 use axum::extract::{Path, State};
@@ -11,20 +13,43 @@ use google_cloud_resourcemanager_v3::model as rm;
 use runpool_control::resourcemanager::Kind;
 use serde_json::Value;
 
-const STATE: &[(i64, &str)] = &[(0, "STATE_UNSPECIFIED"), (1, "ACTIVE"), (2, "DELETE_REQUESTED")];
+const STATE: &[(i64, &str)] = &[
+    (0, "STATE_UNSPECIFIED"),
+    (1, "ACTIVE"),
+    (2, "DELETE_REQUESTED"),
+];
 const ONE: Enums = &[("state", STATE), ("response.state", STATE)];
-const MANY: Enums = &[("projects.state", STATE), ("folders.state", STATE), ("organizations.state", STATE)];
+const MANY: Enums = &[
+    ("projects.state", STATE),
+    ("folders.state", STATE),
+    ("organizations.state", STATE),
+];
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v3/organizations:search", get(search_organizations))
-        .route("/v3/organizations/{seg}", get(get_organization).post(post_organization))
+        .route(
+            "/v3/organizations/{seg}",
+            get(get_organization).post(post_organization),
+        )
         .route("/v3/folders", get(list_folders).post(create_folder))
         .route("/v3/folders:search", get(search_folders))
-        .route("/v3/folders/{seg}", get(get_folder).patch(patch_folder).delete(delete_folder).post(post_folder))
+        .route(
+            "/v3/folders/{seg}",
+            get(get_folder)
+                .patch(patch_folder)
+                .delete(delete_folder)
+                .post(post_folder),
+        )
         .route("/v3/projects", get(list_projects).post(create_project))
         .route("/v3/projects:search", get(search_projects))
-        .route("/v3/projects/{seg}", get(get_project).patch(patch_project).delete(delete_project).post(post_project))
+        .route(
+            "/v3/projects/{seg}",
+            get(get_project)
+                .patch(patch_project)
+                .delete(delete_project)
+                .post(post_project),
+        )
         .route("/v3/operations/{*rest}", get(get_operation))
 }
 
@@ -37,8 +62,18 @@ async fn search_organizations(State(s): State<AppState>, Auth(c): Auth, p: Param
     Ok(reply(&p, &resp, MANY))
 }
 
-async fn get_organization(State(s): State<AppState>, Auth(c): Auth, p: Params, Path(id): Path<String>) -> ApiResult {
-    Ok(reply(&p, &s.control.get_organization(&c, &format!("organizations/{id}"))?, ONE))
+async fn get_organization(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path(id): Path<String>,
+) -> ApiResult {
+    Ok(reply(
+        &p,
+        &s.control
+            .get_organization(&c, &format!("organizations/{id}"))?,
+        ONE,
+    ))
 }
 
 async fn post_organization(
@@ -54,7 +89,9 @@ async fn post_organization(
 }
 
 async fn list_folders(State(s): State<AppState>, Auth(c): Auth, p: Params) -> ApiResult {
-    let (folders, _) = s.control.list_children(&c, Kind::Folder, p.str("parent"), p.flag("showDeleted"))?;
+    let (folders, _) =
+        s.control
+            .list_children(&c, Kind::Folder, p.str("parent"), p.flag("showDeleted"))?;
     let (items, next) = page(&p, &folders, 100, 100)?;
     let mut resp = rm::ListFoldersResponse::new();
     resp.folders = items;
@@ -71,12 +108,26 @@ async fn search_folders(State(s): State<AppState>, Auth(c): Auth, p: Params) -> 
     Ok(reply(&p, &resp, MANY))
 }
 
-async fn create_folder(State(s): State<AppState>, Auth(c): Auth, p: Params, Body(f): Body<rm::Folder>) -> ApiResult {
+async fn create_folder(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Body(f): Body<rm::Folder>,
+) -> ApiResult {
     Ok(reply(&p, &s.control.create_folder(&c, f)?, ONE))
 }
 
-async fn get_folder(State(s): State<AppState>, Auth(c): Auth, p: Params, Path(id): Path<String>) -> ApiResult {
-    Ok(reply(&p, &s.control.get_folder(&c, &format!("folders/{id}"))?, ONE))
+async fn get_folder(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path(id): Path<String>,
+) -> ApiResult {
+    Ok(reply(
+        &p,
+        &s.control.get_folder(&c, &format!("folders/{id}"))?,
+        ONE,
+    ))
 }
 
 async fn patch_folder(
@@ -86,11 +137,24 @@ async fn patch_folder(
     Path(id): Path<String>,
     Body(f): Body<rm::Folder>,
 ) -> ApiResult {
-    Ok(reply(&p, &s.control.update_folder(&c, &format!("folders/{id}"), f)?, ONE))
+    Ok(reply(
+        &p,
+        &s.control.update_folder(&c, &format!("folders/{id}"), f)?,
+        ONE,
+    ))
 }
 
-async fn delete_folder(State(s): State<AppState>, Auth(c): Auth, p: Params, Path(id): Path<String>) -> ApiResult {
-    Ok(reply(&p, &s.control.set_deleted(&c, &format!("folders/{id}"), true)?, ONE))
+async fn delete_folder(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path(id): Path<String>,
+) -> ApiResult {
+    Ok(reply(
+        &p,
+        &s.control.set_deleted(&c, &format!("folders/{id}"), true)?,
+        ONE,
+    ))
 }
 
 async fn post_folder(
@@ -104,7 +168,9 @@ async fn post_folder(
 }
 
 async fn list_projects(State(s): State<AppState>, Auth(c): Auth, p: Params) -> ApiResult {
-    let (_, projects) = s.control.list_children(&c, Kind::Project, p.str("parent"), p.flag("showDeleted"))?;
+    let (_, projects) =
+        s.control
+            .list_children(&c, Kind::Project, p.str("parent"), p.flag("showDeleted"))?;
     let (items, next) = page(&p, &projects, 100, 100)?;
     let mut resp = rm::ListProjectsResponse::new();
     resp.projects = items;
@@ -121,12 +187,26 @@ async fn search_projects(State(s): State<AppState>, Auth(c): Auth, p: Params) ->
     Ok(reply(&p, &resp, MANY))
 }
 
-async fn create_project(State(s): State<AppState>, Auth(c): Auth, p: Params, Body(pr): Body<rm::Project>) -> ApiResult {
+async fn create_project(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Body(pr): Body<rm::Project>,
+) -> ApiResult {
     Ok(reply(&p, &s.control.create_project(&c, pr)?, ONE))
 }
 
-async fn get_project(State(s): State<AppState>, Auth(c): Auth, p: Params, Path(id): Path<String>) -> ApiResult {
-    Ok(reply(&p, &s.control.get_project(&c, &format!("projects/{id}"))?, ONE))
+async fn get_project(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path(id): Path<String>,
+) -> ApiResult {
+    Ok(reply(
+        &p,
+        &s.control.get_project(&c, &format!("projects/{id}"))?,
+        ONE,
+    ))
 }
 
 async fn patch_project(
@@ -136,12 +216,23 @@ async fn patch_project(
     Path(id): Path<String>,
     Body(pr): Body<rm::Project>,
 ) -> ApiResult {
-    let op = s.control.update_project(&c, &format!("projects/{id}"), pr, &p.mask("updateMask"))?;
+    let op = s
+        .control
+        .update_project(&c, &format!("projects/{id}"), pr, &p.mask("updateMask"))?;
     Ok(reply(&p, &op, ONE))
 }
 
-async fn delete_project(State(s): State<AppState>, Auth(c): Auth, p: Params, Path(id): Path<String>) -> ApiResult {
-    Ok(reply(&p, &s.control.set_deleted(&c, &format!("projects/{id}"), true)?, ONE))
+async fn delete_project(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path(id): Path<String>,
+) -> ApiResult {
+    Ok(reply(
+        &p,
+        &s.control.set_deleted(&c, &format!("projects/{id}"), true)?,
+        ONE,
+    ))
 }
 
 async fn post_project(
@@ -155,15 +246,28 @@ async fn post_project(
 }
 
 /// `POST /v3/{folders|projects}/ID:VERB`
-fn node_verb(s: &AppState, c: &runpool_control::Caller, p: &Params, collection: &str, seg: &str, body: Value) -> ApiResult {
+fn node_verb(
+    s: &AppState,
+    c: &runpool_control::Caller,
+    p: &Params,
+    collection: &str,
+    seg: &str,
+    body: Value,
+) -> ApiResult {
     let (id, verb) = split_verb(seg);
     let name = format!("{collection}/{id}");
     match verb {
         "undelete" => Ok(reply(p, &s.control.set_deleted(c, &name, false)?, ONE)),
         "move" => {
-            let dest = body.get("destinationParent").and_then(Value::as_str).unwrap_or_default().to_string();
+            let dest = body
+                .get("destinationParent")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             if dest.is_empty() {
-                return Err(ApiError(runpool_control::Error::invalid("destination_parent is required.")));
+                return Err(ApiError(runpool_control::Error::invalid(
+                    "destination_parent is required.",
+                )));
             }
             Ok(reply(p, &s.control.move_node(c, &name, &dest)?, ONE))
         }
@@ -171,6 +275,15 @@ fn node_verb(s: &AppState, c: &runpool_control::Caller, p: &Params, collection: 
     }
 }
 
-async fn get_operation(State(s): State<AppState>, Auth(_): Auth, p: Params, Path(rest): Path<String>) -> ApiResult<Response> {
-    Ok(reply(&p, &s.control.get_operation(&format!("operations/{rest}"))?, ONE))
+async fn get_operation(
+    State(s): State<AppState>,
+    Auth(_): Auth,
+    p: Params,
+    Path(rest): Path<String>,
+) -> ApiResult<Response> {
+    Ok(reply(
+        &p,
+        &s.control.get_operation(&format!("operations/{rest}"))?,
+        ONE,
+    ))
 }

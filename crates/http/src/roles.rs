@@ -8,8 +8,14 @@ use axum::routing::get;
 use google_cloud_iam_admin_v1::model as admin;
 use serde_json::Value;
 
-const STAGE: &[(i64, &str)] =
-    &[(0, "ALPHA"), (1, "BETA"), (2, "GA"), (4, "DEPRECATED"), (5, "DISABLED"), (6, "EAP")];
+const STAGE: &[(i64, &str)] = &[
+    (0, "ALPHA"),
+    (1, "BETA"),
+    (2, "GA"),
+    (4, "DEPRECATED"),
+    (5, "DISABLED"),
+    (6, "EAP"),
+];
 const ONE: Enums = &[("stage", STAGE)];
 const MANY: Enums = &[("roles.stage", STAGE)];
 
@@ -17,10 +23,16 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/roles", get(list_predefined))
         .route("/v1/roles/{id}", get(get_predefined))
-        .route("/v1/{kind}/{id}/roles", get(list_custom).post(create_custom))
+        .route(
+            "/v1/{kind}/{id}/roles",
+            get(list_custom).post(create_custom),
+        )
         .route(
             "/v1/{kind}/{id}/roles/{seg}",
-            get(get_custom).patch(patch_custom).delete(delete_custom).post(post_custom),
+            get(get_custom)
+                .patch(patch_custom)
+                .delete(delete_custom)
+                .post(post_custom),
         )
 }
 
@@ -37,12 +49,28 @@ async fn list_predefined(State(s): State<AppState>, Auth(_): Auth, p: Params) ->
     Ok(reply(&p, &resp, MANY))
 }
 
-async fn get_predefined(State(s): State<AppState>, Auth(_): Auth, p: Params, Path(id): Path<String>) -> ApiResult {
-    Ok(reply(&p, &s.control.get_predefined_role(&format!("roles/{id}"))?, ONE))
+async fn get_predefined(
+    State(s): State<AppState>,
+    Auth(_): Auth,
+    p: Params,
+    Path(id): Path<String>,
+) -> ApiResult {
+    Ok(reply(
+        &p,
+        &s.control.get_predefined_role(&format!("roles/{id}"))?,
+        ONE,
+    ))
 }
 
-async fn list_custom(State(s): State<AppState>, Auth(c): Auth, p: Params, Path((kind, id)): Path<(String, String)>) -> ApiResult {
-    let roles = s.control.list_roles(&c, &format!("{kind}/{id}"), p.flag("showDeleted"), full(&p))?;
+async fn list_custom(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((kind, id)): Path<(String, String)>,
+) -> ApiResult {
+    let roles =
+        s.control
+            .list_roles(&c, &format!("{kind}/{id}"), p.flag("showDeleted"), full(&p))?;
     let (items, next) = page(&p, &roles, 300, 1000)?;
     let mut resp = admin::ListRolesResponse::new();
     resp.roles = items;
@@ -58,7 +86,12 @@ async fn create_custom(
     Body(req): Body<admin::CreateRoleRequest>,
 ) -> ApiResult {
     let role = req.role.unwrap_or_default();
-    Ok(reply(&p, &s.control.create_role(&c, &format!("{kind}/{id}"), &req.role_id, role)?, ONE))
+    Ok(reply(
+        &p,
+        &s.control
+            .create_role(&c, &format!("{kind}/{id}"), &req.role_id, role)?,
+        ONE,
+    ))
 }
 
 async fn get_custom(
@@ -67,7 +100,12 @@ async fn get_custom(
     p: Params,
     Path((kind, id, role)): Path<(String, String, String)>,
 ) -> ApiResult {
-    Ok(reply(&p, &s.control.get_role(&c, &format!("{kind}/{id}/roles/{role}"))?, ONE))
+    Ok(reply(
+        &p,
+        &s.control
+            .get_role(&c, &format!("{kind}/{id}/roles/{role}"))?,
+        ONE,
+    ))
 }
 
 async fn patch_custom(
@@ -78,7 +116,12 @@ async fn patch_custom(
     Body(patch): Body<admin::Role>,
 ) -> ApiResult {
     let name = format!("{kind}/{id}/roles/{role}");
-    Ok(reply(&p, &s.control.update_role(&c, &name, patch, &p.mask("updateMask"))?, ONE))
+    Ok(reply(
+        &p,
+        &s.control
+            .update_role(&c, &name, patch, &p.mask("updateMask"))?,
+        ONE,
+    ))
 }
 
 async fn delete_custom(
@@ -87,7 +130,12 @@ async fn delete_custom(
     p: Params,
     Path((kind, id, role)): Path<(String, String, String)>,
 ) -> ApiResult {
-    Ok(reply(&p, &s.control.set_role_deleted(&c, &format!("{kind}/{id}/roles/{role}"), true)?, ONE))
+    Ok(reply(
+        &p,
+        &s.control
+            .set_role_deleted(&c, &format!("{kind}/{id}/roles/{role}"), true)?,
+        ONE,
+    ))
 }
 
 async fn post_custom(
@@ -99,7 +147,12 @@ async fn post_custom(
 ) -> ApiResult {
     let (role, verb) = split_verb(&seg);
     match verb {
-        "undelete" => Ok(reply(&p, &s.control.set_role_deleted(&c, &format!("{kind}/{id}/roles/{role}"), false)?, ONE)),
+        "undelete" => Ok(reply(
+            &p,
+            &s.control
+                .set_role_deleted(&c, &format!("{kind}/{id}/roles/{role}"), false)?,
+            ONE,
+        )),
         _ => Err(unknown_verb(verb)),
     }
 }

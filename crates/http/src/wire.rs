@@ -51,12 +51,15 @@ pub fn error_body(e: &Error) -> Value {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.0.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = (status, axum::Json(error_body(&self.0))).into_response();
         if self.0.code == runpool_control::Code::Unauthenticated {
             resp.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer realm=\"https://accounts.google.com/\""),
+                axum::http::HeaderValue::from_static(
+                    "Bearer realm=\"https://accounts.google.com/\"",
+                ),
             );
         }
         resp
@@ -64,9 +67,14 @@ impl IntoResponse for ApiError {
 }
 
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let v = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 /// The authenticated caller of a request.
@@ -96,17 +104,26 @@ impl Params {
     }
     /// Whether the client asked for enums as integers (`$alt=json;enum-encoding=int`).
     pub fn int_enums(&self) -> bool {
-        ["$alt", "alt"].iter().any(|k| self.get(k).is_some_and(|v| v.contains("enum-encoding=int")))
+        ["$alt", "alt"]
+            .iter()
+            .any(|k| self.get(k).is_some_and(|v| v.contains("enum-encoding=int")))
     }
     /// `updateMask=a,b` → `["a", "b"]`
     pub fn mask(&self, k: &str) -> Vec<String> {
-        self.str(k).split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+        self.str(k)
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
     }
     pub fn int(&self, k: &str) -> ApiResult<Option<i64>> {
         match self.get(k) {
             None | Some("") => Ok(None),
             Some(v) => v.parse().map(Some).map_err(|_| {
-                ApiError(Error::invalid(format!("Invalid value at '{k}' (TYPE_INT32), \"{v}\"")))
+                ApiError(Error::invalid(format!(
+                    "Invalid value at '{k}' (TYPE_INT32), \"{v}\""
+                )))
             }),
         }
     }
@@ -128,12 +145,22 @@ pub struct Body<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY).await.map_err(|_| {
-            ApiError(Error::invalid(format!("Request payload size exceeds the limit: {MAX_BODY} bytes.")))
-        })?;
-        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
+            .await
+            .map_err(|_| {
+                ApiError(Error::invalid(format!(
+                    "Request payload size exceeds the limit: {MAX_BODY} bytes."
+                )))
+            })?;
+        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
         let value: Value = serde_json::from_slice(text).map_err(|e| {
-            ApiError(Error::invalid(format!("Invalid JSON payload received. {e}")))
+            ApiError(Error::invalid(format!(
+                "Invalid JSON payload received. {e}"
+            )))
         })?;
         if !value.is_object() {
             return Err(ApiError(Error::invalid(
@@ -141,7 +168,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             )));
         }
         serde_json::from_value(value).map(Body).map_err(|e| {
-            ApiError(Error::invalid(format!("Invalid JSON payload received. {e}")))
+            ApiError(Error::invalid(format!(
+                "Invalid JSON payload received. {e}"
+            )))
         })
     }
 }
@@ -154,8 +183,12 @@ fn name_enums(v: &mut Value, path: &[&str], names: &[(i64, &str)]) {
     match v {
         Value::Array(items) => items.iter_mut().for_each(|i| name_enums(i, path, names)),
         Value::Object(map) => {
-            let Some((first, rest)) = path.split_first() else { return };
-            let Some(child) = map.get_mut(*first) else { return };
+            let Some((first, rest)) = path.split_first() else {
+                return;
+            };
+            let Some(child) = map.get_mut(*first) else {
+                return;
+            };
             if rest.is_empty() {
                 if let Some(n) = child.as_i64()
                     && let Some((_, name)) = names.iter().find(|(i, _)| *i == n)
@@ -184,10 +217,17 @@ pub fn reply<T: Serialize>(params: &Params, value: &T, enums: Enums) -> Response
 }
 
 /// One page of `items` from `pageToken` (an opaque offset), `pageSize` capped at `max`.
-pub fn page<T: Clone>(params: &Params, items: &[T], default: usize, max: usize) -> ApiResult<(Vec<T>, String)> {
+pub fn page<T: Clone>(
+    params: &Params,
+    items: &[T],
+    default: usize,
+    max: usize,
+) -> ApiResult<(Vec<T>, String)> {
     let size = match params.int("pageSize")? {
         None | Some(0) => default,
-        Some(n) if n < 0 => return Err(ApiError(Error::invalid("page_size must not be negative."))),
+        Some(n) if n < 0 => {
+            return Err(ApiError(Error::invalid("page_size must not be negative.")));
+        }
         Some(n) => (n as usize).min(max),
     };
     let start = match params.get("pageToken").filter(|t| !t.is_empty()) {
@@ -200,7 +240,10 @@ pub fn page<T: Clone>(params: &Params, items: &[T], default: usize, max: usize) 
             .ok_or_else(|| ApiError(Error::invalid("The page token is invalid.")))?,
     };
     let end = (start + size).min(items.len());
-    let slice = items.get(start.min(items.len())..end).unwrap_or(&[]).to_vec();
+    let slice = items
+        .get(start.min(items.len())..end)
+        .unwrap_or(&[])
+        .to_vec();
     let next = if end < items.len() {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("o:{end}"))
     } else {
@@ -220,6 +263,9 @@ pub fn unknown_verb(verb: &str) -> ApiError {
 
 /// Parse a JSON value into a model type, with Google's error for a bad payload.
 pub fn parse<T: DeserializeOwned>(v: Value) -> ApiResult<T> {
-    serde_json::from_value(v)
-        .map_err(|e| ApiError(Error::invalid(format!("Invalid JSON payload received. {e}"))))
+    serde_json::from_value(v).map_err(|e| {
+        ApiError(Error::invalid(format!(
+            "Invalid JSON payload received. {e}"
+        )))
+    })
 }

@@ -1,0 +1,325 @@
+//! `runpool`: the Runpool server (`runpool serve`) and a gcloud-shaped client for it.
+//!
+//! The client commands mirror gcloud's paths, flags and default output, so a command from
+//! Google's docs works with `gcloud` replaced by `runpool` (`beta`/`alpha` are accepted as
+//! no-op prefixes). They speak Google's own REST APIs to the server (Resource Manager v3,
+//! Org Policy v2, IAM v1) through one helper ([`api::Api`]) that adds the bearer token,
+//! decodes Google's error body and waits on long-running operations.
+//!
+//! Local state lives in `runpool_control::local::config_dir()` (`$RUNPOOL_CONFIG` overrides):
+//! `properties` (gcloud's INI layout) and `credentials/ACCOUNT.json` (mode 0600). Logging in
+//! as a simulated user mints a token with the server's admin credential, found through the
+//! record a local `runpool serve` leaves there.
+//!
+//! Errors print as `ERROR: (runpool.GROUP.COMMAND) MESSAGE` on stderr with exit status 1;
+//! usage errors exit 2.
+//!
+//! Modules: `config` (properties), `auth` (credentials), `api` (HTTP), `output` (`--format`),
+//! `iam_policy` (policy commands shared by projects/folders/organizations), and one module per
+//! command group.
+
+mod api;
+mod auth;
+mod config;
+mod folders;
+mod iam_policy;
+mod org_policies;
+mod organizations;
+mod output;
+mod projects;
+mod roles;
+mod serve;
+
+use anyhow::{Result, anyhow};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use output::Format;
+use serde_json::Value;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "runpool",
+    version,
+    about = "A local Google Cloud for Cloud Run worker pools and IAM"
+)]
+struct Cli {
+    #[command(flatten)]
+    globals: Globals,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// gcloud's global flags, accepted before or after the command.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct Globals {
+    /// The project to use for this command (overrides `core/project`).
+    #[arg(long, global = true, value_name = "PROJECT_ID")]
+    pub project: Option<String>,
+    /// The account to use for this command (overrides `core/account`).
+    #[arg(long, global = true)]
+    pub account: Option<String>,
+    /// Output format: json, yaml, none, value(KEYS), table(KEYS), csv(KEYS).
+    #[arg(long, global = true, value_parser = Format::parse)]
+    pub format: Option<Format>,
+    /// Flatten the output on these list fields, e.g. `bindings[].members`.
+    #[arg(long, global = true)]
+    pub flatten: Option<String>,
+    /// Keep only records matching `key:value`, `key=value`, `key!=value` terms (ANDed).
+    #[arg(long, global = true)]
+    pub filter: Option<String>,
+    /// Disable interactive prompts (this client never prompts; accepted for gcloud parity).
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the Runpool server.
+    Serve(serve::ServeArgs),
+    /// Manage properties.
+    #[command(subcommand)]
+    Config(config::ConfigCmd),
+    /// Manage credentials.
+    #[command(subcommand)]
+    Auth(auth::AuthCmd),
+    /// Manage projects.
+    #[command(subcommand)]
+    Projects(projects::ProjectsCmd),
+    /// Manage organizations.
+    #[command(subcommand)]
+    Organizations(organizations::OrganizationsCmd),
+    /// Manage folders and organization policies.
+    #[command(subcommand)]
+    ResourceManager(ResourceManagerCmd),
+    /// Manage IAM roles.
+    #[command(subcommand)]
+    Iam(IamCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum ResourceManagerCmd {
+    #[command(subcommand)]
+    Folders(folders::FoldersCmd),
+    #[command(subcommand)]
+    OrgPolicies(org_policies::OrgPoliciesCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum IamCmd {
+    #[command(subcommand)]
+    Roles(roles::RolesCmd),
+}
+
+/// What every client command gets: global flags and the stored properties.
+pub struct Ctx {
+    pub globals: Globals,
+    pub config: config::Config,
+}
+
+impl Ctx {
+    pub fn endpoint(&self) -> String {
+        self.config.endpoint()
+    }
+
+    pub fn account(&self) -> Result<String> {
+        self.globals
+            .account
+            .clone()
+            .or(self.config.account())
+            .ok_or_else(auth::no_active_account)
+    }
+
+    /// An API client authenticated as the active account.
+    pub async fn api(&self) -> Result<api::Api> {
+        let endpoint = self.endpoint();
+        let token = auth::access_token(&self.account()?, &endpoint).await?;
+        Ok(api::Api::new(endpoint, token))
+    }
+
+    /// `--project`, else `core/project`.
+    pub fn project(&self) -> Result<String> {
+        self.globals
+            .project
+            .clone()
+            .or(self.config.project())
+            .ok_or_else(|| {
+                anyhow!(
+                    "The required property [project] is not currently set.\nIt can be set on a \
+                 per-command basis by re-running your command with the [--project] flag.\n\nYou \
+                 may set it for your current workspace by running:\n\n  $ runpool config set \
+                 project VALUE"
+                )
+            })
+    }
+
+    fn format_or(&self, default: Format) -> Format {
+        self.globals.format.clone().unwrap_or(default)
+    }
+
+    /// Print one resource (default format `default`); `--flatten` turns it into records.
+    pub fn print_one(&self, v: &Value, default: Format) {
+        if self.globals.flatten.is_some() || self.globals.filter.is_some() {
+            return self.print_list(vec![v.clone()], default);
+        }
+        output::emit(&output::render_one(&self.format_or(default), v));
+    }
+
+    pub fn print_list(&self, items: Vec<Value>, default: Format) {
+        let items = match &self.globals.flatten {
+            Some(spec) => output::flatten(items, spec),
+            None => items,
+        };
+        // The filter was validated when the command started (see `run`), so this cannot fail.
+        let items = match &self.globals.filter {
+            Some(spec) => output::filter(items, spec).unwrap_or_default(),
+            None => items,
+        };
+        output::emit(&output::render_list(&self.format_or(default), &items));
+    }
+
+    /// Print a resource only when `--format` asked for it (commands like `create` print just a
+    /// status line by default, as gcloud's do).
+    pub fn print_if_asked(&self, v: &Value) {
+        if self.globals.format.is_some() {
+            self.print_one(v, Format::Yaml);
+        }
+    }
+}
+
+/// A default `table(...)` projection, written as gcloud's.
+pub fn table(spec: &str) -> Format {
+    Format::parse(spec).expect("static format spec")
+}
+
+/// Drop `alpha`/`beta` where gcloud accepts them (right after the program name and global
+/// flags). Returns the release track, for the error prefix.
+fn strip_release_track(args: &mut Vec<String>) -> Option<String> {
+    const VALUE_FLAGS: &[&str] = &[
+        "--project",
+        "--account",
+        "--format",
+        "--flatten",
+        "--filter",
+    ];
+    let mut i = 1;
+    while i < args.len() {
+        let a = &args[i];
+        if VALUE_FLAGS.contains(&a.as_str()) {
+            i += 2;
+        } else if a.starts_with('-') {
+            i += 1;
+        } else if a == "alpha" || a == "beta" {
+            return Some(args.remove(i));
+        } else {
+            return None;
+        }
+    }
+    None
+}
+
+/// `runpool.projects.describe`, from the matched subcommands.
+fn command_path(m: &ArgMatches, track: Option<&str>) -> String {
+    let mut path = vec!["runpool".to_string()];
+    path.extend(track.map(str::to_string));
+    let mut cur = m;
+    while let Some((name, sub)) = cur.subcommand() {
+        path.push(name.to_string());
+        cur = sub;
+    }
+    path.join(".")
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let mut args: Vec<String> = std::env::args().collect();
+    let track = strip_release_track(&mut args);
+    let matches = Cli::command().get_matches_from(&args);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let path = command_path(&matches, track.as_deref());
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let hint = if api::has_status(&e, "UNAUTHENTICATED") {
+                "\nThe server did not accept the stored token (a restarted server forgets old \
+                 ones). Please run:\n\n  $ runpool auth login ACCOUNT\n\nto obtain new credentials."
+            } else {
+                ""
+            };
+            eprintln!("ERROR: ({path}) {e:#}{hint}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    if let Some(spec) = &cli.globals.filter {
+        // Reject a bad filter before any call is made, not after a write succeeded.
+        output::filter(vec![], spec)?;
+    }
+    let ctx = || -> Result<Ctx> {
+        Ok(Ctx {
+            globals: cli.globals.clone(),
+            config: config::Config::load()?,
+        })
+    };
+    match &cli.command {
+        Command::Serve(a) => serve::run(a).await,
+        Command::Config(c) => config::run(c),
+        Command::Auth(c) => auth::run(c, cli.globals.account.as_deref()).await,
+        Command::Projects(c) => projects::run(&ctx()?, c).await,
+        Command::Organizations(c) => organizations::run(&ctx()?, c).await,
+        Command::ResourceManager(ResourceManagerCmd::Folders(c)) => folders::run(&ctx()?, c).await,
+        Command::ResourceManager(ResourceManagerCmd::OrgPolicies(c)) => {
+            org_policies::run(&ctx()?, c).await
+        }
+        Command::Iam(IamCmd::Roles(c)) => roles::run(&ctx()?, c).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn release_track_is_stripped_only_in_command_position() {
+        let mut a = args("runpool beta projects describe p");
+        assert_eq!(strip_release_track(&mut a).as_deref(), Some("beta"));
+        assert_eq!(a, args("runpool projects describe p"));
+        let mut a = args("runpool --project beta projects describe beta");
+        assert_eq!(strip_release_track(&mut a), None);
+        let mut a = args("runpool -q alpha iam roles list");
+        assert_eq!(strip_release_track(&mut a).as_deref(), Some("alpha"));
+    }
+
+    #[test]
+    fn command_path_names_the_leaf() {
+        let m = Cli::command()
+            .try_get_matches_from(args(
+                "runpool resource-manager org-policies describe c --project p",
+            ))
+            .unwrap();
+        assert_eq!(
+            command_path(&m, None),
+            "runpool.resource-manager.org-policies.describe"
+        );
+        let m = Cli::command()
+            .try_get_matches_from(args("runpool projects describe p"))
+            .unwrap();
+        assert_eq!(
+            command_path(&m, Some("beta")),
+            "runpool.beta.projects.describe"
+        );
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,48 @@
+//! `runpool serve`: flags → `runpool_http::ServeOptions`. The server itself (and its logging,
+//! which `ServeOptions::log_json` selects) lives in `runpool-http`.
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Port to listen on; 0 picks a free one (printed as `Listening on http://ADDR:PORT`).
+    #[arg(long, default_value_t = runpool_http::DEFAULT_PORT)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    listen: IpAddr,
+    /// Where state is kept (default: `$RUNPOOL_DATA_DIR` or `~/.local/share/runpool`).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Keep state in a temporary dir, removed on exit.
+    #[arg(long)]
+    ephemeral: bool,
+    /// YAML file describing the initial world (organizations, projects, principals).
+    #[arg(long, value_name = "FILE.yaml")]
+    world: Option<PathBuf>,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+pub async fn run(a: &ServeArgs) -> Result<()> {
+    let opts = runpool_http::ServeOptions {
+        listen: a.listen,
+        port: a.port,
+        data_dir: a.data_dir.clone(),
+        ephemeral: a.ephemeral,
+        world: a.world.clone(),
+        log_json: a.log_format == LogFormat::Json,
+    };
+    runpool_http::serve(opts).await?;
+    Ok(())
+}
