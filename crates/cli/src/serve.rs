@@ -1,5 +1,6 @@
-//! `runpool serve`: flags → `runpool_http::ServeOptions`. The server itself (and its logging,
-//! which `ServeOptions::log_json` selects) lives in `runpool-http`.
+//! `runpool serve`: flags → `runpool_http::ServeOptions`, and the process's log output (the
+//! binary owns it; the library crates only emit `tracing` events). The server itself lives in
+//! `runpool-http`.
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
@@ -34,7 +35,22 @@ enum LogFormat {
     Json,
 }
 
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info`), as text or one JSON object a
+/// line for machines.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
 pub async fn run(a: &ServeArgs) -> Result<()> {
+    init_logging(a.log_format);
     let opts = runpool_http::ServeOptions {
         listen: a.listen,
         port: a.port,

@@ -19,6 +19,7 @@ pub mod local;
 pub mod orgpolicy;
 pub mod resourcemanager;
 pub mod roles;
+pub mod serviceaccounts;
 pub mod state;
 pub mod store;
 pub mod world;
@@ -106,7 +107,10 @@ impl Control {
         let roles_changed = changes.iter().any(|c| matches!(c, Change::CustomRole(_)));
         for c in changes {
             snap = update_snapshot(snap, &c);
-            st.apply(c);
+            st.apply(c.clone());
+            if let Change::ServiceAccount(a) = &c {
+                snap = update_snapshot_sa(snap, &st, a);
+            }
         }
         if roles_changed {
             // Policies were indexed against the old catalog: rebuild so role ids line up.
@@ -212,6 +216,9 @@ fn build_snapshot(state: &State) -> authz::Snapshot {
     for p in state.projects.values() {
         snap = update_snapshot(snap, &Change::Project(p.clone()));
     }
+    for a in state.service_accounts.values() {
+        snap = update_snapshot_sa(snap, state, a);
+    }
     for (g, m) in &state.groups {
         snap = snap.with_group(g, m);
     }
@@ -230,5 +237,23 @@ fn update_snapshot(snap: authz::Snapshot, change: &Change) -> authz::Snapshot {
         Change::IamPolicy(r, p) => snap.with_policy(r, &iam::to_authz(p)),
         Change::Group(g, m) => snap.with_group(g, m),
         _ => snap,
+    }
+}
+
+/// Service accounts hang below their project in the hierarchy (so grants on the project
+/// reach them); a deleted one is taken out.
+fn update_snapshot_sa(
+    snap: authz::Snapshot,
+    state: &State,
+    a: &state::StoredAccount,
+) -> authz::Snapshot {
+    let Some(number) = state.project_number(&a.account.project_id) else {
+        return snap;
+    };
+    let name = a.resource(number);
+    if a.deleted_at.is_some() {
+        snap.without_resource(&name)
+    } else {
+        snap.with_resource(&name, Some(&format!("projects/{number}")))
     }
 }

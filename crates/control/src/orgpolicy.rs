@@ -100,6 +100,23 @@ pub(crate) fn new_etag() -> String {
     format!("CO{:x}", rand::rng().random::<u64>())
 }
 
+/// The `enforce` of a spec's unconditional rule. Conditional rules match on resource tags;
+/// Runpool has no tags yet, so only the unconditional rule decides.
+fn unconditional_enforce(spec: &PolicySpec) -> Option<bool> {
+    spec.rules
+        .iter()
+        .filter(|r| r.condition.is_none())
+        .find_map(|r| match r.kind {
+            Some(policy_rule::Kind::Enforce(e)) => Some(e),
+            _ => None,
+        })
+}
+
+/// Whether a (non-reset) boolean spec enforces its constraint.
+pub(crate) fn spec_enforces(spec: &PolicySpec) -> bool {
+    unconditional_enforce(spec).unwrap_or(false)
+}
+
 /// Evaluate a boolean constraint at `resource` (canonical name) down the hierarchy.
 pub fn enforced_in(state: &State, resource: &str, short: &str) -> bool {
     let Some(k) = known(short) else { return false };
@@ -132,6 +149,26 @@ pub fn enforced_in(state: &State, resource: &str, short: &str) -> bool {
     k.enforced_by_default
 }
 
+fn etag_mismatch() -> Error {
+    Error::new(
+        crate::Code::Aborted,
+        "The etag provided does not match the current etag of the policy; re-read the policy and retry.",
+    )
+}
+
+/// A read-modify-write is stale when the policy's etag, or the etag of a spec it sends, is
+/// not the current one (`PolicySpec.etag` guards the spec alone).
+fn stale(sent: &Policy, current: &Policy) -> bool {
+    let spec_stale = |s: &Option<PolicySpec>, c: &Option<PolicySpec>| match (s, c) {
+        (Some(s), Some(c)) => !s.etag.is_empty() && s.etag != c.etag,
+        (Some(s), None) => !s.etag.is_empty(),
+        _ => false,
+    };
+    (!sent.etag.is_empty() && sent.etag != current.etag)
+        || spec_stale(&sent.spec, &current.spec)
+        || spec_stale(&sent.dry_run_spec, &current.dry_run_spec)
+}
+
 /// Split `projects/x/policies/c` into parent and constraint short name.
 fn split_policy_name(name: &str) -> Result<(&str, &str)> {
     let (parent, c) = name
@@ -151,9 +188,18 @@ impl Control {
         Ok(node)
     }
 
+    /// The constraints available at a node, named under it as Google names them
+    /// (`projects/NUMBER/constraints/iam.…`).
     pub fn list_constraints(&self, caller: &Caller, parent: &str) -> Result<Vec<Constraint>> {
-        self.policy_parent(caller, parent, "orgpolicy.constraints.list")?;
-        Ok(CATALOG.iter().filter_map(|k| constraint(k.name)).collect())
+        let node = self.policy_parent(caller, parent, "orgpolicy.constraints.list")?;
+        Ok(CATALOG
+            .iter()
+            .filter_map(|k| constraint(k.name))
+            .map(|mut c| {
+                c.name = format!("{}/{}", node.name, c.name);
+                c
+            })
+            .collect())
     }
 
     pub fn list_org_policies(&self, caller: &Caller, parent: &str) -> Result<Vec<Policy>> {
@@ -335,16 +381,14 @@ impl Control {
                         policy.name
                     )));
                 }
-                Some(cur) if !policy.etag.is_empty() && policy.etag != cur.etag => {
-                    return Err(Error::new(
-                        crate::Code::Aborted,
-                        "The etag provided does not match the current etag of the policy; re-read the policy and retry.",
-                    ));
-                }
+                Some(cur) if stale(&policy, cur) => return Err(etag_mismatch()),
                 _ => {}
             }
             let p = Self::stamp(&node, &short, policy);
-            Ok((vec![Change::OrgPolicy(node.name.clone(), short, Some(p.clone()))], p))
+            Ok((
+                vec![Change::OrgPolicy(node.name.clone(), short, Some(p.clone()))],
+                p,
+            ))
         })
     }
 
@@ -358,10 +402,7 @@ impl Control {
                 Error::not_found(format!("Requested entity was not found: policy '{name}'."))
             })?;
             if !etag.is_empty() && etag != cur.etag {
-                return Err(Error::new(
-                    crate::Code::Aborted,
-                    "The etag provided does not match the current etag of the policy; re-read the policy and retry.",
-                ));
+                return Err(etag_mismatch());
             }
             Ok((vec![Change::OrgPolicy(node.name.clone(), short, None)], ()))
         })

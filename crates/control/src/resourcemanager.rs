@@ -119,6 +119,46 @@ pub fn valid_project_id(id: &str) -> bool {
         && b[b.len() - 1] != b'-'
 }
 
+/// Split a search query into `key:value` / `key=value` terms joined by whitespace or `AND`;
+/// a value may be double-quoted to hold spaces (`displayName="Test String"`).
+fn query_terms(query: &str) -> Result<Vec<(String, String)>> {
+    let mut tokens = vec![];
+    let mut cur = String::new();
+    let mut quoted = false;
+    for ch in query.chars() {
+        match ch {
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if !cur.is_empty() {
+                    tokens.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if quoted {
+        return Err(Error::invalid(format!(
+            "Invalid query '{query}': unbalanced quotes."
+        )));
+    }
+    if !cur.is_empty() {
+        tokens.push(cur);
+    }
+    tokens
+        .into_iter()
+        .filter(|t| !t.eq_ignore_ascii_case("AND"))
+        .map(|t| {
+            let (k, v) = t
+                .split_once(':')
+                .or_else(|| t.split_once('='))
+                .ok_or_else(|| {
+                    Error::invalid(format!("Invalid query term '{t}': expected key:value."))
+                })?;
+            Ok((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
 impl State {
     /// Resolve `organizations/N`, `folders/N`, `projects/ID` or `projects/NUMBER`.
     pub fn resolve(&self, name: &str) -> Option<Node> {
@@ -254,19 +294,7 @@ impl Control {
         kind: Kind,
         query: &str,
     ) -> Result<(Vec<Folder>, Vec<Project>)> {
-        let terms: Vec<(String, String)> = query
-            .split_whitespace()
-            .filter(|t| !t.eq_ignore_ascii_case("AND"))
-            .map(|t| {
-                let (k, v) = t
-                    .split_once(':')
-                    .or_else(|| t.split_once('='))
-                    .ok_or_else(|| {
-                        Error::invalid(format!("Invalid query term '{t}': expected key:value."))
-                    })?;
-                Ok((k.to_string(), v.trim_matches('"').to_string()))
-            })
-            .collect::<Result<_>>()?;
+        let terms = query_terms(query)?;
         let perm = kind.permission("get");
         let st = self.read();
         let visible = |name: &str| {
@@ -354,10 +382,10 @@ impl Control {
                     && f.state == folder::State::Active
             });
             if taken {
-                return Err(Error::already_exists(format!(
-                    "A folder with display name '{}' already exists under {}.",
-                    folder.display_name, parent.shown
-                )));
+                // Google answers a folder constraint violation with FAILED_PRECONDITION.
+                return Err(Error::failed_precondition(
+                    "The folder operation violates display name uniqueness within the parent.",
+                ));
             }
             folder.name = format!("folders/{}", new_number(st));
             folder.parent = parent.name.clone();
@@ -406,7 +434,8 @@ impl Control {
             project.update_time = project.create_time;
             project.delete_time = None;
             project.etag = etag();
-            let mut changes = crate::world::project_changes(&project, Some(&caller.member));
+            let mut changes =
+                crate::world::project_changes(st, &project, Some(caller.member.as_str()), &[]);
             let op = done_operation("cp", &project)?;
             changes.push(Change::Operation(op.clone()));
             Ok((changes, op))

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::store::{Row, Write};
-use google_cloud_iam_admin_v1::model::Role;
+use google_cloud_iam_admin_v1::model::{Role, ServiceAccount};
 use google_cloud_iam_v1::model::Policy as IamPolicy;
 use google_cloud_longrunning::model::Operation;
 use google_cloud_orgpolicy_v2::model::Policy as OrgPolicy;
@@ -29,6 +29,27 @@ pub enum TokenKind {
     Refresh,
 }
 
+/// A service account with its deletion mark: a deleted account is kept (by unique id) for
+/// the undelete window.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredAccount {
+    pub account: ServiceAccount,
+    /// Unix seconds of deletion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<i64>,
+}
+
+impl StoredAccount {
+    /// The name the hierarchy and IAM know it by: `projects/NUMBER/serviceAccounts/UNIQUE_ID`
+    /// (the unique id, not the email, so a recreated account does not inherit old grants).
+    pub fn resource(&self, project_number: &str) -> String {
+        format!(
+            "projects/{project_number}/serviceAccounts/{}",
+            self.account.unique_id
+        )
+    }
+}
+
 /// Everything Runpool knows, keyed by canonical resource names (`organizations/N`,
 /// `folders/N`, `projects/NUMBER`).
 #[derive(Default, Clone)]
@@ -44,6 +65,10 @@ pub struct State {
     /// group email → member strings
     pub groups: BTreeMap<String, Vec<String>>,
     pub custom_roles: BTreeMap<String, Role>,
+    /// unique id → account (live and deleted)
+    pub service_accounts: BTreeMap<String, StoredAccount>,
+    /// email → unique id, live accounts only
+    pub sa_emails: HashMap<String, String>,
     /// sha256 hex → record
     pub tokens: HashMap<String, TokenRecord>,
     pub operations: HashMap<String, Operation>,
@@ -60,6 +85,7 @@ pub enum Change {
     OrgPolicy(String, String, Option<OrgPolicy>),
     Group(String, Vec<String>),
     CustomRole(Role),
+    ServiceAccount(StoredAccount),
     Token(String, Option<TokenRecord>),
     Operation(Operation),
     Setting(String, String),
@@ -99,6 +125,7 @@ impl Change {
             },
             Change::Group(g, m) => put("group", g, json(m)),
             Change::CustomRole(r) => put("custom_role", &r.name, json(r)),
+            Change::ServiceAccount(a) => put("service_account", &a.account.unique_id, json(a)),
             Change::Token(h, Some(t)) => put("token", h, json(t)),
             Change::Token(h, None) => Write::Delete {
                 kind: "token",
@@ -124,6 +151,7 @@ impl Change {
             }
             "group" => Change::Group(row.key.clone(), parse(row)?),
             "custom_role" => Change::CustomRole(parse(row)?),
+            "service_account" => Change::ServiceAccount(parse(row)?),
             "token" => Change::Token(row.key.clone(), Some(parse(row)?)),
             "operation" => Change::Operation(parse(row)?),
             "setting" => Change::Setting(row.key.clone(), row.value.clone()),
@@ -163,6 +191,15 @@ impl State {
             Change::CustomRole(r) => {
                 self.custom_roles.insert(r.name.clone(), r);
             }
+            Change::ServiceAccount(a) => {
+                if a.deleted_at.is_none() {
+                    self.sa_emails
+                        .insert(a.account.email.clone(), a.account.unique_id.clone());
+                } else if self.sa_emails.get(&a.account.email) == Some(&a.account.unique_id) {
+                    self.sa_emails.remove(&a.account.email);
+                }
+                self.service_accounts.insert(a.account.unique_id.clone(), a);
+            }
             Change::Token(h, t) => match t {
                 Some(t) => {
                     self.tokens.insert(h, t);
@@ -178,6 +215,13 @@ impl State {
                 self.settings.insert(k, v);
             }
         }
+    }
+
+    /// The project number of a project id (`demo-project` → `123456789012`).
+    pub fn project_number(&self, project_id: &str) -> Option<&str> {
+        self.project_ids
+            .get(project_id)
+            .map(|n| n.trim_start_matches("projects/"))
     }
 
     /// The parent of a hierarchy node, by canonical name.

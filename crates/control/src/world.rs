@@ -181,9 +181,17 @@ fn policy_of(bindings: Vec<(String, Vec<String>, Option<&ConditionSpec>)>) -> Po
     p
 }
 
-/// The changes that bring a new project into being: the project, and its allow policy with
-/// the creator as owner (as Google grants the creator) and the Cloud Run service agent.
-pub(crate) fn project_changes(project: &Project, creator: Option<&str>) -> Vec<Change> {
+/// The changes that bring a new project into being: the project; its default compute
+/// account; and its allow policy with the creator as owner (as Google grants the creator),
+/// the Cloud Run service agent, and `roles/editor` for the default compute account unless
+/// `iam.automaticIamGrantsForDefaultServiceAccounts` is enforced. `extra` bindings are added
+/// (a declared world's own).
+pub(crate) fn project_changes(
+    st: &State,
+    project: &Project,
+    creator: Option<&str>,
+    extra: &[BindingSpec],
+) -> Vec<Change> {
     let number = project.name.trim_start_matches("projects/");
     let mut bindings = vec![];
     if let Some(c) = creator {
@@ -194,8 +202,22 @@ pub(crate) fn project_changes(project: &Project, creator: Option<&str>) -> Vec<C
         vec![format!("serviceAccount:{}", run_service_agent(number))],
         None,
     ));
+    let (compute, grant_editor) = crate::serviceaccounts::default_compute_account(st, project);
+    if grant_editor {
+        bindings.push((
+            "roles/editor".to_string(),
+            vec![format!("serviceAccount:{}", compute.account.email)],
+            None,
+        ));
+    }
+    bindings.extend(
+        extra
+            .iter()
+            .map(|b| (b.role.clone(), b.members.clone(), b.condition.as_ref())),
+    );
     vec![
         Change::Project(project.clone()),
+        Change::ServiceAccount(compute),
         Change::IamPolicy(project.name.clone(), policy_of(bindings)),
     ]
 }
@@ -223,18 +245,11 @@ impl Seeder {
         }
     }
 
-    fn bindings(
-        &mut self,
-        resource: &str,
-        specs: &[BindingSpec],
-        extra: Vec<(String, Vec<String>)>,
-    ) {
-        let mut all: Vec<_> = extra.into_iter().map(|(r, m)| (r, m, None)).collect();
-        all.extend(
-            specs
-                .iter()
-                .map(|b| (b.role.clone(), b.members.clone(), b.condition.as_ref())),
-        );
+    fn bindings(&mut self, resource: &str, specs: &[BindingSpec]) {
+        let all: Vec<_> = specs
+            .iter()
+            .map(|b| (b.role.clone(), b.members.clone(), b.condition.as_ref()))
+            .collect();
         if !all.is_empty() {
             self.push(Change::IamPolicy(resource.to_string(), policy_of(all)));
         }
@@ -287,19 +302,12 @@ impl Seeder {
         p.state = project::State::Active;
         p.create_time = Some(rm::now());
         p.etag = "W/\"1\"".to_string();
-        for c in project_changes(&p, None) {
-            if let Change::IamPolicy(name, policy) = c {
-                let extra = policy
-                    .bindings
-                    .into_iter()
-                    .map(|b| (b.role, b.members))
-                    .collect();
-                self.bindings(&name, &spec.iam, extra);
-            } else {
-                self.push(c);
-            }
+        // The project's own org policies first: they decide the default account's grant.
+        self.org_policies(&p.name, &spec.org_policies)?;
+        for c in project_changes(&self.state, &p, None, &spec.iam) {
+            self.push(c);
         }
-        self.org_policies(&p.name, &spec.org_policies)
+        Ok(())
     }
 
     fn folder(&mut self, parent: &str, spec: &FolderSpec) -> Result<()> {
@@ -312,7 +320,7 @@ impl Seeder {
         f.etag = "W/\"1\"".to_string();
         let name = f.name.clone();
         self.push(Change::Folder(f));
-        self.bindings(&name, &spec.iam, vec![]);
+        self.bindings(&name, &spec.iam);
         self.org_policies(&name, &spec.org_policies)?;
         for sub in &spec.folders {
             self.folder(&name, sub)?;
@@ -353,7 +361,7 @@ impl Control {
                 )));
                 let name = org.name.clone();
                 s.push(Change::Organization(org));
-                s.bindings(&name, &o.iam, vec![]);
+                s.bindings(&name, &o.iam);
                 s.org_policies(&name, &o.org_policies)?;
                 for f in &o.folders {
                     s.folder(&name, f)?;

@@ -7,6 +7,7 @@
 mod orgpolicy;
 mod rm;
 mod roles;
+mod serviceaccounts;
 pub mod wire;
 
 use axum::Router;
@@ -47,6 +48,7 @@ pub fn router(control: Arc<Control>) -> Router {
         .merge(rm::router())
         .merge(orgpolicy::router())
         .merge(roles::router())
+        .merge(serviceaccounts::router())
         .route("/token", post(token))
         .route("/runpool/v1/tokens", post(mint_token))
         .fallback(not_found)
@@ -70,38 +72,58 @@ pub(crate) fn iam_verbs(
     verb: &str,
     body: Value,
 ) -> Option<ApiResult> {
+    matches!(verb, "getIamPolicy" | "setIamPolicy" | "testIamPermissions").then(|| {
+        iam_policy_verbs(
+            p,
+            verb,
+            body,
+            |v| s.control.node_get_iam_policy(c, name, v),
+            |pol, mask| s.control.node_set_iam_policy(c, name, pol, mask),
+            |perms| s.control.node_test_iam_permissions(c, name, perms),
+        )
+    })
+}
+
+/// Decode the body of one of the three IAM policy methods (the same on every API that has
+/// them) and call the resource's own implementation.
+pub(crate) fn iam_policy_verbs(
+    p: &Params,
+    verb: &str,
+    body: Value,
+    get: impl FnOnce(i32) -> runpool_control::Result<google_cloud_iam_v1::model::Policy>,
+    set: impl FnOnce(
+        google_cloud_iam_v1::model::Policy,
+        &[String],
+    ) -> runpool_control::Result<google_cloud_iam_v1::model::Policy>,
+    test: impl FnOnce(&[String]) -> runpool_control::Result<Vec<String>>,
+) -> ApiResult {
     use google_cloud_iam_v1::model as iam;
-    let run = || -> ApiResult {
-        match verb {
-            "getIamPolicy" => {
-                let req: iam::GetIamPolicyRequest = wire::parse(body)?;
-                let v = req.options.map(|o| o.requested_policy_version).unwrap_or(0);
-                Ok(reply(p, &s.control.node_get_iam_policy(c, name, v)?, &[]))
-            }
-            "setIamPolicy" => {
-                let req: iam::SetIamPolicyRequest = wire::parse(body)?;
-                let policy = req
-                    .policy
-                    .ok_or_else(|| ApiError(Error::invalid("policy is required.")))?;
-                let mask = req.update_mask.map(|m| m.paths).unwrap_or_default();
-                Ok(reply(
-                    p,
-                    &s.control.node_set_iam_policy(c, name, policy, &mask)?,
-                    &[],
-                ))
-            }
-            "testIamPermissions" => {
-                let req: iam::TestIamPermissionsRequest = wire::parse(body)?;
-                let mut resp = iam::TestIamPermissionsResponse::new();
-                resp.permissions =
-                    s.control
-                        .node_test_iam_permissions(c, name, &req.permissions)?;
-                Ok(reply(p, &resp, &[]))
-            }
-            _ => unreachable!("filtered below"),
+    match verb {
+        "getIamPolicy" => {
+            let req: iam::GetIamPolicyRequest = wire::parse(body)?;
+            let from_query = p.int("options.requestedPolicyVersion")?.unwrap_or(0) as i32;
+            let v = req
+                .options
+                .map(|o| o.requested_policy_version)
+                .unwrap_or(from_query);
+            Ok(reply(p, &get(v)?, &[]))
         }
-    };
-    matches!(verb, "getIamPolicy" | "setIamPolicy" | "testIamPermissions").then(run)
+        "setIamPolicy" => {
+            let req: iam::SetIamPolicyRequest = wire::parse(body)?;
+            let policy = req
+                .policy
+                .ok_or_else(|| ApiError(Error::invalid("policy is required.")))?;
+            let mask = req.update_mask.map(|m| m.paths).unwrap_or_default();
+            Ok(reply(p, &set(policy, &mask)?, &[]))
+        }
+        "testIamPermissions" => {
+            let req: iam::TestIamPermissionsRequest = wire::parse(body)?;
+            let mut resp = iam::TestIamPermissionsResponse::new();
+            resp.permissions = test(&req.permissions)?;
+            Ok(reply(p, &resp, &[]))
+        }
+        _ => Err(wire::unknown_verb(verb)),
+    }
 }
 
 /// The OAuth 2.0 token endpoint. This slice serves the `refresh_token` grant of simulated

@@ -1,0 +1,288 @@
+"""Fixtures for the Python conformance suite.
+
+One Runpool server is started per test session (``runpool serve --port 0
+--ephemeral``) with a temporary ``RUNPOOL_CONFIG``; tests drive it with
+Google's own client libraries over the REST transport.
+
+Tokens come from the ``runpool auth login`` / ``runpool auth print-access-token``
+CLI (after ``runpool config set api_endpoint``); if the CLI fails, the fixture
+falls back to ``POST /runpool/v1/tokens`` with the server's admin credential.
+
+Set ``RUNPOOL_BIN`` to use another binary, and ``RUNPOOL_CONFORMANCE_LOG=1``
+to log every HTTP request and response the clients exchange.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from google.api_core.client_options import ClientOptions
+from google.oauth2.credentials import Credentials
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_BIN = (HERE / ".." / ".." / "target" / "debug" / "runpool").resolve()
+ADMIN = "admin@example.com"
+ALICE = "alice@example.com"
+
+if os.environ.get("RUNPOOL_CONFORMANCE_LOG"):
+    import http.client
+
+    http.client.HTTPConnection.debuglevel = 1
+    logging.basicConfig(level=logging.DEBUG)
+    logging.getLogger("urllib3").setLevel(logging.DEBUG)
+
+
+@dataclasses.dataclass
+class Server:
+    endpoint: str
+    token: str
+    config_dir: str
+    binary: str
+    admin_credential_file: str
+    token_source: str  # "cli" or "endpoint"
+
+    def client_options(self) -> ClientOptions:
+        return ClientOptions(api_endpoint=self.endpoint)
+
+    def credentials(self, token: str | None = None) -> Credentials:
+        return Credentials(token=token or self.token)
+
+    def client(self, cls, token: str | None = None):
+        """Build a Google client class against this server, REST transport."""
+        return cls(
+            credentials=self.credentials(token),
+            client_options=self.client_options(),
+            transport="rest",
+        )
+
+    def discovery(self, api: str, version: str, token: str | None = None):
+        """A google-api-python-client (discovery, static document) client for this server."""
+        from googleapiclient.discovery import build
+
+        return build(
+            api,
+            version,
+            credentials=self.credentials(token),
+            client_options={"api_endpoint": self.endpoint + "/"},
+            static_discovery=True,
+            cache_discovery=False,
+        )
+
+    def mint_token(self, principal: str) -> str:
+        """An access token for ``principal``: CLI first, else the admin endpoint."""
+        if self.token_source == "cli":
+            token = _cli_token(self, principal)
+            if token:
+                return token
+        return _endpoint_token(self, principal)
+
+
+def rpc_status(exc) -> str | None:
+    """The google.rpc status name ("ABORTED", ...) behind a client exception.
+
+    With the REST transport google-api-core picks the exception class from the HTTP
+    status alone (409 -> Conflict, never Aborted; 403 -> Forbidden, never
+    PermissionDenied), exactly as it would against Google. The gRPC status lives in
+    the error body's "status" field, so tests read it from there; an error carried in
+    a long-running Operation has it as grpc_status_code instead.
+    """
+    response = getattr(exc, "response", None)
+    if response is not None:
+        try:
+            return response.json()["error"]["status"]
+        except Exception:  # noqa: BLE001 - body is not Google's error JSON
+            return None
+    code = getattr(exc, "grpc_status_code", None)
+    if code is not None:
+        return code.name
+    # googleapiclient.errors.HttpError
+    content = getattr(exc, "content", None)
+    if content:
+        try:
+            return json.loads(content)["error"]["status"]
+        except Exception:  # noqa: BLE001
+            return None
+    return None
+
+
+def _run(binary: str, config_dir: str, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, RUNPOOL_CONFIG=config_dir)
+    return subprocess.run(
+        [binary, *args], env=env, capture_output=True, text=True, timeout=30
+    )
+
+
+def _cli_token(server: Server, principal: str) -> str | None:
+    login = _run(server.binary, server.config_dir, "auth", "login", principal, "--no-activate")
+    if login.returncode != 0:
+        return None
+    out = _run(server.binary, server.config_dir, "auth", "print-access-token", principal)
+    token = out.stdout.strip()
+    if out.returncode != 0 or not token or "\n" in token:
+        return None
+    return token
+
+
+def _endpoint_token(server: Server, principal: str) -> str:
+    with open(server.admin_credential_file) as f:
+        admin_credential = f.read().strip()
+    req = urllib.request.Request(
+        server.endpoint + "/runpool/v1/tokens",
+        data=json.dumps({"principal": principal}).encode(),
+        headers={
+            "Authorization": f"Bearer {admin_credential}",
+            "Content-Type": "application/json",
+        },
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.load(resp)["access_token"]
+
+
+def _drain(stream, sink: list[str]) -> None:
+    for line in stream:
+        sink.append(line)
+
+
+@pytest.fixture(scope="session")
+def server():
+    binary = os.environ.get("RUNPOOL_BIN", str(DEFAULT_BIN))
+    if not Path(binary).is_file():
+        pytest.exit(
+            f"runpool binary not found at {binary}: run `cargo build -p runpool-cli` "
+            "or set RUNPOOL_BIN",
+            returncode=2,
+        )
+    config_dir = tempfile.mkdtemp(prefix="runpool-conformance-")
+    env = dict(os.environ, RUNPOOL_CONFIG=config_dir)
+    proc = subprocess.Popen(
+        [binary, "serve", "--port", "0", "--ephemeral"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stderr_lines: list[str] = []
+    threading.Thread(target=_drain, args=(proc.stderr, stderr_lines), daemon=True).start()
+    try:
+        endpoint = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            m = re.search(r"Listening on (http://\S+)", line)
+            if m:
+                endpoint = m.group(1)
+                break
+        if endpoint is None:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError(
+                "runpool serve did not print its address; stderr:\n" + "".join(stderr_lines)
+            )
+        threading.Thread(target=_drain, args=(proc.stdout, []), daemon=True).start()
+
+        port = endpoint.rsplit(":", 1)[1]
+        info_path = Path(config_dir) / "servers" / f"{port}.json"
+        for _ in range(100):
+            if info_path.is_file():
+                break
+            time.sleep(0.05)
+        info = json.loads(info_path.read_text())
+
+        srv = Server(
+            endpoint=endpoint,
+            token="",
+            config_dir=config_dir,
+            binary=binary,
+            admin_credential_file=info["adminCredentialFile"],
+            token_source="cli",
+        )
+        # Prefer the CLI; fall back to the admin endpoint if it does not work.
+        configured = _run(binary, config_dir, "config", "set", "api_endpoint", endpoint)
+        token = None
+        if configured.returncode == 0:
+            login = _run(binary, config_dir, "auth", "login", ADMIN)
+            if login.returncode == 0:
+                out = _run(binary, config_dir, "auth", "print-access-token")
+                if out.returncode == 0 and out.stdout.strip():
+                    token = out.stdout.strip()
+        if token is None:
+            srv.token_source = "endpoint"
+            token = _endpoint_token(srv, ADMIN)
+        srv.token = token
+        yield srv
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        shutil.rmtree(config_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def token_for(server):
+    """Mint (and cache) an access token for any simulated principal."""
+    cache: dict[str, str] = {}
+
+    def mint(principal: str) -> str:
+        if principal not in cache:
+            cache[principal] = server.mint_token(principal)
+        return cache[principal]
+
+    return mint
+
+
+@pytest.fixture(scope="session")
+def alice_token(token_for):
+    return token_for(ALICE)
+
+
+@pytest.fixture(scope="session")
+def org_name(server):
+    from google.cloud import resourcemanager_v3
+
+    client = server.client(resourcemanager_v3.OrganizationsClient)
+    orgs = list(client.search_organizations(request={"query": "domain:example.com"}))
+    assert len(orgs) == 1, orgs
+    return orgs[0].name
+
+
+@pytest.fixture(scope="session")
+def demo_project(server):
+    from google.cloud import resourcemanager_v3
+
+    client = server.client(resourcemanager_v3.ProjectsClient)
+    return client.get_project(name="projects/demo-project")
+
+
+@pytest.fixture
+def unique_id():
+    """A fresh, valid project/role id fragment."""
+    return "t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def new_project(server, org_name, unique_id):
+    """A fresh project under the organization, for tests that mutate its policies."""
+    from google.cloud import resourcemanager_v3
+
+    client = server.client(resourcemanager_v3.ProjectsClient)
+    op = client.create_project(
+        project=resourcemanager_v3.Project(
+            project_id=f"p-{unique_id}", display_name="conformance", parent=org_name
+        )
+    )
+    return op.result(timeout=30)

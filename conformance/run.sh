@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Run the conformance suite: Google's official Python clients against a live Runpool server.
+# Expects the binary already built (cargo build -p runpool-cli), or RUNPOOL_BIN pointing at one.
+# Extra arguments go to pytest, e.g. `conformance/run.sh -k orgpolicy`.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+VENV="$HERE/.venv"
+PY="${PYTHON:-python3}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$HERE/python/requirements.txt"
+
+cd "$HERE/python"
+exec "$VENV/bin/python" -m pytest -q "$@"
