@@ -1,0 +1,322 @@
+//! IAM Conditions: the CEL subset Google accepts in allow bindings, compiled once and evaluated
+//! with `cel-interpreter`.
+//!
+//! Attributes: `request.time` (timestamp; `getHours('Europe/Berlin')` and friends come from the
+//! interpreter), `resource.name`, `resource.type`, `resource.service`. Google's
+//! `resource.name.extract('/x/{name}/')` is registered here as a custom function.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use cel_interpreter::extractors::{Arguments, This};
+use cel_interpreter::{Context, ExecutionError, Program, Value};
+use chrono::{DateTime, Datelike, FixedOffset, Timelike};
+
+use crate::policy::PolicyError;
+
+/// A compiled condition expression. `Send + Sync`: the parsed AST is plain data.
+#[derive(Debug)]
+pub struct Condition {
+    program: Program,
+    expression: String,
+}
+
+/// What a condition may look at.
+#[derive(Clone, Copy, Debug)]
+pub struct ConditionContext<'a> {
+    pub request_time: chrono::DateTime<chrono::Utc>,
+    pub resource_name: &'a str,
+    pub resource_type: &'a str,
+    pub resource_service: &'a str,
+}
+
+/// Google's `extract(template)`: `template` is `PREFIX{var}SUFFIX`; returns the text after the
+/// first occurrence of PREFIX up to the next SUFFIX (or the end when SUFFIX is empty), or `""`
+/// when the name does not match — Google documents the empty string as "no match", not an error.
+fn extract(This(this): This<Arc<String>>, template: Arc<String>) -> String {
+    let (Some(open), Some(close)) = (template.find('{'), template.find('}')) else {
+        return String::new();
+    };
+    if close < open {
+        return String::new();
+    }
+    let (prefix, suffix) = (&template[..open], &template[close + 1..]);
+    let Some(start) = this.find(prefix) else {
+        return String::new();
+    };
+    let rest = &this[start + prefix.len()..];
+    if suffix.is_empty() {
+        return rest.to_string();
+    }
+    match rest.find(suffix) {
+        Some(end) => rest[..end].to_string(),
+        None => String::new(),
+    }
+}
+
+/// A timestamp seen in the time zone named by the optional argument of `getHours(tz)` and
+/// friends: an IANA name (`Europe/Berlin`), `UTC`, or a fixed offset (`+05:30`). Without an
+/// argument, UTC, as CEL specifies. cel-interpreter's own getters ignore the argument, which
+/// would silently answer in UTC, so we register these instead.
+fn in_zone(
+    ts: &DateTime<FixedOffset>,
+    args: &[Value],
+) -> Result<chrono::NaiveDateTime, ExecutionError> {
+    let utc = ts.naive_utc();
+    let tz = match args.first() {
+        None => return Ok(utc),
+        Some(Value::String(s)) => s.as_str(),
+        Some(other) => {
+            return Err(ExecutionError::function_error(
+                "getHours",
+                format!("time zone must be a string, got {other:?}"),
+            ));
+        }
+    };
+    if let Ok(z) = tz.parse::<chrono_tz::Tz>() {
+        return Ok(ts.with_timezone(&z).naive_local());
+    }
+    if let Some(off) = fixed_offset(tz) {
+        return Ok(ts.with_timezone(&off).naive_local());
+    }
+    Err(ExecutionError::function_error(
+        "getHours",
+        format!("unknown time zone '{tz}'"),
+    ))
+}
+
+/// `+HH:MM` / `-HH:MM`.
+fn fixed_offset(tz: &str) -> Option<FixedOffset> {
+    let sign = match tz.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let (h, m) = tz[1..].split_once(':')?;
+    let (h, m) = (h.parse::<i32>().ok()?, m.parse::<i32>().ok()?);
+    FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+}
+
+macro_rules! zoned_getter {
+    ($fname:ident, |$d:ident| $body:expr) => {
+        fn $fname(
+            This(this): This<DateTime<FixedOffset>>,
+            Arguments(args): Arguments,
+        ) -> Result<Value, ExecutionError> {
+            let $d = in_zone(&this, &args)?;
+            Ok(Value::Int(($body) as i64))
+        }
+    };
+}
+
+zoned_getter!(get_full_year, |d| d.year());
+zoned_getter!(get_month, |d| d.month0());
+zoned_getter!(get_day_of_year, |d| d.ordinal0());
+zoned_getter!(get_day_of_month, |d| d.day0());
+zoned_getter!(get_date, |d| d.day());
+zoned_getter!(get_day_of_week, |d| d.weekday().num_days_from_sunday());
+zoned_getter!(get_hours, |d| d.hour());
+zoned_getter!(get_minutes, |d| d.minute());
+zoned_getter!(get_seconds, |d| d.second());
+
+/// The root context with the built-in functions plus `extract`, built once: constructing the
+/// default function registry costs dozens of allocations, too much to repeat per evaluation.
+fn base_context() -> &'static Context<'static> {
+    static BASE: OnceLock<Context<'static>> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let mut c = Context::default();
+        c.add_function("extract", extract);
+        c.add_function("getFullYear", get_full_year);
+        c.add_function("getMonth", get_month);
+        c.add_function("getDayOfYear", get_day_of_year);
+        c.add_function("getDayOfMonth", get_day_of_month);
+        c.add_function("getDate", get_date);
+        c.add_function("getDayOfWeek", get_day_of_week);
+        c.add_function("getHours", get_hours);
+        c.add_function("getMinutes", get_minutes);
+        c.add_function("getSeconds", get_seconds);
+        c
+    })
+}
+
+impl Condition {
+    /// Parses `expr` as CEL. Only syntax is checked here; an expression that references an
+    /// unknown attribute or function compiles but evaluates to `false` (see [`Condition::eval`]).
+    pub fn compile(expr: &str) -> Result<Condition, PolicyError> {
+        if expr.trim().is_empty() {
+            return Err(PolicyError::new(
+                "Condition expression must not be empty.".to_string(),
+            ));
+        }
+        // The ANTLR-generated parser panics on some malformed inputs (e.g. a dangling `<`)
+        // instead of returning an error; bad input must never bring the server down.
+        let parsed = std::panic::catch_unwind(|| Program::compile(expr));
+        let program = match parsed {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                return Err(PolicyError::new(format!(
+                    "Condition expression '{expr}' is not valid CEL: {}",
+                    e.to_string().trim()
+                )));
+            }
+            Err(_) => {
+                return Err(PolicyError::new(format!(
+                    "Condition expression '{expr}' is not valid CEL."
+                )));
+            }
+        };
+        Ok(Condition {
+            program,
+            expression: expr.to_string(),
+        })
+    }
+
+    pub fn expression(&self) -> &str {
+        &self.expression
+    }
+
+    /// `true` only if the expression evaluates to boolean `true`. Errors and non-boolean
+    /// results are `false`: an allow binding whose condition cannot be evaluated must not grant
+    /// (fail closed).
+    pub fn eval(&self, ctx: &ConditionContext) -> bool {
+        matches!(self.eval_value(ctx), Ok(Value::Bool(true)))
+    }
+
+    /// The raw outcome, for explanations: `Ok(true|false)` or the evaluation error text.
+    pub fn eval_detailed(&self, ctx: &ConditionContext) -> Result<bool, String> {
+        match self.eval_value(ctx) {
+            Ok(Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(format!("condition did not yield a boolean: {other:?}")),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn eval_value(&self, ctx: &ConditionContext) -> Result<Value, String> {
+        let mut c = base_context().new_inner_scope();
+        let mut request: HashMap<&str, Value> = HashMap::with_capacity(1);
+        request.insert("time", Value::Timestamp(ctx.request_time.fixed_offset()));
+        let mut resource: HashMap<&str, Value> = HashMap::with_capacity(3);
+        resource.insert("name", Value::String(Arc::new(ctx.resource_name.into())));
+        resource.insert("type", Value::String(Arc::new(ctx.resource_type.into())));
+        resource.insert(
+            "service",
+            Value::String(Arc::new(ctx.resource_service.into())),
+        );
+        c.add_variable_from_value("request", request);
+        c.add_variable_from_value("resource", resource);
+        self.program.execute(&c).map_err(|e| e.to_string())
+    }
+}
+
+/// Number of logical operators (`&&`, `||`, `!`) in an expression, outside string literals.
+/// Google limits a condition to 12.
+pub fn logical_operator_count(expr: &str) -> usize {
+    let b = expr.as_bytes();
+    let mut n = 0;
+    let mut i = 0;
+    let mut quote: Option<u8> = None;
+    while i < b.len() {
+        let c = b[i];
+        if let Some(q) = quote {
+            if c == b'\\' {
+                i += 2;
+                continue;
+            }
+            if c == q {
+                quote = None;
+            }
+        } else {
+            match c {
+                b'\'' | b'"' => quote = Some(c),
+                b'&' | b'|' if b.get(i + 1) == Some(&c) => {
+                    n += 1;
+                    i += 2;
+                    continue;
+                }
+                b'!' if b.get(i + 1) != Some(&b'=') => n += 1,
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn ctx(name: &str) -> ConditionContext<'_> {
+        ConditionContext {
+            request_time: chrono::Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0).unwrap(),
+            resource_name: name,
+            resource_type: "run.googleapis.com/WorkerPool",
+            resource_service: "run.googleapis.com",
+        }
+    }
+
+    #[test]
+    fn request_time_compares() {
+        let before =
+            Condition::compile("request.time < timestamp('2027-01-01T00:00:00Z')").unwrap();
+        let after = Condition::compile("request.time < timestamp('2025-01-01T00:00:00Z')").unwrap();
+        assert!(before.eval(&ctx("x")));
+        assert!(!after.eval(&ctx("x")));
+        // 10:00 UTC on 1 March is 11:00 in Berlin (CET) and 15:30 in India.
+        for (e, want) in [
+            ("request.time.getHours('Europe/Berlin') == 11", true),
+            ("request.time.getHours() == 10", true),
+            ("request.time.getHours('UTC') == 10", true),
+            (
+                "request.time.getHours('+05:30') == 15 && request.time.getMinutes('+05:30') == 30",
+                true,
+            ),
+            ("request.time.getDayOfWeek('Europe/Berlin') == 0", true), // a Sunday
+            (
+                "request.time.getFullYear() == 2026 && request.time.getMonth() == 2",
+                true,
+            ),
+            ("request.time.getHours('Mars/Olympus') == 10", false),
+        ] {
+            assert_eq!(Condition::compile(e).unwrap().eval(&ctx("x")), want, "{e}");
+        }
+    }
+
+    #[test]
+    fn resource_attributes_and_extract() {
+        let c = Condition::compile(
+            "resource.name.startsWith('projects/p1/') && resource.type == 'run.googleapis.com/WorkerPool' && resource.service == 'run.googleapis.com'",
+        )
+        .unwrap();
+        assert!(c.eval(&ctx("projects/p1/locations/l/workerPools/w")));
+        assert!(!c.eval(&ctx("projects/p2/locations/l/workerPools/w")));
+        let e = Condition::compile("resource.name.extract('/workerPools/{name}/') == 'w'").unwrap();
+        assert!(e.eval(&ctx("projects/p1/locations/l/workerPools/w/revisions/r")));
+        let e2 = Condition::compile("resource.name.extract('projects/{p}/') == 'p1'").unwrap();
+        assert!(e2.eval(&ctx("projects/p1/locations/l")));
+        let neg = Condition::compile("!resource.name.endsWith('/w') || false").unwrap();
+        assert!(!neg.eval(&ctx("projects/p1/workerPools/w")));
+    }
+
+    #[test]
+    fn errors_fail_closed_and_bad_syntax_rejected() {
+        assert!(Condition::compile("request.time <").is_err());
+        assert!(Condition::compile("  ").is_err());
+        let unknown = Condition::compile("nosuch.attr == 1").unwrap();
+        assert!(!unknown.eval(&ctx("x")));
+        let non_bool = Condition::compile("resource.name").unwrap();
+        assert!(!non_bool.eval(&ctx("x")));
+    }
+
+    #[test]
+    fn counts_logical_operators_outside_strings() {
+        assert_eq!(logical_operator_count("a && b || !c && d != 'x&&y||!'"), 4);
+    }
+
+    #[test]
+    fn condition_is_send_sync() {
+        fn assert_ss<T: Send + Sync>() {}
+        assert_ss::<Condition>();
+    }
+}
