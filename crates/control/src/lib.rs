@@ -13,6 +13,8 @@
 //!   the disk.
 
 pub mod auth;
+pub mod credentials;
+pub mod crypto;
 pub mod error;
 pub mod iam;
 pub mod local;
@@ -59,6 +61,9 @@ pub struct Control {
     store: Mutex<Box<dyn Backend>>,
     snapshot: ArcSwap<authz::Snapshot>,
     admin_credential: std::sync::OnceLock<String>,
+    endpoint: std::sync::OnceLock<String>,
+    /// Self-signed JWTs already verified: token hash → (member, expiry, key id).
+    jwt_cache: Mutex<std::collections::HashMap<String, (String, i64, String)>>,
 }
 
 impl Control {
@@ -74,6 +79,8 @@ impl Control {
             store: Mutex::new(backend),
             snapshot: ArcSwap::from_pointee(snapshot),
             admin_credential: std::sync::OnceLock::new(),
+            endpoint: std::sync::OnceLock::new(),
+            jwt_cache: Mutex::new(Default::default()),
         })
     }
 

@@ -20,6 +20,28 @@ pub struct TokenRecord {
     /// Unix seconds.
     pub expires: i64,
     pub kind: TokenKind,
+    /// The service account key whose assertion obtained the token: deleting or disabling the
+    /// key revokes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+}
+
+/// A service account key (or the server's own ID-token key, `account` empty). User-managed
+/// keys keep only their public half; keys the server signs with keep their private key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredKey {
+    pub key_id: String,
+    /// Unique id of the owning account; empty for the server's ID-token key.
+    pub account: String,
+    pub public: crate::crypto::PublicKey,
+    /// Unix seconds.
+    pub valid_after: i64,
+    pub valid_before: i64,
+    pub user_managed: bool,
+    pub uploaded: bool,
+    pub disabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_pem: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -69,6 +91,8 @@ pub struct State {
     pub service_accounts: BTreeMap<String, StoredAccount>,
     /// email → unique id, live accounts only
     pub sa_emails: HashMap<String, String>,
+    /// key id → key
+    pub keys: BTreeMap<String, StoredKey>,
     /// sha256 hex → record
     pub tokens: HashMap<String, TokenRecord>,
     pub operations: HashMap<String, Operation>,
@@ -86,6 +110,7 @@ pub enum Change {
     Group(String, Vec<String>),
     CustomRole(Role),
     ServiceAccount(StoredAccount),
+    Key(String, Option<StoredKey>),
     Token(String, Option<TokenRecord>),
     Operation(Operation),
     Setting(String, String),
@@ -126,6 +151,11 @@ impl Change {
             Change::Group(g, m) => put("group", g, json(m)),
             Change::CustomRole(r) => put("custom_role", &r.name, json(r)),
             Change::ServiceAccount(a) => put("service_account", &a.account.unique_id, json(a)),
+            Change::Key(id, Some(k)) => put("key", id, json(k)),
+            Change::Key(id, None) => Write::Delete {
+                kind: "key",
+                key: id.clone(),
+            },
             Change::Token(h, Some(t)) => put("token", h, json(t)),
             Change::Token(h, None) => Write::Delete {
                 kind: "token",
@@ -152,6 +182,7 @@ impl Change {
             "group" => Change::Group(row.key.clone(), parse(row)?),
             "custom_role" => Change::CustomRole(parse(row)?),
             "service_account" => Change::ServiceAccount(parse(row)?),
+            "key" => Change::Key(row.key.clone(), Some(parse(row)?)),
             "token" => Change::Token(row.key.clone(), Some(parse(row)?)),
             "operation" => Change::Operation(parse(row)?),
             "setting" => Change::Setting(row.key.clone(), row.value.clone()),
@@ -200,6 +231,14 @@ impl State {
                 }
                 self.service_accounts.insert(a.account.unique_id.clone(), a);
             }
+            Change::Key(id, k) => match k {
+                Some(k) => {
+                    self.keys.insert(id, k);
+                }
+                None => {
+                    self.keys.remove(&id);
+                }
+            },
             Change::Token(h, t) => match t {
                 Some(t) => {
                     self.tokens.insert(h, t);

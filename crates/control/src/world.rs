@@ -146,6 +146,14 @@ organizations:
         displayName: Demo Project
 ";
 
+/// Whether an account email is one Runpool keeps as a service account resource (user-created
+/// and default compute accounts); Google-managed service agents are not.
+pub fn is_simulated_account(email: &str) -> bool {
+    email.ends_with(".iam.gserviceaccount.com")
+        && !email.ends_with("@serverless-robot-prod.iam.gserviceaccount.com")
+        || email.ends_with("-compute@developer.gserviceaccount.com")
+}
+
 /// The Cloud Run service agent of a project.
 pub fn run_service_agent(project_number: &str) -> String {
     format!("service-{project_number}@serverless-robot-prod.iam.gserviceaccount.com")

@@ -4,6 +4,7 @@
 //! Handlers only decode Google's JSON into the official model types, call a `control`
 //! service method with the authenticated caller, and render the answer; no rule lives here.
 
+mod oauth;
 mod orgpolicy;
 mod rm;
 mod roles;
@@ -11,10 +12,6 @@ mod serviceaccounts;
 pub mod wire;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use runpool_control::store::SqliteStore;
 use runpool_control::{Caller, Control, Error, local};
 use serde_json::Value;
@@ -49,8 +46,7 @@ pub fn router(control: Arc<Control>) -> Router {
         .merge(orgpolicy::router())
         .merge(roles::router())
         .merge(serviceaccounts::router())
-        .route("/token", post(token))
-        .route("/runpool/v1/tokens", post(mint_token))
+        .merge(oauth::router())
         .fallback(not_found)
         .with_state(AppState { control })
 }
@@ -126,52 +122,6 @@ pub(crate) fn iam_policy_verbs(
     }
 }
 
-/// The OAuth 2.0 token endpoint. This slice serves the `refresh_token` grant of simulated
-/// users; errors in OAuth's `{"error","error_description"}` shape.
-async fn token(State(s): State<AppState>, body: axum::body::Bytes) -> Response {
-    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    let get = |k: &str| form.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
-    let oauth_error = |error: &'static str, d: &str| {
-        (
-            axum::http::StatusCode::BAD_REQUEST,
-            axum::Json(runpool_control::auth::OAuthError {
-                error,
-                error_description: d.to_string(),
-            }),
-        )
-            .into_response()
-    };
-    match get("grant_type") {
-        Some("refresh_token") => {
-            match s.control.refresh(get("refresh_token").unwrap_or_default()) {
-                Ok(t) => axum::Json(t).into_response(),
-                Err(e) => (axum::http::StatusCode::BAD_REQUEST, axum::Json(e)).into_response(),
-            }
-        }
-        Some(other) => oauth_error(
-            "unsupported_grant_type",
-            &format!("Invalid grant_type: {other}"),
-        ),
-        None => oauth_error("invalid_request", "Missing required parameter: grant_type"),
-    }
-}
-
-/// Runpool's own endpoint: mint a simulated user's token, for the admin credential's holder.
-async fn mint_token(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    wire::Body(body): wire::Body<Value>,
-) -> ApiResult {
-    let principal = body
-        .get("principal")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let t = s
-        .control
-        .mint_user_token(wire::bearer(&headers), principal)?;
-    Ok(axum::Json(t).into_response())
-}
-
 /// Read the admin credential from the data dir, or write a new one (mode 0600).
 fn admin_credential(dir: &Path) -> std::io::Result<(String, PathBuf)> {
     let path = dir.join(local::ADMIN_CREDENTIAL_FILE);
@@ -238,6 +188,11 @@ pub async fn serve(opts: ServeOptions) -> std::io::Result<()> {
         (None, None) => local::default_data_dir(),
     };
     std::fs::create_dir_all(&dir)?;
+    // The store holds the server's signing keys: only its owner may read the data dir.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    }
     let store = SqliteStore::open(&dir.join("runpool.db")).map_err(io_err)?;
     let control = Control::open(Box::new(store)).map_err(io_err)?;
     if control.is_empty() {
@@ -256,10 +211,12 @@ pub async fn serve(opts: ServeOptions) -> std::io::Result<()> {
     }
     let (cred, cred_path) = admin_credential(&dir)?;
     control.set_admin_credential(cred);
+    control.ensure_signing_key().map_err(io_err)?;
 
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(opts.listen, opts.port)).await?;
     let addr = listener.local_addr()?;
     let endpoint = format!("http://{addr}");
+    control.set_endpoint(endpoint.clone());
     let record_path = local::server_record_path(addr.port());
     if let Some(parent) = record_path.parent() {
         std::fs::create_dir_all(parent)?;

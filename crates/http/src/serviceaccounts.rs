@@ -1,13 +1,14 @@
 //! IAM v1 service accounts (`iam.googleapis.com`).
 
 use crate::wire::{
-    ApiError, ApiResult, Auth, Body, Params, page, parse, reply, split_verb, unknown_verb,
+    ApiError, ApiResult, Auth, Body, Enums, Params, page, parse, reply, split_verb, unknown_verb,
 };
 use crate::{AppState, iam_policy_verbs};
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::get;
+use axum::routing::{get, post};
 use google_cloud_iam_admin_v1::model as admin;
+use google_cloud_iam_credentials_v1::model as creds;
 use serde_json::{Value, json};
 
 pub fn router() -> Router<AppState> {
@@ -23,6 +24,18 @@ pub fn router() -> Router<AppState> {
                 .put(put)
                 .delete(delete)
                 .post(post_verb),
+        )
+        .route(
+            "/v1/projects/{project}/serviceAccounts/{sa}/keys",
+            get(list_keys).post(create_key),
+        )
+        .route(
+            "/v1/projects/{project}/serviceAccounts/{sa}/keys:upload",
+            post(upload_key),
+        )
+        .route(
+            "/v1/projects/{project}/serviceAccounts/{sa}/keys/{seg}",
+            get(get_key).delete(delete_key).post(key_verb),
         )
 }
 
@@ -151,9 +164,204 @@ async fn post_verb(
                 |perms| control.sa_test_iam_permissions(&c, &n, perms),
             )
         }
+        // IAM Credentials (iamcredentials.googleapis.com) shares this path shape.
+        "generateAccessToken" => {
+            let req: creds::GenerateAccessTokenRequest = parse(body)?;
+            let lifetime = req.lifetime.map(|d| d.seconds());
+            let (token, expires) =
+                s.control
+                    .generate_access_token(&c, &n, &req.delegates, &req.scope, lifetime)?;
+            let mut resp = creds::GenerateAccessTokenResponse::new();
+            resp.access_token = token;
+            resp.expire_time = google_cloud_wkt::Timestamp::new(expires, 0).ok();
+            Ok(reply(&p, &resp, &[]))
+        }
+        "generateIdToken" => {
+            let req: creds::GenerateIdTokenRequest = parse(body)?;
+            let mut resp = creds::GenerateIdTokenResponse::new();
+            resp.token = s.control.generate_id_token(
+                &c,
+                &n,
+                &req.delegates,
+                &req.audience,
+                req.include_email,
+            )?;
+            Ok(reply(&p, &resp, &[]))
+        }
+        "signBlob" => {
+            let req: creds::SignBlobRequest = parse(body)?;
+            let (key_id, sig) = s.control.sign_blob(&c, &n, &req.delegates, &req.payload)?;
+            let mut resp = creds::SignBlobResponse::new();
+            resp.key_id = key_id;
+            resp.signed_blob = bytes::Bytes::from(sig);
+            Ok(reply(&p, &resp, &[]))
+        }
+        "signJwt" => {
+            let req: creds::SignJwtRequest = parse(body)?;
+            let (key_id, jwt) = s.control.sign_jwt(&c, &n, &req.delegates, &req.payload)?;
+            let mut resp = creds::SignJwtResponse::new();
+            resp.key_id = key_id;
+            resp.signed_jwt = jwt;
+            Ok(reply(&p, &resp, &[]))
+        }
         "" => Err(ApiError(runpool_control::Error::not_found(
             "Method not found.",
         ))),
+        _ => Err(unknown_verb(verb)),
+    }
+}
+
+const KEY_ENUMS: Enums = &[
+    (
+        "keyAlgorithm",
+        &[
+            (0, "KEY_ALG_UNSPECIFIED"),
+            (1, "KEY_ALG_RSA_1024"),
+            (2, "KEY_ALG_RSA_2048"),
+        ],
+    ),
+    (
+        "privateKeyType",
+        &[
+            (0, "TYPE_UNSPECIFIED"),
+            (1, "TYPE_PKCS12_FILE"),
+            (2, "TYPE_GOOGLE_CREDENTIALS_FILE"),
+        ],
+    ),
+    (
+        "keyOrigin",
+        &[
+            (0, "ORIGIN_UNSPECIFIED"),
+            (1, "USER_PROVIDED"),
+            (2, "GOOGLE_PROVIDED"),
+        ],
+    ),
+    (
+        "keyType",
+        &[
+            (0, "KEY_TYPE_UNSPECIFIED"),
+            (1, "USER_MANAGED"),
+            (2, "SYSTEM_MANAGED"),
+        ],
+    ),
+];
+const KEYS_ENUMS: Enums = &[
+    (
+        "keys.keyAlgorithm",
+        &[
+            (0, "KEY_ALG_UNSPECIFIED"),
+            (1, "KEY_ALG_RSA_1024"),
+            (2, "KEY_ALG_RSA_2048"),
+        ],
+    ),
+    (
+        "keys.keyOrigin",
+        &[
+            (0, "ORIGIN_UNSPECIFIED"),
+            (1, "USER_PROVIDED"),
+            (2, "GOOGLE_PROVIDED"),
+        ],
+    ),
+    (
+        "keys.keyType",
+        &[
+            (0, "KEY_TYPE_UNSPECIFIED"),
+            (1, "USER_MANAGED"),
+            (2, "SYSTEM_MANAGED"),
+        ],
+    ),
+];
+
+async fn list_keys(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((project, sa)): Path<(String, String)>,
+) -> ApiResult {
+    use admin::list_service_account_keys_request::KeyType;
+    let types: Vec<KeyType> = p
+        .all("keyTypes")
+        .iter()
+        .map(|t| match t.as_str() {
+            "USER_MANAGED" | "1" => Ok(KeyType::UserManaged),
+            "SYSTEM_MANAGED" | "2" => Ok(KeyType::SystemManaged),
+            other => Err(ApiError(runpool_control::Error::invalid(format!(
+                "Invalid value at 'key_types' (type.googleapis.com/google.iam.admin.v1.ListServiceAccountKeysRequest.KeyType), \"{other}\""
+            )))),
+        })
+        .collect::<Result<_, _>>()?;
+    let mut resp = admin::ListServiceAccountKeysResponse::new();
+    resp.keys = s.control.list_keys(&c, &name(&project, &sa), &types)?;
+    Ok(reply(&p, &resp, KEYS_ENUMS))
+}
+
+async fn create_key(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((project, sa)): Path<(String, String)>,
+    Body(req): Body<admin::CreateServiceAccountKeyRequest>,
+) -> ApiResult {
+    let key = s
+        .control
+        .create_key(&c, &name(&project, &sa), req.private_key_type)?;
+    Ok(reply(&p, &key, KEY_ENUMS))
+}
+
+async fn upload_key(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((project, sa)): Path<(String, String)>,
+    Body(req): Body<admin::UploadServiceAccountKeyRequest>,
+) -> ApiResult {
+    let key = s
+        .control
+        .upload_key(&c, &name(&project, &sa), &req.public_key_data)?;
+    Ok(reply(&p, &key, KEY_ENUMS))
+}
+
+fn key_name(project: &str, sa: &str, key: &str) -> String {
+    format!("{}/keys/{key}", name(project, sa))
+}
+
+async fn get_key(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((project, sa, key)): Path<(String, String, String)>,
+) -> ApiResult {
+    Ok(reply(
+        &p,
+        &s.control.get_key(&c, &key_name(&project, &sa, &key))?,
+        KEY_ENUMS,
+    ))
+}
+
+async fn delete_key(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((project, sa, key)): Path<(String, String, String)>,
+) -> ApiResult {
+    s.control.delete_key(&c, &key_name(&project, &sa, &key))?;
+    Ok(reply(&p, &json!({}), &[]))
+}
+
+async fn key_verb(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((project, sa, seg)): Path<(String, String, String)>,
+    Body(_): Body<Value>,
+) -> ApiResult {
+    let (key, verb) = split_verb(&seg);
+    match verb {
+        "disable" | "enable" => {
+            s.control
+                .set_key_disabled(&c, &key_name(&project, &sa, key), verb == "disable")?;
+            Ok(reply(&p, &json!({}), &[]))
+        }
         _ => Err(unknown_verb(verb)),
     }
 }

@@ -87,12 +87,20 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
-/// The query string, system parameters included. Google's system parameters (`$alt`, `alt`,
+/// The query string, system parameters included (repeated parameters keep every value). Google's system parameters (`$alt`, `alt`,
 /// `fields`, `prettyPrint`, `key`, `quotaUser`, …) are accepted everywhere; only the enum
 /// encoding changes the answer.
-pub struct Params(pub HashMap<String, String>);
+pub struct Params(pub HashMap<String, String>, Vec<(String, String)>);
 
 impl Params {
+    /// Every value of a repeated parameter (`keyTypes=A&keyTypes=B`).
+    pub fn all(&self, k: &str) -> Vec<String> {
+        self.1
+            .iter()
+            .filter(|(a, _)| a == k)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
     pub fn get(&self, k: &str) -> Option<&str> {
         self.0.get(k).map(String::as_str)
     }
@@ -135,7 +143,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
         let q = parts.uri.query().unwrap_or("");
         let map: Vec<(String, String)> = serde_urlencoded::from_str(q)
             .map_err(|e| ApiError(Error::invalid(format!("Invalid query string: {e}"))))?;
-        Ok(Params(map.into_iter().collect()))
+        Ok(Params(map.iter().cloned().collect(), map))
     }
 }
 
