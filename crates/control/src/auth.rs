@@ -259,7 +259,7 @@ impl Control {
             }
         }
         if let Some(k) = key_id
-            && !st.keys.get(k).is_some_and(|k| !k.disabled)
+            && st.keys.get(k).is_none_or(|k| k.disabled)
         {
             return Err(invalid("ACCESS_TOKEN_EXPIRED"));
         }

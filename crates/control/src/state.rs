@@ -100,6 +100,8 @@ pub struct State {
 }
 
 /// One change to the state.
+// A mutation makes a handful of these and drops them at once; boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Change {
     Organization(Organization),
