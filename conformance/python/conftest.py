@@ -286,3 +286,57 @@ def new_project(server, org_name, unique_id):
         )
     )
     return op.result(timeout=30)
+
+
+# --- service accounts and keys (shared by test_service_accounts.py and test_credentials.py) -----
+
+SA_DOMAIN = "iam.gserviceaccount.com"
+
+
+@pytest.fixture(scope="session")
+def iam_v1(server):
+    """IAM v1 through google-api-python-client's bundled discovery document, as admin."""
+    return server.discovery("iam", "v1")
+
+
+def create_service_account(iam, project_id: str, account_id: str, display_name: str = "conformance"):
+    """``projects.serviceAccounts.create`` → the ServiceAccount JSON."""
+    return (
+        iam.projects()
+        .serviceAccounts()
+        .create(
+            name=f"projects/{project_id}",
+            body={"accountId": account_id, "serviceAccount": {"displayName": display_name}},
+        )
+        .execute()
+    )
+
+
+def create_key(iam, account_name: str):
+    """``projects.serviceAccounts.keys.create`` → (ServiceAccountKey JSON, decoded key file dict)."""
+    import base64
+
+    key = iam.projects().serviceAccounts().keys().create(name=account_name, body={}).execute()
+    keyfile = json.loads(base64.b64decode(key["privateKeyData"]))
+    return key, keyfile
+
+
+def grant_on_project(server, project_name: str, role: str, member: str):
+    """Add ``member`` to ``role`` in a project's allow policy (read-modify-write, as admin)."""
+    from google.cloud import resourcemanager_v3
+    from google.iam.v1 import iam_policy_pb2
+
+    client = server.client(resourcemanager_v3.ProjectsClient)
+    policy = client.get_iam_policy(request=iam_policy_pb2.GetIamPolicyRequest(resource=project_name))
+    policy.bindings.add(role=role, members=[member])
+    return client.set_iam_policy(
+        request=iam_policy_pb2.SetIamPolicyRequest(resource=project_name, policy=policy)
+    )
+
+
+def grant_on_service_account(iam, account_name: str, role: str, member: str):
+    """Add ``member`` to ``role`` in a service account's allow policy (as the discovery client's caller)."""
+    accounts = iam.projects().serviceAccounts()
+    policy = accounts.getIamPolicy(resource=account_name).execute()
+    policy.setdefault("bindings", []).append({"role": role, "members": [member]})
+    return accounts.setIamPolicy(resource=account_name, body={"policy": policy}).execute()

@@ -358,6 +358,13 @@ impl Control {
         Ok(claims)
     }
 
+    /// The unique id of a live service account.
+    pub fn unique_id_of(&self, email: &str) -> Option<String> {
+        self.read()
+            .account_by_email(email)
+            .map(|a| a.stored.account.unique_id)
+    }
+
     /// The keys that verify ID tokens: `(kid, public key)`.
     pub fn id_token_keys(&self) -> Vec<(String, PublicKey)> {
         self.read()
@@ -397,7 +404,18 @@ impl Control {
                 "Invalid form of account ID {name}. Should be [Gaia ID |Email |Unique ID |] of the account; the project must be '-'."
             )));
         }
-        let denied = |shown: &str| Error::permission_denied(permission, shown, CREDENTIALS_SERVICE);
+        // IAM Credentials words its denial without naming the account.
+        let denied = |shown: &str| {
+            Error::new(
+                Code::PermissionDenied,
+                format!("Permission '{permission}' denied on resource (or it may not exist)."),
+            )
+            .with_info(
+                "IAM_PERMISSION_DENIED",
+                "iam.googleapis.com",
+                [("permission", permission), ("resource", shown)],
+            )
+        };
         let mut chain = vec![];
         for d in delegates
             .iter()

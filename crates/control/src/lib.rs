@@ -17,6 +17,7 @@ pub mod credentials;
 pub mod crypto;
 pub mod error;
 pub mod iam;
+pub mod identity;
 pub mod local;
 pub mod orgpolicy;
 pub mod resourcemanager;
@@ -24,6 +25,7 @@ pub mod roles;
 pub mod serviceaccounts;
 pub mod state;
 pub mod store;
+pub mod workerpools;
 pub mod world;
 
 use arc_swap::ArcSwap;
@@ -115,8 +117,12 @@ impl Control {
         for c in changes {
             snap = update_snapshot(snap, &c);
             st.apply(c.clone());
-            if let Change::ServiceAccount(a) = &c {
-                snap = update_snapshot_sa(snap, &st, a);
+            match &c {
+                Change::ServiceAccount(a) => snap = update_snapshot_sa(snap, &st, a),
+                Change::WorkerPool(name, w) => {
+                    snap = update_snapshot_pool(snap, &st, name, w.is_some())
+                }
+                _ => {}
             }
         }
         if roles_changed {
@@ -226,6 +232,9 @@ fn build_snapshot(state: &State) -> authz::Snapshot {
     for a in state.service_accounts.values() {
         snap = update_snapshot_sa(snap, state, a);
     }
+    for name in state.worker_pools.keys() {
+        snap = update_snapshot_pool(snap, state, name, true);
+    }
     for (g, m) in &state.groups {
         snap = snap.with_group(g, m);
     }
@@ -262,5 +271,27 @@ fn update_snapshot_sa(
         snap.without_resource(&name)
     } else {
         snap.with_resource(&name, Some(&format!("projects/{number}")))
+    }
+}
+
+/// Worker pools hang below their project (they carry their own allow policy too).
+fn update_snapshot_pool(
+    snap: authz::Snapshot,
+    state: &State,
+    name: &str,
+    present: bool,
+) -> authz::Snapshot {
+    let Some(resource) = workerpools::pool_resource(state, name) else {
+        return snap;
+    };
+    if present {
+        let project = resource
+            .split("/locations/")
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        snap.with_resource(&resource, Some(&project))
+    } else {
+        snap.without_resource(&resource)
     }
 }

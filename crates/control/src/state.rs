@@ -9,6 +9,7 @@ use google_cloud_iam_v1::model::Policy as IamPolicy;
 use google_cloud_longrunning::model::Operation;
 use google_cloud_orgpolicy_v2::model::Policy as OrgPolicy;
 use google_cloud_resourcemanager_v3::model::{Folder, Organization, Project};
+use google_cloud_run_v2::model::{Revision, WorkerPool};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -93,6 +94,10 @@ pub struct State {
     pub sa_emails: HashMap<String, String>,
     /// key id → key
     pub keys: BTreeMap<String, StoredKey>,
+    /// `projects/PROJECT_ID/locations/L/workerPools/ID` → pool
+    pub worker_pools: BTreeMap<String, WorkerPool>,
+    /// `…/workerPools/ID/revisions/R` → revision
+    pub revisions: BTreeMap<String, Revision>,
     /// sha256 hex → record
     pub tokens: HashMap<String, TokenRecord>,
     pub operations: HashMap<String, Operation>,
@@ -113,8 +118,11 @@ pub enum Change {
     CustomRole(Role),
     ServiceAccount(StoredAccount),
     Key(String, Option<StoredKey>),
+    WorkerPool(String, Option<WorkerPool>),
+    Revision(String, Option<Revision>),
     Token(String, Option<TokenRecord>),
     Operation(Operation),
+    OperationDeleted(String),
     Setting(String, String),
 }
 
@@ -158,12 +166,26 @@ impl Change {
                 kind: "key",
                 key: id.clone(),
             },
+            Change::WorkerPool(n, Some(w)) => put("worker_pool", n, json(w)),
+            Change::WorkerPool(n, None) => Write::Delete {
+                kind: "worker_pool",
+                key: n.clone(),
+            },
+            Change::Revision(n, Some(r)) => put("revision", n, json(r)),
+            Change::Revision(n, None) => Write::Delete {
+                kind: "revision",
+                key: n.clone(),
+            },
             Change::Token(h, Some(t)) => put("token", h, json(t)),
             Change::Token(h, None) => Write::Delete {
                 kind: "token",
                 key: h.clone(),
             },
             Change::Operation(o) => put("operation", &o.name, json(o)),
+            Change::OperationDeleted(n) => Write::Delete {
+                kind: "operation",
+                key: n.clone(),
+            },
             Change::Setting(k, v) => put("setting", k, v.clone()),
         }
     }
@@ -185,6 +207,8 @@ impl Change {
             "custom_role" => Change::CustomRole(parse(row)?),
             "service_account" => Change::ServiceAccount(parse(row)?),
             "key" => Change::Key(row.key.clone(), Some(parse(row)?)),
+            "worker_pool" => Change::WorkerPool(row.key.clone(), Some(parse(row)?)),
+            "revision" => Change::Revision(row.key.clone(), Some(parse(row)?)),
             "token" => Change::Token(row.key.clone(), Some(parse(row)?)),
             "operation" => Change::Operation(parse(row)?),
             "setting" => Change::Setting(row.key.clone(), row.value.clone()),
@@ -241,6 +265,22 @@ impl State {
                     self.keys.remove(&id);
                 }
             },
+            Change::WorkerPool(n, w) => match w {
+                Some(w) => {
+                    self.worker_pools.insert(n, w);
+                }
+                None => {
+                    self.worker_pools.remove(&n);
+                }
+            },
+            Change::Revision(n, r) => match r {
+                Some(r) => {
+                    self.revisions.insert(n, r);
+                }
+                None => {
+                    self.revisions.remove(&n);
+                }
+            },
             Change::Token(h, t) => match t {
                 Some(t) => {
                     self.tokens.insert(h, t);
@@ -251,6 +291,9 @@ impl State {
             },
             Change::Operation(o) => {
                 self.operations.insert(o.name.clone(), o);
+            }
+            Change::OperationDeleted(n) => {
+                self.operations.remove(&n);
             }
             Change::Setting(k, v) => {
                 self.settings.insert(k, v);

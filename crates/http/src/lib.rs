@@ -8,6 +8,7 @@ mod oauth;
 mod orgpolicy;
 mod rm;
 mod roles;
+mod run;
 mod serviceaccounts;
 pub mod wire;
 
@@ -45,6 +46,7 @@ pub fn router(control: Arc<Control>) -> Router {
         .merge(rm::router())
         .merge(orgpolicy::router())
         .merge(roles::router())
+        .merge(run::router())
         .merge(serviceaccounts::router())
         .merge(oauth::router())
         .fallback(not_found)

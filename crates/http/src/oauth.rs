@@ -109,8 +109,13 @@ async fn tokeninfo(State(s): State<AppState>, p: Params, headers: HeaderMap) -> 
     match s.control.token_info(token.unwrap_or_default()) {
         Some((member, expires_in)) => {
             let email = member.split_once(':').map(|(_, e)| e).unwrap_or_default();
+            // A service account's OAuth client is its unique id, as Google answers.
+            let client = s
+                .control
+                .unique_id_of(email)
+                .unwrap_or_else(|| email.to_string());
             axum::Json(json!({
-                "azp": email, "aud": email, "sub": email, "email": email, "email_verified": "true",
+                "azp": client, "aud": client, "sub": client, "email": email, "email_verified": "true",
                 "scope": "https://www.googleapis.com/auth/cloud-platform",
                 "expires_in": expires_in.to_string(),
                 "exp": (chrono::Utc::now().timestamp() + expires_in).to_string(),

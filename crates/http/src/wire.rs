@@ -214,11 +214,29 @@ fn name_enums(v: &mut Value, path: &[&str], names: &[(i64, &str)]) {
 /// Render a model value. Google's Rust model types write enums as integers; a client that
 /// did not ask for `enum-encoding=int` gets their names, as from Google.
 pub fn reply<T: Serialize>(params: &Params, value: &T, enums: Enums) -> Response {
+    reply_under(params, value, &[""], enums)
+}
+
+/// [`reply`] with the enum paths applied under each of `prefixes` (`""` for the root), for
+/// a resource that also travels inside operations (`response`, `metadata`) and lists.
+pub fn reply_under<T: Serialize>(
+    params: &Params,
+    value: &T,
+    prefixes: &[&str],
+    enums: Enums,
+) -> Response {
     let mut v = serde_json::to_value(value).unwrap_or(Value::Null);
     if !params.int_enums() {
-        for (path, names) in enums {
-            let parts: Vec<&str> = path.split('.').collect();
-            name_enums(&mut v, &parts, names);
+        for prefix in prefixes {
+            for (path, names) in enums {
+                let full = if prefix.is_empty() {
+                    path.to_string()
+                } else {
+                    format!("{prefix}.{path}")
+                };
+                let parts: Vec<&str> = full.split('.').collect();
+                name_enums(&mut v, &parts, names);
+            }
         }
     }
     axum::Json(v).into_response()

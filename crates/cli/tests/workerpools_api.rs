@@ -1,0 +1,445 @@
+//! Worker pools over Cloud Run Admin API v2, against the real binary: the service identity
+//! rules on every deploy path, revisions, scaling, validate-only, bad input.
+
+mod common;
+
+use common::{Api, Server};
+use serde_json::{Value, json};
+
+const WORLD: &str = r#"
+organizations:
+  - domain: example.com
+    id: "100000000001"
+    iam:
+      - role: roles/owner
+        members: [user:admin@example.com]
+      - role: roles/resourcemanager.organizationAdmin
+        members: [user:admin@example.com]
+      - role: roles/orgpolicy.policyAdmin
+        members: [user:admin@example.com]
+    folders:
+      - displayName: shared
+        id: "200000000001"
+        projects: [{projectId: identity-project, number: "300000000002"}]
+    projects:
+      - projectId: app-project
+        number: "300000000001"
+        iam:
+          - role: roles/run.developer
+            members: [user:dev@example.com]
+"#;
+
+const POOLS: &str = "/v2/projects/app-project/locations/us-central1/workerPools";
+const AGENT: &str =
+    "serviceAccount:service-300000000001@serverless-robot-prod.iam.gserviceaccount.com";
+
+struct World {
+    _server: Server,
+    api: Api,
+    admin: String,
+    dev: String,
+}
+
+fn world() -> World {
+    let server = Server::start_with_world(WORLD);
+    let api = server.api();
+    let admin = api.token("admin@example.com");
+    let dev = api.token("dev@example.com");
+    World {
+        _server: server,
+        api,
+        admin,
+        dev,
+    }
+}
+
+impl World {
+    fn create_sa(&self, project: &str, id: &str) -> String {
+        let (s, body) = self.api.post(
+            &self.admin,
+            &format!("/v1/projects/{project}/serviceAccounts"),
+            json!({"accountId": id}),
+        );
+        assert_eq!(s, 200, "{body}");
+        body["email"].as_str().unwrap().to_string()
+    }
+
+    /// get → add a binding → set, on any resource with the IAM methods at `base`.
+    fn grant(&self, base: &str, role: &str, member: &str) {
+        // Cloud Run reads a pool's policy with GET; the other APIs with POST.
+        let (s, mut policy) = if base.starts_with("/v2/") {
+            self.api.get(&self.admin, &format!("{base}:getIamPolicy"))
+        } else {
+            self.api
+                .post(&self.admin, &format!("{base}:getIamPolicy"), json!({}))
+        };
+        assert_eq!(s, 200, "{policy}");
+        let b = json!({"role": role, "members": [member]});
+        match policy["bindings"].as_array_mut() {
+            Some(list) => list.push(b),
+            None => policy["bindings"] = json!([b]),
+        }
+        let (s, body) = self.api.post(
+            &self.admin,
+            &format!("{base}:setIamPolicy"),
+            json!({"policy": policy}),
+        );
+        assert_eq!(s, 200, "{body}");
+    }
+
+    fn sa_base(email: &str) -> String {
+        format!("/v1/projects/-/serviceAccounts/{email}")
+    }
+
+    fn deploy(&self, token: &str, id: &str, sa: Option<&str>) -> (u16, Value) {
+        self.api
+            .post(token, &format!("{POOLS}?workerPoolId={id}"), pool_body(sa))
+    }
+
+    fn pool(&self, id: &str) -> (u16, Value) {
+        self.api.get(&self.admin, &format!("{POOLS}/{id}"))
+    }
+
+    fn disable_cross_project_constraint(&self, parent: &str) {
+        let c = "iam.disableCrossProjectServiceAccountUsage";
+        let (s, body) = self.api.post(
+            &self.admin,
+            &format!("/v2/{parent}/policies"),
+            json!({
+                "name": format!("{parent}/policies/{c}"), "spec": {"rules": [{"enforce": false}]}
+            }),
+        );
+        assert_eq!(s, 200, "{body}");
+    }
+}
+
+fn pool_body(sa: Option<&str>) -> Value {
+    let mut template = json!({"containers": [{"image": "us-docker.pkg.dev/cloudrun/container/worker-pool", "command": ["/bin/worker"]}]});
+    if let Some(sa) = sa {
+        template["serviceAccount"] = json!(sa);
+    }
+    json!({"template": template, "scaling": {"scalingMode": "MANUAL", "manualInstanceCount": 2}})
+}
+
+fn act_as_text(email: &str) -> String {
+    format!(
+        "Permission 'iam.serviceaccounts.actAs' denied on service account {email} (or it may not exist)."
+    )
+}
+
+#[test]
+fn without_act_as_the_deploy_is_refused_and_nothing_is_stored() {
+    let w = world();
+    let sa = w.create_sa("app-project", "worker-sa");
+    let (s, err) = w.deploy(&w.dev, "wp", Some(&sa));
+    assert_eq!(s, 403, "{err}");
+    assert_eq!(err["error"]["status"], "PERMISSION_DENIED");
+    assert_eq!(err["error"]["message"], act_as_text(&sa));
+    assert_eq!(w.pool("wp").0, 404, "nothing stored");
+}
+
+#[test]
+fn act_as_granted_on_the_account_lets_the_deploy_through() {
+    let w = world();
+    let sa = w.create_sa("app-project", "worker-sa");
+    w.grant(
+        &World::sa_base(&sa),
+        "roles/iam.serviceAccountUser",
+        "user:dev@example.com",
+    );
+    let (s, op) = w.deploy(&w.dev, "wp", Some(&sa));
+    assert_eq!(s, 200, "{op}");
+    assert_eq!(op["done"], true);
+    assert_eq!(
+        op["response"]["@type"],
+        "type.googleapis.com/google.cloud.run.v2.WorkerPool"
+    );
+    let (_, pool) = w.pool("wp");
+    assert_eq!(pool["template"]["serviceAccount"], sa);
+    assert_eq!(pool["creator"], "dev@example.com");
+    assert_eq!(pool["generation"], "1", "int64 as a string");
+    assert_eq!(pool["terminalCondition"]["state"], "CONDITION_SUCCEEDED");
+    let rev = pool["latestReadyRevision"].as_str().unwrap();
+    assert!(
+        rev.starts_with(&format!("{}/wp/revisions/wp-00001-", &POOLS[4..])),
+        "{rev}"
+    );
+    let (s, r) = w.api.get(&w.admin, &format!("/v2/{rev}"));
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["serviceAccount"], sa);
+    assert_eq!(
+        pool["scaling"]["scalingMode"], "MANUAL",
+        "scaling fields round-trip"
+    );
+    assert_eq!(pool["scaling"]["manualInstanceCount"], 2);
+}
+
+#[test]
+fn act_as_inherited_from_the_accounts_project_is_enough() {
+    let w = world();
+    let sa = w.create_sa("app-project", "worker-sa");
+    w.grant(
+        "/v3/projects/app-project",
+        "roles/iam.serviceAccountUser",
+        "user:dev@example.com",
+    );
+    let (s, op) = w.deploy(&w.dev, "wp", Some(&sa));
+    assert_eq!(s, 200, "{op}");
+}
+
+#[test]
+fn no_service_account_means_the_default_compute_account() {
+    let w = world();
+    let default = "300000000001-compute@developer.gserviceaccount.com";
+    let (s, err) = w.deploy(&w.dev, "wp", None);
+    assert_eq!(
+        s, 403,
+        "the developer may not act as the default account either: {err}"
+    );
+    assert_eq!(err["error"]["message"], act_as_text(default));
+    // The owner holds actAs on every account of the project.
+    let (s, op) = w.deploy(&w.admin, "wp", None);
+    assert_eq!(s, 200, "{op}");
+    assert_eq!(w.pool("wp").1["template"]["serviceAccount"], default);
+}
+
+#[test]
+fn a_disabled_account_is_refused() {
+    let w = world();
+    let sa = w.create_sa("app-project", "worker-sa");
+    let (s, _) = w.api.post(
+        &w.admin,
+        &format!("{}:disable", World::sa_base(&sa)),
+        json!({}),
+    );
+    assert_eq!(s, 200);
+    let (s, err) = w.deploy(&w.admin, "wp", Some(&sa));
+    assert_eq!(s, 400, "{err}");
+    assert_eq!(err["error"]["status"], "FAILED_PRECONDITION");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("disabled"),
+        "{err}"
+    );
+    assert_eq!(w.pool("wp").0, 404);
+}
+
+#[test]
+fn a_cross_project_account_needs_all_three_conditions() {
+    let w = world();
+    let sa = w.create_sa("identity-project", "shared-worker");
+    let base = World::sa_base(&sa);
+
+    // 1. No actAs: the actAs denial.
+    let (s, err) = w.deploy(&w.dev, "wp", Some(&sa));
+    assert_eq!(
+        (s, err["error"]["message"].as_str().unwrap()),
+        (403, act_as_text(&sa).as_str())
+    );
+    w.grant(
+        &base,
+        "roles/iam.serviceAccountUser",
+        "user:dev@example.com",
+    );
+
+    // 2. The constraint is enforced by default on the account's project.
+    let (s, err) = w.deploy(&w.dev, "wp", Some(&sa));
+    assert_eq!(s, 400, "{err}");
+    assert_eq!(err["error"]["status"], "FAILED_PRECONDITION");
+    let msg = err["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("iam.disableCrossProjectServiceAccountUsage")
+            && msg.contains("identity-project"),
+        "{msg}"
+    );
+    w.disable_cross_project_constraint("projects/identity-project");
+
+    // 3. The pool project's service agent cannot mint tokens for the account.
+    let (s, err) = w.deploy(&w.dev, "wp", Some(&sa));
+    assert_eq!(s, 400, "{err}");
+    let msg = err["error"]["message"].as_str().unwrap();
+    assert!(msg.starts_with("Google Cloud Run Service Agent does not have permission to get access tokens for the service account"), "{msg}");
+    assert!(
+        msg.contains("service-300000000001@serverless-robot-prod.iam.gserviceaccount.com"),
+        "{msg}"
+    );
+    w.grant(&base, "roles/iam.serviceAccountTokenCreator", AGENT);
+
+    // All three hold: deployed.
+    let (s, op) = w.deploy(&w.dev, "wp", Some(&sa));
+    assert_eq!(s, 200, "{op}");
+    assert_eq!(w.pool("wp").1["template"]["serviceAccount"], sa);
+}
+
+#[test]
+fn the_constraint_turned_off_at_the_folder_above_the_accounts_project_allows_it() {
+    let w = world();
+    let sa = w.create_sa("identity-project", "shared-worker");
+    w.grant(
+        &World::sa_base(&sa),
+        "roles/iam.serviceAccountUser",
+        "user:dev@example.com",
+    );
+    w.grant(
+        &World::sa_base(&sa),
+        "roles/iam.serviceAccountTokenCreator",
+        AGENT,
+    );
+    w.disable_cross_project_constraint("folders/200000000001");
+    let (s, op) = w.deploy(&w.dev, "wp", Some(&sa));
+    assert_eq!(s, 200, "{op}");
+}
+
+#[test]
+fn validate_only_runs_every_check_and_writes_nothing() {
+    let w = world();
+    let sa = w.create_sa("app-project", "worker-sa");
+    let (s, err) = w.api.post(
+        &w.dev,
+        &format!("{POOLS}?workerPoolId=wp&validateOnly=true"),
+        pool_body(Some(&sa)),
+    );
+    assert_eq!(s, 403, "the checks run: {err}");
+    let (s, op) = w.api.post(
+        &w.admin,
+        &format!("{POOLS}?workerPoolId=wp&validateOnly=true"),
+        pool_body(Some(&sa)),
+    );
+    assert_eq!(s, 200, "{op}");
+    assert_eq!(op["response"]["template"]["serviceAccount"], sa);
+    assert_eq!(w.pool("wp").0, 404, "nothing stored");
+    let (_, revs) = w.api.get(&w.admin, &format!("{POOLS}/wp/revisions"));
+    assert!(revs.get("revisions").is_none(), "{revs}");
+}
+
+#[test]
+fn a_scaling_change_makes_no_revision_and_a_template_change_does() {
+    let w = world();
+    let (s, _) = w.deploy(&w.admin, "wp", None);
+    assert_eq!(s, 200);
+    let first = w.pool("wp").1;
+    let patch = json!({"scaling": {"scalingMode": "MANUAL", "manualInstanceCount": 5}});
+    let (s, op) = w
+        .api
+        .patch(&w.admin, &format!("{POOLS}/wp?updateMask=scaling"), patch);
+    assert_eq!(s, 200, "{op}");
+    let scaled = w.pool("wp").1;
+    assert_eq!(scaled["scaling"]["manualInstanceCount"], 5);
+    assert_eq!(scaled["generation"], "2");
+    assert_eq!(
+        scaled["latestCreatedRevision"], first["latestCreatedRevision"],
+        "no new revision"
+    );
+
+    let mut body = pool_body(None);
+    body["template"]["containers"][0]["args"] = json!(["--fast"]);
+    let (s, op) = w.api.patch(&w.admin, &format!("{POOLS}/wp"), body);
+    assert_eq!(s, 200, "{op}");
+    let changed = w.pool("wp").1;
+    assert_ne!(
+        changed["latestCreatedRevision"],
+        first["latestCreatedRevision"]
+    );
+    let (_, revs) = w.api.get(&w.admin, &format!("{POOLS}/wp/revisions"));
+    assert_eq!(revs["revisions"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn patch_with_allow_missing_creates_and_checks_identity_too() {
+    let w = world();
+    let sa = w.create_sa("app-project", "worker-sa");
+    let (s, err) = w.api.patch(
+        &w.dev,
+        &format!("{POOLS}/wp?allowMissing=true"),
+        pool_body(Some(&sa)),
+    );
+    assert_eq!(s, 403, "{err}");
+    assert_eq!(err["error"]["message"], act_as_text(&sa));
+    let (s, err) = w
+        .api
+        .patch(&w.admin, &format!("{POOLS}/wp"), pool_body(Some(&sa)));
+    assert_eq!(s, 404, "without allowMissing: {err}");
+    let (s, op) = w.api.patch(
+        &w.admin,
+        &format!("{POOLS}/wp?allowMissing=true"),
+        pool_body(Some(&sa)),
+    );
+    assert_eq!(s, 200, "{op}");
+    assert_eq!(w.pool("wp").0, 200);
+}
+
+#[test]
+fn a_grant_on_the_pool_itself_reaches_only_that_pool() {
+    let w = world();
+    for id in ["wp-a", "wp-b"] {
+        assert_eq!(w.deploy(&w.admin, id, None).0, 200);
+    }
+    w.grant(
+        &format!("{POOLS}/wp-a"),
+        "roles/run.viewer",
+        "user:vic@example.com",
+    );
+    let vic = w.api.token("vic@example.com");
+    assert_eq!(w.api.get(&vic, &format!("{POOLS}/wp-a")).0, 200);
+    let (s, err) = w.api.get(&vic, &format!("{POOLS}/wp-b"));
+    assert_eq!(s, 403, "{err}");
+    assert_eq!(
+        err["error"]["message"],
+        format!(
+            "Permission 'run.workerpools.get' denied on resource '{}/wp-b' (or it may not exist).",
+            &POOLS[4..]
+        )
+    );
+}
+
+#[test]
+fn bad_input_is_refused_with_400_and_nothing_stored() {
+    let w = world();
+    let eleven: Vec<Value> = (0..11)
+        .map(|i| json!({"name": format!("c{i}"), "image": "img"}))
+        .collect();
+    let cases = vec![
+        (
+            "unknown region",
+            "/v2/projects/app-project/locations/mars-north1/workerPools?workerPoolId=wp"
+                .to_string(),
+            pool_body(None),
+        ),
+        (
+            "bad id",
+            format!("{POOLS}?workerPoolId=Bad_Id"),
+            pool_body(None),
+        ),
+        (
+            "missing template",
+            format!("{POOLS}?workerPoolId=wp"),
+            json!({"scaling": {"manualInstanceCount": 1}}),
+        ),
+        (
+            "eleven containers",
+            format!("{POOLS}?workerPoolId=wp"),
+            json!({"template": {"containers": eleven}}),
+        ),
+        (
+            "reserved annotation",
+            format!("{POOLS}?workerPoolId=wp"),
+            json!({
+            "annotations": {"run.googleapis.com/secret": "x"},
+            "template": {"containers": [{"image": "img"}]}}),
+        ),
+        (
+            "wrong type",
+            format!("{POOLS}?workerPoolId=wp"),
+            json!({"template": {"containers": "img"}}),
+        ),
+    ];
+    for (what, path, body) in cases {
+        let (s, err) = w.api.post(&w.admin, &path, body);
+        assert_eq!(s, 400, "{what}: {err}");
+        assert_eq!(err["error"]["status"], "INVALID_ARGUMENT", "{what}");
+    }
+    let (_, list) = w.api.get(&w.admin, POOLS);
+    assert!(list.get("workerPools").is_none(), "{list}");
+}
