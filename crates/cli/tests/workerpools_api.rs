@@ -443,3 +443,111 @@ fn bad_input_is_refused_with_400_and_nothing_stored() {
     let (_, list) = w.api.get(&w.admin, POOLS);
     assert!(list.get("workerPools").is_none(), "{list}");
 }
+
+const V1: &str = "/apis/run.googleapis.com/v1/namespaces/app-project/workerpools";
+
+fn v1_pool(name: &str, sa: &str) -> Value {
+    json!({
+        "apiVersion": "run.googleapis.com/v1",
+        "kind": "WorkerPool",
+        "metadata": {
+            "name": name,
+            "labels": {"cloud.googleapis.com/location": "us-central1"},
+            "annotations": {"run.googleapis.com/scalingMode": "manual", "run.googleapis.com/manualInstanceCount": "3"}
+        },
+        "spec": {"template": {"spec": {"serviceAccountName": sa, "containers": [{"image": "img", "command": ["/w"]}]}}}
+    })
+}
+
+#[test]
+fn the_v1_api_is_the_same_store_under_the_same_rules() {
+    let w = world();
+    let sa = w.create_sa("app-project", "worker-sa");
+    let other = w.create_sa("app-project", "other-sa");
+    w.grant(
+        &World::sa_base(&sa),
+        "roles/iam.serviceAccountUser",
+        "user:dev@example.com",
+    );
+
+    let (s, created) = w.api.post(&w.dev, V1, v1_pool("wp", &sa));
+    assert_eq!(s, 200, "{created}");
+    assert_eq!(created["kind"], "WorkerPool");
+    assert_eq!(created["metadata"]["namespace"], "300000000001");
+    assert_eq!(
+        created["spec"]["template"]["spec"]["serviceAccountName"],
+        sa
+    );
+    // The v2 view of the same pool.
+    let (_, v2) = w.pool("wp");
+    assert_eq!(v2["template"]["serviceAccount"], sa);
+    assert_eq!(v2["scaling"]["manualInstanceCount"], 3);
+
+    // Replace with an account the developer may not act as: the same denial, nothing stored.
+    let (_, mut current) = w.api.get(&w.dev, &format!("{V1}/wp"));
+    current["spec"]["template"]["spec"]["serviceAccountName"] = json!(other);
+    let (s, err) = w.api.send_json(
+        reqwest::Method::PUT,
+        &w.dev,
+        &format!("{V1}/wp"),
+        current.clone(),
+    );
+    assert_eq!(s, 403, "{err}");
+    assert_eq!(err["error"]["message"], act_as_text(&other));
+    assert_eq!(w.pool("wp").1["template"]["serviceAccount"], sa);
+
+    // Granted: the replace lands, with a new revision.
+    w.grant(
+        &World::sa_base(&other),
+        "roles/iam.serviceAccountUser",
+        "user:dev@example.com",
+    );
+    let (s, replaced) = w.api.send_json(
+        reqwest::Method::PUT,
+        &w.dev,
+        &format!("{V1}/wp"),
+        current.clone(),
+    );
+    assert_eq!(s, 200, "{replaced}");
+    assert_eq!(w.pool("wp").1["template"]["serviceAccount"], other);
+    assert_ne!(
+        replaced["status"]["latestCreatedRevisionName"],
+        created["status"]["latestCreatedRevisionName"]
+    );
+
+    // The resourceVersion read before is stale now.
+    let (s, err) = w
+        .api
+        .send_json(reqwest::Method::PUT, &w.dev, &format!("{V1}/wp"), current);
+    assert_eq!(s, 409, "{err}");
+
+    let (s, list) = w.api.get(&w.dev, V1);
+    assert_eq!(s, 200);
+    assert_eq!(list["kind"], "WorkerPoolList");
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    let (s, _) = w.api.delete(&w.dev, &format!("{V1}/wp"));
+    assert_eq!(s, 200);
+    assert_eq!(w.pool("wp").0, 404);
+}
+
+#[test]
+fn v1_bad_input_is_refused() {
+    let w = world();
+    let mut no_template = v1_pool("wp", "x@app-project.iam.gserviceaccount.com");
+    no_template["spec"] = json!({});
+    let (s, err) = w.api.post(&w.admin, V1, no_template);
+    assert_eq!(s, 400, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("spec.template is required")
+    );
+    let (s, err) = w.api.post_raw(&w.admin, V1, "kind: WorkerPool".to_string());
+    assert_eq!(s, 400, "not JSON: {err}");
+    let mut no_region = v1_pool("wp", "x@app-project.iam.gserviceaccount.com");
+    no_region["metadata"]["labels"] = json!({});
+    let (s, err) = w.api.post(&w.admin, V1, no_region);
+    assert_eq!(s, 400, "{err}");
+    assert_eq!(w.pool("wp").0, 404);
+}

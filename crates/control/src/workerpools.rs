@@ -844,6 +844,47 @@ impl Control {
         self.test_iam_permissions(caller, &t, permissions)
     }
 
+    /// The regions of a project holding a pool named `id` that the caller may get.
+    pub fn regions_of_pool(&self, caller: &Caller, project: &str, id: &str) -> Result<Vec<String>> {
+        let node = self.node(&format!("projects/{project}"), "run.workerpools.get")?;
+        let project_id = self.read().projects[&node.name].project_id.clone();
+        let suffix = format!("/workerPools/{id}");
+        let prefix = format!("projects/{project_id}/locations/");
+        let regions: Vec<String> = self
+            .read()
+            .worker_pools
+            .keys()
+            .filter(|k| k.starts_with(&prefix) && k.ends_with(&suffix))
+            .map(|k| k[prefix.len()..k.len() - suffix.len()].to_string())
+            .collect();
+        if regions.is_empty() {
+            self.authorize(
+                caller,
+                "run.workerpools.get",
+                &Target {
+                    service: SERVICE,
+                    ..node.target()
+                },
+            )?;
+        }
+        Ok(regions)
+    }
+
+    /// The project number behind a pool name (`projects/PROJECT_ID/…`).
+    pub fn project_number_of(&self, name: &str) -> Option<String> {
+        let project = name.strip_prefix("projects/")?.split('/').next()?;
+        self.read()
+            .resolve(&format!("projects/{project}"))
+            .map(|n| n.name.trim_start_matches("projects/").to_string())
+    }
+
+    /// Whether two project references (ids or numbers) name the same project.
+    pub fn same_project(&self, a: &str, b: &str) -> bool {
+        let st = self.read();
+        let r = |p: &str| st.resolve(&format!("projects/{p}")).map(|n| n.name);
+        r(a).is_some() && r(a) == r(b)
+    }
+
     /// Revisions of a pool, newest first.
     pub fn list_revisions(&self, caller: &Caller, pool: &str) -> Result<Vec<Revision>> {
         let perm = "run.revisions.list";

@@ -9,6 +9,7 @@ mod orgpolicy;
 mod rm;
 mod roles;
 mod run;
+mod run_v1;
 mod serviceaccounts;
 pub mod wire;
 
@@ -47,6 +48,7 @@ pub fn router(control: Arc<Control>) -> Router {
         .merge(orgpolicy::router())
         .merge(roles::router())
         .merge(run::router())
+        .merge(run_v1::router())
         .merge(serviceaccounts::router())
         .merge(oauth::router())
         .fallback(not_found)

@@ -274,6 +274,17 @@ impl Api {
         self.send(reqwest::Method::DELETE, token, path, None)
     }
 
+    /// Any method with a JSON body (PUT, for instance).
+    pub fn send_json(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Value,
+    ) -> (u16, Value) {
+        self.send(method, token, path, Some(body.to_string()))
+    }
+
     fn send(
         &self,
         method: reqwest::Method,
