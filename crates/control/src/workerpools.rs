@@ -96,6 +96,17 @@ impl Location {
     }
 }
 
+/// One deploy of a pool: where, over what, and as whom.
+struct Deploy<'a> {
+    loc: &'a Location,
+    id: &'a str,
+    /// The pool as it stands, for an update.
+    previous: Option<&'a WorkerPool>,
+    force_new_revision: bool,
+    /// The service account the identity rules resolved.
+    identity: String,
+}
+
 /// `projects/NUMBER/locations/L/workerPools/ID`: the name IAM and the hierarchy know a pool by.
 pub fn pool_resource(st: &State, name: &str) -> Option<String> {
     let rest = name.strip_prefix("projects/")?;
@@ -414,13 +425,17 @@ impl Control {
     fn realize(
         &self,
         caller: &Caller,
-        loc: &Location,
-        id: &str,
+        d: &Deploy,
         mut pool: WorkerPool,
-        previous: Option<&WorkerPool>,
-        force_new_revision: bool,
-        identity: String,
     ) -> Result<(WorkerPool, Option<Revision>)> {
+        let Deploy {
+            loc,
+            id,
+            previous,
+            force_new_revision,
+            ref identity,
+        } = *d;
+        let identity = identity.clone();
         let name = format!("{}/workerPools/{id}", loc.parent());
         pool.name = name.clone();
         let t = now();
@@ -558,31 +573,26 @@ impl Control {
             .map(|t| t.service_account.clone())
             .unwrap_or_default();
         let identity = self.check_identity(caller, &loc.project_number, &requested)?;
-        self.commit_pool(caller, &loc, &id, pool, None, true, identity, validate_only)
+        let d = Deploy {
+            loc: &loc,
+            id: &id,
+            previous: None,
+            force_new_revision: true,
+            identity,
+        };
+        self.commit_pool(caller, d, pool, validate_only)
     }
 
     /// Store a realized pool (unless `validate_only`) and answer with its operation.
-    #[allow(clippy::too_many_arguments)]
     fn commit_pool(
         &self,
         caller: &Caller,
-        loc: &Location,
-        id: &str,
+        d: Deploy,
         pool: WorkerPool,
-        previous: Option<&WorkerPool>,
-        force_new_revision: bool,
-        identity: String,
         validate_only: bool,
     ) -> Result<Operation> {
-        let (pool, revision) = self.realize(
-            caller,
-            loc,
-            id,
-            pool,
-            previous,
-            force_new_revision,
-            identity,
-        )?;
+        let (loc, previous) = (d.loc, d.previous);
+        let (pool, revision) = self.realize(caller, &d, pool)?;
         let op = pool_operation(&loc.parent(), &pool)?;
         if validate_only {
             return Ok(op);
@@ -711,16 +721,14 @@ impl Control {
             .map(|t| t.service_account.clone())
             .unwrap_or_default();
         let identity = self.check_identity(caller, &loc.project_number, &requested)?;
-        self.commit_pool(
-            caller,
-            &loc,
-            &id,
-            pool,
-            Some(&current),
+        let d = Deploy {
+            loc: &loc,
+            id: &id,
+            previous: Some(&current),
             force_new_revision,
             identity,
-            validate_only,
-        )
+        };
+        self.commit_pool(caller, d, pool, validate_only)
     }
 
     /// `workerPools.delete`: the pool and its revisions go; the answer carries the pool with
