@@ -1,5 +1,11 @@
 //! Credentials: minting a simulated user's token with the server's admin credential, storing
 //! it per account (mode 0600), refreshing it, and the `auth` commands.
+//!
+//! A service account's credential is its key file (`auth activate-service-account`), stored
+//! inside the credential; its access tokens come from the OAuth JWT-bearer grant, signed with
+//! the key, as gcloud and google-auth obtain them. Impersonation (`--impersonate-service-account`
+//! or `auth/impersonate_service_account`) trades the active account's token for the target's
+//! through IAM Credentials `generateAccessToken` / `generateIdToken`.
 
 use crate::api::{ApiError, connect_error, http_client};
 use crate::config::Config;
@@ -21,6 +27,9 @@ pub struct Credential {
     pub expiry: DateTime<Utc>,
     pub refresh_token: Option<String>,
     pub endpoint: String,
+    /// A service account's key file (Google's JSON layout), when this is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<Value>,
 }
 
 impl Credential {
@@ -56,7 +65,7 @@ pub fn store(account: &str, cred: &Credential) -> Result<()> {
 
 /// Write a file readable by its owner only. The file is created 0600 before any secret is in
 /// it, so there is no window where another user could read it.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -151,6 +160,7 @@ fn credential_from_token_response(
             .map(str::to_string)
             .or(old_refresh),
         endpoint: endpoint.into(),
+        key_file: None,
     })
 }
 
@@ -205,6 +215,23 @@ pub async fn access_token(account: &str, endpoint: &str) -> Result<String> {
     let Some(cred) = load(account) else {
         bail!("There are no credentials for account [{account}]. {relogin}");
     };
+    if let Some(file) = &cred.key_file {
+        if cred.endpoint.trim_end_matches('/') == endpoint && !cred.needs_refresh(Utc::now()) {
+            return Ok(cred.access_token);
+        }
+        // A key is good on any server that knows it: a new token is one grant away.
+        let fresh = service_account_credential(file, endpoint)
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "There was a problem refreshing your current auth tokens: {e}\nPlease run:\n\n  \
+                     $ runpool auth activate-service-account --key-file=KEY_FILE\n\nto obtain new \
+                     credentials."
+                )
+            })?;
+        store(account, &fresh)?;
+        return Ok(fresh.access_token);
+    }
     if cred.endpoint.trim_end_matches('/') != endpoint {
         // A token is only meaningful to the server that issued it.
         bail!(
@@ -223,6 +250,213 @@ pub async fn access_token(account: &str, endpoint: &str) -> Result<String> {
     Ok(fresh.access_token)
 }
 
+/// The scopes this client asks for, as gcloud does for its own calls.
+pub const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
+const TOKEN_SCOPES: &str =
+    "https://www.googleapis.com/auth/cloud-platform https://www.googleapis.com/auth/userinfo.email";
+/// Google's token endpoint: the audience google-auth signs assertions for.
+const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+/// gcloud's own OAuth client ID: the audience of `print-identity-token` without `--audiences`.
+pub const GCLOUD_CLIENT_ID: &str = "32555940559.apps.googleusercontent.com";
+
+/// The fields of a Google service-account key file this client needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct KeyFile {
+    pub client_email: String,
+    pub private_key: String,
+    pub private_key_id: String,
+    #[serde(default)]
+    pub token_uri: Option<String>,
+}
+
+impl KeyFile {
+    /// Parse and check a key file's JSON (`what` names it in errors).
+    pub fn parse(v: &Value, what: &str) -> Result<KeyFile> {
+        if v["type"].as_str() != Some("service_account") {
+            bail!(
+                "The key file {what} is not a service account key file: its \"type\" must be \
+                 \"service_account\"."
+            );
+        }
+        serde_json::from_value(v.clone()).map_err(|e| {
+            anyhow!(
+                "The key file {what} is missing a field a service account key needs \
+                 (client_email, private_key, private_key_id): {e}"
+            )
+        })
+    }
+
+    /// Where to run the JWT-bearer grant and the audience to sign for: the key file's
+    /// `token_uri` when it is on the configured server (what `keys create` writes), else the
+    /// configured server's `/token` with Google's own token URI as audience (a key file from
+    /// elsewhere names `https://oauth2.googleapis.com/token`, which this server accepts).
+    fn token_target(&self, endpoint: &str) -> (String, String) {
+        match &self.token_uri {
+            Some(uri) if uri.starts_with(&format!("{endpoint}/")) => (uri.clone(), uri.clone()),
+            _ => (format!("{endpoint}/token"), GOOGLE_TOKEN_URI.to_string()),
+        }
+    }
+
+    /// An RS256 assertion signed with the key (header `kid` = `private_key_id`), valid an hour.
+    pub fn assertion(&self, aud: &str, extra: (&str, &str)) -> Result<String> {
+        use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+        let now = Utc::now().timestamp();
+        let mut claims =
+            json!({"iss": self.client_email, "aud": aud, "iat": now, "exp": now + 3600});
+        claims[extra.0] = json!(extra.1);
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(self.private_key_id.clone());
+        let key = EncodingKey::from_rsa_pem(self.private_key.as_bytes())
+            .map_err(|e| anyhow!("The private key in the key file is not a valid RSA key: {e}"))?;
+        Ok(encode(&header, &claims, &key)?)
+    }
+
+    /// The OAuth JWT-bearer grant with one extra claim (`scope` or `target_audience`).
+    async fn grant(&self, endpoint: &str, extra: (&str, &str)) -> Result<Value> {
+        let (url, aud) = self.token_target(endpoint);
+        let assertion = self.assertion(&aud, extra)?;
+        let resp = http_client()
+            .post(&url)
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", assertion.as_str()),
+            ])
+            .send()
+            .await
+            .map_err(|e| connect_error(endpoint, e))?;
+        read_json(resp).await
+    }
+
+    /// An ID token for `audience`, with the `email` claim (what Google's grant returns).
+    pub async fn id_token(&self, endpoint: &str, audience: &str) -> Result<String> {
+        let v = self.grant(endpoint, ("target_audience", audience)).await?;
+        v["id_token"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("The token response from [{endpoint}] has no id_token."))
+    }
+}
+
+/// A fresh credential for a service account key file: the key file plus an access token.
+pub async fn service_account_credential(file: &Value, endpoint: &str) -> Result<Credential> {
+    let key = KeyFile::parse(file, "in the stored credential")?;
+    let v = key.grant(endpoint, ("scope", TOKEN_SCOPES)).await?;
+    let mut cred = credential_from_token_response(&v, endpoint, None)?;
+    cred.key_file = Some(file.clone());
+    Ok(cred)
+}
+
+/// `--impersonate-service-account=A,B,C`: the target (last) and its delegates (the others, as
+/// IAM Credentials names them).
+pub fn impersonation_chain(spec: &str) -> Result<(String, Vec<String>)> {
+    let mut chain: Vec<&str> = spec
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let Some(target) = chain.pop() else {
+        bail!("Invalid value for [--impersonate-service-account]: [{spec}] names no account.");
+    };
+    let delegates = chain
+        .into_iter()
+        .map(|d| format!("projects/-/serviceAccounts/{d}"))
+        .collect();
+    Ok((target.to_string(), delegates))
+}
+
+/// gcloud's warning, once per command however many clients it builds.
+pub fn warn_impersonation(spec: &str) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        eprintln!(
+            "WARNING: This command is using service account impersonation. All API calls will be \
+             executed as [{}].",
+            spec.rsplit(',').next().unwrap_or(spec).trim()
+        );
+    });
+}
+
+/// Wrap a failed IAM Credentials call in gcloud's explanation, keeping the server's answer.
+fn impersonation_error(target: &str, e: anyhow::Error) -> anyhow::Error {
+    if crate::api::has_status(&e, "UNAUTHENTICATED") {
+        return e;
+    }
+    anyhow!(
+        "Failed to impersonate [{target}]. Make sure the account that's trying to impersonate it \
+         has access to the service account itself and the \"roles/iam.serviceAccountTokenCreator\" \
+         role.\n{e:#}"
+    )
+}
+
+/// `generateAccessToken` for the chain, called with `token` (the active account's).
+pub async fn impersonated_access_token(endpoint: &str, token: &str, spec: &str) -> Result<String> {
+    let (target, delegates) = impersonation_chain(spec)?;
+    let api = crate::api::Api::new(endpoint.to_string(), token.to_string());
+    let v = api
+        .post(
+            &format!("/v1/projects/-/serviceAccounts/{target}:generateAccessToken"),
+            &json!({"scope": [CLOUD_PLATFORM], "delegates": delegates, "lifetime": "3600s"}),
+        )
+        .await
+        .map_err(|e| impersonation_error(&target, e))?;
+    v["accessToken"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("The generateAccessToken response has no accessToken."))
+}
+
+/// `generateIdToken` for the chain, called with `token` (the active account's).
+pub async fn impersonated_id_token(
+    endpoint: &str,
+    token: &str,
+    spec: &str,
+    audience: &str,
+    include_email: bool,
+) -> Result<String> {
+    let (target, delegates) = impersonation_chain(spec)?;
+    let api = crate::api::Api::new(endpoint.to_string(), token.to_string());
+    let v = api
+        .post(
+            &format!("/v1/projects/-/serviceAccounts/{target}:generateIdToken"),
+            &json!({"audience": audience, "includeEmail": include_email, "delegates": delegates}),
+        )
+        .await
+        .map_err(|e| impersonation_error(&target, e))?;
+    v["token"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("The generateIdToken response has no token."))
+}
+
+/// `auth activate-service-account`: read and check the key file, obtain a first token (so a
+/// bad or revoked key fails here, not on the next command), store both.
+async fn activate_service_account(
+    account: Option<&str>,
+    key_file: &Path,
+    endpoint: &str,
+) -> Result<String> {
+    let text = std::fs::read_to_string(key_file)
+        .map_err(|e| anyhow!("Unable to read file [{}]: {e}", key_file.display()))?;
+    let file: Value = serde_json::from_str(&text).map_err(|_| {
+        anyhow!(
+            "Could not read json file {}: only JSON key files are supported.",
+            key_file.display()
+        )
+    })?;
+    let key = KeyFile::parse(&file, &format!("[{}]", key_file.display()))?;
+    if let Some(a) = account
+        && a != key.client_email
+    {
+        bail!(
+            "The given account name does not match the account name in the key file.  This \
+             argument can be omitted when using .json keys."
+        );
+    }
+    let cred = service_account_credential(&file, endpoint).await?;
+    store(&key.client_email, &cred)?;
+    Ok(key.client_email)
+}
+
 #[derive(Subcommand, Debug)]
 pub enum AuthCmd {
     /// Log in as a simulated principal (minted with the server's admin credential).
@@ -236,10 +470,29 @@ pub enum AuthCmd {
         #[arg(long)]
         no_activate: bool,
     },
+    /// Authorize access with a service account's key file; it becomes the active account.
+    ActivateServiceAccount {
+        /// The service account's email (optional: the key file names it).
+        account: Option<String>,
+        /// The JSON key file (`runpool iam service-accounts keys create` writes one).
+        #[arg(long, value_name = "FILE")]
+        key_file: PathBuf,
+    },
     /// List credentialed accounts.
     List,
     /// Print an access token for the active (or given) account.
     PrintAccessToken { account: Option<String> },
+    /// Print an identity token (a Google-signed JWT) for the active (or given) account.
+    PrintIdentityToken {
+        account: Option<String>,
+        /// The token's `aud` claim (default: gcloud's client ID).
+        #[arg(long)]
+        audiences: Option<String>,
+        /// Include the `email` and `email_verified` claims (impersonation only; a key's
+        /// tokens always carry them).
+        #[arg(long)]
+        include_email: bool,
+    },
     /// Remove stored credentials (all with --all).
     Revoke {
         accounts: Vec<String>,
@@ -248,9 +501,18 @@ pub enum AuthCmd {
     },
 }
 
-pub async fn run(cmd: &AuthCmd, global_account: Option<&str>) -> Result<()> {
+/// The impersonation chain in force: the flag, else `auth/impersonate_service_account`.
+pub fn impersonation(flag: Option<&str>, cfg: &Config) -> Option<String> {
+    flag.map(str::to_string)
+        .or_else(|| cfg.get(&crate::config::Prop::parse("auth/impersonate_service_account").ok()?))
+        .filter(|s| !s.trim().is_empty())
+}
+
+pub async fn run(cmd: &AuthCmd, globals: &crate::Globals) -> Result<()> {
+    let global_account = globals.account.as_deref();
     let mut cfg = Config::load()?;
     let endpoint = cfg.endpoint();
+    let impersonate = impersonation(globals.impersonate_service_account.as_deref(), &cfg);
     match cmd {
         AuthCmd::Login {
             account,
@@ -270,6 +532,12 @@ pub async fn run(cmd: &AuthCmd, global_account: Option<&str>) -> Result<()> {
                     "Your current project is [{p}].  You can change this setting by running:\n  $ runpool config set project PROJECT_ID"
                 );
             }
+        }
+        AuthCmd::ActivateServiceAccount { account, key_file } => {
+            let email = activate_service_account(account.as_deref(), key_file, &endpoint).await?;
+            cfg.set(&crate::config::Prop::parse("core/account")?, &email);
+            cfg.save()?;
+            eprintln!("Activated service account credentials for: [{email}]");
         }
         AuthCmd::List => {
             let accts = accounts();
@@ -291,7 +559,49 @@ pub async fn run(cmd: &AuthCmd, global_account: Option<&str>) -> Result<()> {
                 .or(global_account.map(str::to_string))
                 .or(cfg.account())
                 .ok_or_else(no_active_account)?;
-            crate::output::emit(&format!("{}\n", access_token(&account, &endpoint).await?));
+            let mut token = access_token(&account, &endpoint).await?;
+            if let Some(spec) = &impersonate {
+                warn_impersonation(spec);
+                token = impersonated_access_token(&endpoint, &token, spec).await?;
+            }
+            crate::output::emit(&format!("{token}\n"));
+        }
+        AuthCmd::PrintIdentityToken {
+            account,
+            audiences,
+            include_email,
+        } => {
+            let account = account
+                .clone()
+                .or(global_account.map(str::to_string))
+                .or(cfg.account())
+                .ok_or_else(no_active_account)?;
+            let audience = audiences.as_deref().unwrap_or(GCLOUD_CLIENT_ID);
+            let token = if let Some(spec) = &impersonate {
+                warn_impersonation(spec);
+                let own = access_token(&account, &endpoint).await?;
+                impersonated_id_token(&endpoint, &own, spec, audience, *include_email).await?
+            } else {
+                match load(&account).and_then(|c| c.key_file) {
+                    Some(file) => {
+                        KeyFile::parse(&file, "in the stored credential")?
+                            .id_token(&endpoint, audience)
+                            .await?
+                    }
+                    None if load(&account).is_none() => bail!(
+                        "There are no credentials for account [{account}]. Please run:\n\n  $ \
+                         runpool auth login {account}\n\nto obtain new credentials."
+                    ),
+                    // Runpool's simulated users have no Google-signed ID tokens (yet).
+                    None => bail!(
+                        "Identity tokens for the simulated user [{account}] are not supported \
+                         yet. Use a service account: activate a key with `runpool auth \
+                         activate-service-account --key-file=FILE`, or pass \
+                         --impersonate-service-account=EMAIL."
+                    ),
+                }
+            };
+            crate::output::emit(&format!("{token}\n"));
         }
         AuthCmd::Revoke {
             accounts: list,
@@ -357,6 +667,7 @@ mod tests {
             expiry,
             refresh_token: Some("r".into()),
             endpoint: "http://x".into(),
+            key_file: None,
         }
     }
 
@@ -376,6 +687,74 @@ mod tests {
         assert_eq!(c.refresh_token.as_deref(), Some("old"));
         assert!(c.expiry > Utc::now());
         assert!(credential_from_token_response(&json!({}), "http://e", None).is_err());
+    }
+
+    #[test]
+    fn impersonation_chain_ends_with_the_target() {
+        assert_eq!(
+            impersonation_chain("a@p.iam.gserviceaccount.com").unwrap(),
+            ("a@p.iam.gserviceaccount.com".to_string(), vec![])
+        );
+        let (target, delegates) = impersonation_chain("a@x, b@x ,c@x").unwrap();
+        assert_eq!(target, "c@x");
+        assert_eq!(
+            delegates,
+            [
+                "projects/-/serviceAccounts/a@x",
+                "projects/-/serviceAccounts/b@x"
+            ]
+        );
+        assert!(impersonation_chain(" , ").is_err());
+    }
+
+    fn key_file(token_uri: Option<&str>) -> KeyFile {
+        KeyFile {
+            client_email: "sa@p.iam.gserviceaccount.com".into(),
+            private_key: String::new(),
+            private_key_id: "k".into(),
+            token_uri: token_uri.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn grants_go_to_the_configured_server() {
+        let e = "http://127.0.0.1:9";
+        let local = key_file(Some("http://127.0.0.1:9/token"));
+        assert_eq!(
+            local.token_target(e),
+            (
+                "http://127.0.0.1:9/token".into(),
+                "http://127.0.0.1:9/token".into()
+            )
+        );
+        // Google's token URI (or another server's) is not where this server's grants happen.
+        for other in [
+            Some("https://oauth2.googleapis.com/token"),
+            Some("http://127.0.0.1:99/token"),
+            None,
+        ] {
+            assert_eq!(
+                key_file(other).token_target(e),
+                ("http://127.0.0.1:9/token".into(), GOOGLE_TOKEN_URI.into())
+            );
+        }
+    }
+
+    #[test]
+    fn key_files_must_be_service_account_keys() {
+        assert!(KeyFile::parse(&json!({"type": "authorized_user"}), "f").is_err());
+        assert!(KeyFile::parse(&json!({"type": "service_account"}), "f").is_err());
+        let k = KeyFile::parse(
+            &json!({"type": "service_account", "client_email": "e", "private_key": "p",
+                    "private_key_id": "i", "project_id": "x"}),
+            "f",
+        )
+        .unwrap();
+        assert_eq!(k.client_email, "e");
+        assert!(
+            k.assertion("aud", ("scope", "s")).is_err(),
+            "not an RSA key"
+        );
     }
 
     #[test]

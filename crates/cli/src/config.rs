@@ -18,6 +18,7 @@ const KNOWN: &[(&str, &str)] = &[
     ("core", "account"),
     ("core", "api_endpoint"),
     ("core", "disable_prompts"),
+    ("auth", "impersonate_service_account"),
     ("run", "region"),
     ("run", "platform"),
 ];

@@ -1,6 +1,6 @@
 //! `get-iam-policy`, `set-iam-policy`, `add-iam-policy-binding` and `remove-iam-policy-binding`,
-//! written once and shared by projects, folders and organizations (which differ only in their
-//! resource path and the noun in messages).
+//! written once and shared by projects, folders, organizations (Resource Manager v3) and service
+//! accounts (IAM v1), which differ only in their resource path and the noun in messages.
 
 use crate::Ctx;
 use crate::api::{Api, has_status};
@@ -10,12 +10,14 @@ use clap::Args;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
-/// The Resource Manager resources that carry an allow policy.
+/// The resources that carry an allow policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResourceKind {
     Project,
     Folder,
     Organization,
+    /// An IAM service account, given by email or unique ID.
+    ServiceAccount,
 }
 
 impl ResourceKind {
@@ -24,20 +26,34 @@ impl ResourceKind {
             ResourceKind::Project => "projects",
             ResourceKind::Folder => "folders",
             ResourceKind::Organization => "organizations",
+            ResourceKind::ServiceAccount => "serviceAccounts",
         }
     }
+    /// The noun of gcloud's `Updated IAM policy for NOUN [ID].`
     fn noun(self) -> &'static str {
         match self {
             ResourceKind::Project => "project",
             ResourceKind::Folder => "folder",
             ResourceKind::Organization => "organization",
+            ResourceKind::ServiceAccount => "serviceAccount",
         }
     }
-    /// `projects/ID`, accepting the ID either bare or already prefixed.
+    /// `projects/ID`, accepting the ID either bare or already prefixed; a service account's
+    /// `projects/P/serviceAccounts/EMAIL`.
     pub fn name(self, id: &str) -> String {
+        if self == ResourceKind::ServiceAccount {
+            return crate::service_accounts::resource_name(id);
+        }
         let prefix = format!("{}/", self.collection());
         let id = id.strip_prefix(&prefix).unwrap_or(id);
         format!("{prefix}{id}")
+    }
+    /// The URL path of the resource: Resource Manager v3, or IAM v1 for service accounts.
+    fn path(self, name: &str) -> String {
+        match self {
+            ResourceKind::ServiceAccount => format!("/v1/{name}"),
+            _ => format!("/v3/{name}"),
+        }
     }
 }
 
@@ -286,21 +302,21 @@ impl BindingArgs {
     }
 }
 
-async fn get_policy(api: &Api, name: &str) -> Result<Value> {
+async fn get_policy(api: &Api, kind: ResourceKind, name: &str) -> Result<Value> {
     api.post(
-        &format!("/v3/{name}:getIamPolicy"),
+        &format!("{}:getIamPolicy", kind.path(name)),
         &json!({"options": {"requestedPolicyVersion": 3}}),
     )
     .await
 }
 
-async fn set_policy(api: &Api, name: &str, policy: &Value) -> Result<Value> {
+async fn set_policy(api: &Api, kind: ResourceKind, name: &str, policy: &Value) -> Result<Value> {
     let mut mask = vec!["bindings", "etag"];
     if policy.get("auditConfigs").is_some() {
         mask.push("auditConfigs");
     }
     api.post(
-        &format!("/v3/{name}:setIamPolicy"),
+        &format!("{}:setIamPolicy", kind.path(name)),
         &json!({"policy": policy, "updateMask": mask.join(",")}),
     )
     .await
@@ -312,7 +328,7 @@ fn print_policy(ctx: &Ctx, policy: &Value) {
 
 pub async fn get_iam_policy(ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<()> {
     let api = ctx.api().await?;
-    let policy = get_policy(&api, &kind.name(id)).await?;
+    let policy = get_policy(&api, kind, &kind.name(id)).await?;
     // get-iam-policy is a list command in gcloud (it takes --flatten/--filter), but it prints
     // the single policy document by default.
     ctx.print_one(&policy, Format::Yaml);
@@ -333,7 +349,7 @@ pub async fn set_iam_policy(ctx: &Ctx, kind: ResourceKind, id: &str, file: &Path
         bail!("Policy file {} must hold a policy object.", file.display());
     }
     let api = ctx.api().await?;
-    let result = set_policy(&api, &kind.name(id), &policy).await?;
+    let result = set_policy(&api, kind, &kind.name(id), &policy).await?;
     eprintln!("Updated IAM policy for {} [{id}].", kind.noun());
     print_policy(ctx, &result);
     Ok(())
@@ -353,12 +369,12 @@ pub async fn modify_binding(
     let name = kind.name(id);
     let mut attempt = 0;
     let result = loop {
-        let mut policy = get_policy(&api, &name).await?;
+        let mut policy = get_policy(&api, kind, &name).await?;
         match remove {
             None => add_binding(&mut policy, &args.member, &args.role, &cond)?,
             Some(all) => remove_binding(&mut policy, &args.member, &args.role, &cond, all)?,
         }
-        match set_policy(&api, &name, &policy).await {
+        match set_policy(&api, kind, &name, &policy).await {
             Err(e) if has_status(&e, "ABORTED") && attempt < 4 => {
                 attempt += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;

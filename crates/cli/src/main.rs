@@ -3,7 +3,7 @@
 //! The client commands mirror gcloud's paths, flags and default output, so a command from
 //! Google's docs works with `gcloud` replaced by `runpool` (`beta`/`alpha` are accepted as
 //! no-op prefixes). They speak Google's own REST APIs to the server (Resource Manager v3,
-//! Org Policy v2, IAM v1) through one helper ([`api::Api`]) that adds the bearer token,
+//! Org Policy v2, IAM v1, IAM Credentials v1) through one helper ([`api::Api`]) that adds the bearer token,
 //! decodes Google's error body and waits on long-running operations.
 //!
 //! Local state lives in `runpool_control::local::config_dir()` (`$RUNPOOL_CONFIG` overrides):
@@ -14,9 +14,9 @@
 //! Errors print as `ERROR: (runpool.GROUP.COMMAND) MESSAGE` on stderr with exit status 1;
 //! usage errors exit 2.
 //!
-//! Modules: `config` (properties), `auth` (credentials), `api` (HTTP), `output` (`--format`),
-//! `iam_policy` (policy commands shared by projects/folders/organizations), and one module per
-//! command group.
+//! Modules: `config` (properties), `auth` (credentials: simulated users, service-account key
+//! files, impersonation), `api` (HTTP), `output` (`--format`), `iam_policy` (policy commands
+//! shared by projects/folders/organizations/service accounts), and one module per command group.
 
 mod api;
 mod auth;
@@ -29,6 +29,7 @@ mod output;
 mod projects;
 mod roles;
 mod serve;
+mod service_accounts;
 
 use anyhow::{Result, anyhow};
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -70,6 +71,10 @@ pub struct Globals {
     /// Disable interactive prompts (this client never prompts; accepted for gcloud parity).
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+    /// Act as this service account (overrides `auth/impersonate_service_account`); a
+    /// comma-separated list is a delegation chain, the last one the target.
+    #[arg(long, global = true, value_name = "SERVICE_ACCOUNT_EMAILS")]
+    pub impersonate_service_account: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -108,6 +113,9 @@ enum ResourceManagerCmd {
 enum IamCmd {
     #[command(subcommand)]
     Roles(roles::RolesCmd),
+    /// Manage service accounts and their keys.
+    #[command(subcommand)]
+    ServiceAccounts(service_accounts::ServiceAccountsCmd),
 }
 
 /// What every client command gets: global flags and the stored properties.
@@ -129,10 +137,18 @@ impl Ctx {
             .ok_or_else(auth::no_active_account)
     }
 
-    /// An API client authenticated as the active account.
+    /// An API client authenticated as the active account, or as the service account it
+    /// impersonates (`--impersonate-service-account`, `auth/impersonate_service_account`).
     pub async fn api(&self) -> Result<api::Api> {
         let endpoint = self.endpoint();
-        let token = auth::access_token(&self.account()?, &endpoint).await?;
+        let mut token = auth::access_token(&self.account()?, &endpoint).await?;
+        if let Some(spec) = auth::impersonation(
+            self.globals.impersonate_service_account.as_deref(),
+            &self.config,
+        ) {
+            auth::warn_impersonation(&spec);
+            token = auth::impersonated_access_token(&endpoint, &token, &spec).await?;
+        }
         Ok(api::Api::new(endpoint, token))
     }
 
@@ -200,6 +216,7 @@ fn strip_release_track(args: &mut Vec<String>) -> Option<String> {
         "--format",
         "--flatten",
         "--filter",
+        "--impersonate-service-account",
     ];
     let mut i = 1;
     while i < args.len() {
@@ -244,7 +261,10 @@ async fn main() -> ExitCode {
         Err(e) => {
             let hint = if api::has_status(&e, "UNAUTHENTICATED") {
                 "\nThe server did not accept the stored token (a restarted server forgets old \
-                 ones). Please run:\n\n  $ runpool auth login ACCOUNT\n\nto obtain new credentials."
+                 ones; a deleted or disabled service account or key is refused at once). Please \
+                 run:\n\n  $ runpool auth login ACCOUNT\n\n(or `runpool auth \
+                 activate-service-account --key-file=FILE` for a service account) to obtain new \
+                 credentials."
             } else {
                 ""
             };
@@ -268,7 +288,7 @@ async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Serve(a) => serve::run(a).await,
         Command::Config(c) => config::run(c),
-        Command::Auth(c) => auth::run(c, cli.globals.account.as_deref()).await,
+        Command::Auth(c) => auth::run(c, &cli.globals).await,
         Command::Projects(c) => projects::run(&ctx()?, c).await,
         Command::Organizations(c) => organizations::run(&ctx()?, c).await,
         Command::ResourceManager(ResourceManagerCmd::Folders(c)) => folders::run(&ctx()?, c).await,
@@ -276,6 +296,7 @@ async fn run(cli: Cli) -> Result<()> {
             org_policies::run(&ctx()?, c).await
         }
         Command::Iam(IamCmd::Roles(c)) => roles::run(&ctx()?, c).await,
+        Command::Iam(IamCmd::ServiceAccounts(c)) => service_accounts::run(&ctx()?, c).await,
     }
 }
 

@@ -404,8 +404,9 @@ impl Control {
                 "Invalid form of account ID {name}. Should be [Gaia ID |Email |Unique ID |] of the account; the project must be '-'."
             )));
         }
-        // IAM Credentials words its denial without naming the account.
-        let denied = |shown: &str| {
+        // IAM Credentials words its denial without naming the account, and answers a
+        // missing account the same way.
+        let denied = || {
             Error::new(
                 Code::PermissionDenied,
                 format!("Permission '{permission}' denied on resource (or it may not exist)."),
@@ -413,7 +414,7 @@ impl Control {
             .with_info(
                 "IAM_PERMISSION_DENIED",
                 "iam.googleapis.com",
-                [("permission", permission), ("resource", shown)],
+                [("permission", permission)],
             )
         };
         let mut chain = vec![];
@@ -422,19 +423,18 @@ impl Control {
             .map(String::as_str)
             .chain(std::iter::once(name))
         {
-            let a = self.account(caller, d, permission).map_err(|e| {
-                if e.code == Code::NotFound {
-                    denied(d)
-                } else {
-                    e
-                }
-            })?;
+            let a = self
+                .account(caller, d, permission)
+                .map_err(|e| match e.code {
+                    Code::NotFound | Code::PermissionDenied => denied(),
+                    _ => e,
+                })?;
             chain.push(a);
         }
         let mut who = caller.clone();
         for a in &chain {
             if !self.allowed(&who, permission, &a.target()) {
-                return Err(denied(&a.shown));
+                return Err(denied());
             }
             who = self.caller(&format!("serviceAccount:{}", a.email()));
         }
