@@ -59,6 +59,17 @@ pub async fn run(a: &ServeArgs) -> Result<()> {
         world: a.world.clone(),
         log_json: a.log_format == LogFormat::Json,
     };
-    runpool_http::serve(opts).await?;
+    let mut server = runpool_http::Server::open(opts).await?;
+    let logs = server
+        .control
+        .log_store()
+        .cloned()
+        .expect("serve sets the log store");
+    let runtime = runpool_runtime::start(server.control.clone(), server.endpoint.clone(), logs);
+    let served = server.run(runpool_http::shutdown_signal()).await;
+    // Every instance stops before the server (and an ephemeral data dir) goes.
+    runtime.shutdown().await;
+    drop(server);
+    served?;
     Ok(())
 }

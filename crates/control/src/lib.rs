@@ -18,7 +18,9 @@ pub mod crypto;
 pub mod error;
 pub mod iam;
 pub mod identity;
+pub mod instances;
 pub mod local;
+pub mod logs;
 pub mod orgpolicy;
 pub mod resourcemanager;
 pub mod roles;
@@ -64,6 +66,10 @@ pub struct Control {
     snapshot: ArcSwap<authz::Snapshot>,
     admin_credential: std::sync::OnceLock<String>,
     endpoint: std::sync::OnceLock<String>,
+    logs: std::sync::OnceLock<logs::LogStore>,
+    /// Bumped after every committed mutation, for whoever reconciles against the state
+    /// (the runtime).
+    changes: tokio::sync::watch::Sender<u64>,
     /// Self-signed JWTs already verified: token hash → (member, expiry, key id).
     jwt_cache: Mutex<std::collections::HashMap<String, (String, i64, String)>>,
 }
@@ -83,6 +89,8 @@ impl Control {
             admin_credential: std::sync::OnceLock::new(),
             endpoint: std::sync::OnceLock::new(),
             jwt_cache: Mutex::new(Default::default()),
+            changes: tokio::sync::watch::Sender::new(0),
+            logs: std::sync::OnceLock::new(),
         })
     }
 
@@ -130,7 +138,23 @@ impl Control {
             snap = build_snapshot(&st);
         }
         self.snapshot.store(Arc::new(snap));
+        drop(st);
+        self.changes.send_modify(|n| *n += 1);
         Ok(out)
+    }
+
+    /// Where instance logs are kept (set by `serve`, inside the data dir).
+    pub fn set_log_store(&self, logs: logs::LogStore) {
+        let _ = self.logs.set(logs);
+    }
+
+    pub fn log_store(&self) -> Option<&logs::LogStore> {
+        self.logs.get()
+    }
+
+    /// A receiver that sees a new value after every committed mutation.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// The caller for a member string (`user:…`, `serviceAccount:…`).

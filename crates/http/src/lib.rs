@@ -169,7 +169,8 @@ impl Drop for RecordGuard {
     }
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("SIGTERM handler installs");
@@ -179,73 +180,111 @@ async fn shutdown_signal() {
     }
 }
 
-/// Open the store, seed the world on first start, and serve until SIGINT/SIGTERM.
-pub async fn serve(opts: ServeOptions) -> std::io::Result<()> {
-    let temp = if opts.ephemeral {
-        Some(tempfile::Builder::new().prefix("runpool-").tempdir()?)
-    } else {
-        None
-    };
-    let dir = match (&temp, &opts.data_dir) {
-        (Some(t), _) => t.path().to_path_buf(),
-        (None, Some(d)) => d.clone(),
-        (None, None) => local::default_data_dir(),
-    };
-    std::fs::create_dir_all(&dir)?;
-    // The store holds the server's signing keys: only its owner may read the data dir.
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    let store = SqliteStore::open(&dir.join("runpool.db")).map_err(io_err)?;
-    let control = Control::open(Box::new(store)).map_err(io_err)?;
-    if control.is_empty() {
-        let world = match &opts.world {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    io_err(format!("cannot read world file {}: {e}", path.display()))
-                })?;
-                runpool_control::world::World::from_yaml(&text).map_err(io_err)?
-            }
-            None => runpool_control::world::World::default_world(),
+/// A server that has opened its store, seeded its world and bound its port, ready to
+/// [`Server::run`]. The binary starts the runtime between the two.
+pub struct Server {
+    pub control: Arc<Control>,
+    /// `http://ADDR:PORT`
+    pub endpoint: String,
+    pub data_dir: PathBuf,
+    listener: Option<tokio::net::TcpListener>,
+    _record: RecordGuard,
+    /// Declared last: an ephemeral data dir goes when everything else has stopped.
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Open the store, seed the world on first start, write the admin credential and the
+    /// local server record, bind, and print `Listening on ENDPOINT`.
+    pub async fn open(opts: ServeOptions) -> std::io::Result<Server> {
+        let temp = if opts.ephemeral {
+            Some(tempfile::Builder::new().prefix("runpool-").tempdir()?)
+        } else {
+            None
         };
-        control.seed(&world).map_err(io_err)?;
-    } else if opts.world.is_some() {
-        tracing::warn!(dir = %dir.display(), "the data dir already holds a world; --world is ignored");
-    }
-    let (cred, cred_path) = admin_credential(&dir)?;
-    control.set_admin_credential(cred);
-    control.ensure_signing_key().map_err(io_err)?;
+        let dir = match (&temp, &opts.data_dir) {
+            (Some(t), _) => t.path().to_path_buf(),
+            (None, Some(d)) => d.clone(),
+            (None, None) => local::default_data_dir(),
+        };
+        std::fs::create_dir_all(&dir)?;
+        // The store holds the server's signing keys: only its owner may read the data dir.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        let store = SqliteStore::open(&dir.join("runpool.db")).map_err(io_err)?;
+        let control = Control::open(Box::new(store)).map_err(io_err)?;
+        if control.is_empty() {
+            let world = match &opts.world {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).map_err(|e| {
+                        io_err(format!("cannot read world file {}: {e}", path.display()))
+                    })?;
+                    runpool_control::world::World::from_yaml(&text).map_err(io_err)?
+                }
+                None => runpool_control::world::World::default_world(),
+            };
+            control.seed(&world).map_err(io_err)?;
+        } else if opts.world.is_some() {
+            tracing::warn!(dir = %dir.display(), "the data dir already holds a world; --world is ignored");
+        }
+        let (cred, cred_path) = admin_credential(&dir)?;
+        control.set_admin_credential(cred);
+        control.ensure_signing_key().map_err(io_err)?;
+        control.set_log_store(runpool_control::logs::LogStore::new(dir.join("logs")));
 
-    let listener = tokio::net::TcpListener::bind(SocketAddr::new(opts.listen, opts.port)).await?;
-    let addr = listener.local_addr()?;
-    let endpoint = format!("http://{addr}");
-    control.set_endpoint(endpoint.clone());
-    let record_path = local::server_record_path(addr.port());
-    if let Some(parent) = record_path.parent() {
-        std::fs::create_dir_all(parent)?;
+        let listener =
+            tokio::net::TcpListener::bind(SocketAddr::new(opts.listen, opts.port)).await?;
+        let addr = listener.local_addr()?;
+        let endpoint = format!("http://{addr}");
+        control.set_endpoint(endpoint.clone());
+        let record_path = local::server_record_path(addr.port());
+        if let Some(parent) = record_path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let record = local::ServerRecord {
+            endpoint: endpoint.clone(),
+            admin_credential_file: cred_path,
+            pid: std::process::id(),
+        };
+        write_private(
+            &record_path,
+            &serde_json::to_string(&record).map_err(io_err)?,
+        )?;
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "Listening on {endpoint}")?;
+            out.flush()?;
+        }
+        tracing::info!(%endpoint, data_dir = %dir.display(), "runpool serving");
+        Ok(Server {
+            control: Arc::new(control),
+            endpoint,
+            data_dir: dir,
+            listener: Some(listener),
+            _record: RecordGuard(record_path),
+            _temp: temp,
+        })
     }
-    let record = local::ServerRecord {
-        endpoint: endpoint.clone(),
-        admin_credential_file: cred_path,
-        pid: std::process::id(),
-    };
-    write_private(
-        &record_path,
-        &serde_json::to_string(&record).map_err(io_err)?,
-    )?;
-    let _guard = RecordGuard(record_path);
 
-    {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "Listening on {endpoint}")?;
-        out.flush()?;
+    /// Serve until `shutdown` completes.
+    pub async fn run(
+        &mut self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let listener = self
+            .listener
+            .take()
+            .ok_or_else(|| io_err("the server already ran"))?;
+        axum::serve(listener, router(self.control.clone()))
+            .with_graceful_shutdown(shutdown)
+            .await
     }
-    tracing::info!(%endpoint, data_dir = %dir.display(), "runpool serving");
-    axum::serve(listener, router(Arc::new(control)))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    drop(temp);
-    Ok(())
+}
+
+/// Serve the APIs alone (no runtime) until SIGINT/SIGTERM.
+pub async fn serve(opts: ServeOptions) -> std::io::Result<()> {
+    Server::open(opts).await?.run(shutdown_signal()).await
 }

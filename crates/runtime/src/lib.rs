@@ -1,0 +1,351 @@
+//! Runs worker pool instances and gives each one its own metadata server.
+//!
+//! The supervisor reconciles what runs against what the control plane stores (after every
+//! committed change, and on a short tick): each pool's revisions get their share of
+//! `manualInstanceCount` instances; a new revision's instances start before the old ones
+//! get SIGTERM (SIGKILL after the grace period); an instance that exits is restarted with
+//! exponential backoff, and a crash loop shows on the pool's `Ready` condition instead of
+//! spinning. Stopping the runtime stops every instance: no orphans.
+//!
+//! The process runtime (the default) runs a container's `command` + `args` as a host process
+//! in its own process group, with only the container's `env` and Cloud Run's variables
+//! (`CLOUD_RUN_WORKER_POOL`, `CLOUD_RUN_REVISION`), `RUNPOOL_ENDPOINT`, and
+//! `GCE_METADATA_HOST`/`GCE_METADATA_IP` pointing at its metadata server, so Google's auth
+//! libraries find the instance's service identity with no configuration.
+
+pub mod metadata;
+
+use runpool_control::Control;
+use runpool_control::instances::{PoolSpec, RevisionSpec};
+use runpool_control::logs::LogStore;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How long an instance has after SIGTERM before SIGKILL (Cloud Run gives 10 s).
+pub const GRACE: Duration = Duration::from_secs(10);
+/// Restarts within this window count toward a crash loop.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+/// This many quick exits in a row make a crash loop.
+const CRASH_LOOP_AFTER: u32 = 3;
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The reconcile tick, besides every committed change.
+const TICK: Duration = Duration::from_millis(250);
+
+/// One slot of a pool: which revision, which index.
+type Slot = (String, String, u32);
+
+struct Instance {
+    child: Child,
+    started: Instant,
+    metadata: JoinHandle<()>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+/// Restart bookkeeping of a slot whose process exited.
+#[derive(Default)]
+struct Backoff {
+    quick_exits: u32,
+    next_start: Option<Instant>,
+    last_exit: String,
+}
+
+struct Supervisor {
+    control: Arc<Control>,
+    endpoint: String,
+    logs: LogStore,
+    running: HashMap<Slot, Instance>,
+    backoff: HashMap<Slot, Backoff>,
+}
+
+/// A running runtime; [`RuntimeHandle::shutdown`] stops every instance.
+pub struct RuntimeHandle {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl RuntimeHandle {
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Start supervising the pools `control` stores. `endpoint` is this server's URL
+/// (`RUNPOOL_ENDPOINT` in instances); logs go to `logs`.
+pub fn start(control: Arc<Control>, endpoint: String, logs: LogStore) -> RuntimeHandle {
+    let (stop, mut stopped) = watch::channel(false);
+    let mut changes = control.subscribe();
+    let mut sup = Supervisor {
+        control,
+        endpoint,
+        logs,
+        running: HashMap::new(),
+        backoff: HashMap::new(),
+    };
+    let task = tokio::spawn(async move {
+        loop {
+            sup.reconcile().await;
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = tokio::time::sleep(TICK) => {}
+                _ = stopped.changed() => break,
+            }
+        }
+        sup.stop_all().await;
+    });
+    RuntimeHandle { stop, task }
+}
+
+fn instance_id() -> String {
+    let mut b = [0u8; 24];
+    rand::Rng::fill(&mut rand::rng(), &mut b);
+    hex::encode(b)
+}
+
+/// SIGTERM a process group, then SIGKILL it if it has not exited within `grace`.
+async fn terminate(mut inst: Instance, grace: Duration) {
+    if let Some(pid) = inst.child.id() {
+        // The instance runs in its own process group: signal the whole group, so what it
+        // started goes too.
+        unsafe { libc::kill(-(pid as i32), libc::SIGTERM) };
+        if tokio::time::timeout(grace, inst.child.wait())
+            .await
+            .is_err()
+        {
+            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+            let _ = inst.child.wait().await;
+        }
+    }
+    inst.metadata.abort();
+    for r in inst.readers {
+        r.abort();
+    }
+}
+
+impl Supervisor {
+    async fn reconcile(&mut self) {
+        let pools = self.control.desired_pools();
+        let mut wanted: HashMap<Slot, (PoolSpec, RevisionSpec)> = HashMap::new();
+        for p in &pools {
+            for r in &p.revisions {
+                for i in 0..r.instances {
+                    wanted.insert(
+                        (p.name.clone(), r.revision.clone(), i),
+                        (p.clone(), r.clone()),
+                    );
+                }
+            }
+        }
+        self.reap();
+        // Start what should run (new revisions first), then stop what should not.
+        let mut problems: HashMap<String, (String, String)> = HashMap::new();
+        for (slot, (pool, rev)) in &wanted {
+            if self.running.contains_key(slot) {
+                continue;
+            }
+            if rev.command.is_empty() {
+                problems.insert(
+                    pool.name.clone(),
+                    ("ContainerMissingCommand".into(), "The container has no command: the process runtime runs template.containers[0].command (and args) as a host process; set command to run it.".into()),
+                );
+                continue;
+            }
+            let b = self.backoff.entry(slot.clone()).or_default();
+            if b.quick_exits >= CRASH_LOOP_AFTER {
+                problems.insert(
+                    pool.name.clone(),
+                    (
+                        "CrashLoopBackOff".into(),
+                        format!(
+                            "Instance of revision {} keeps exiting ({}); restarting with backoff.",
+                            rev.revision, b.last_exit
+                        ),
+                    ),
+                );
+            }
+            if b.next_start.is_some_and(|t| t > Instant::now()) {
+                continue;
+            }
+            match self.spawn(pool, rev).await {
+                Ok(inst) => {
+                    self.running.insert(slot.clone(), inst);
+                }
+                Err(e) => {
+                    problems.insert(pool.name.clone(), ("ContainerFailedToStart".into(), e));
+                }
+            }
+        }
+        let gone: Vec<Slot> = self
+            .running
+            .keys()
+            .filter(|k| !wanted.contains_key(*k))
+            .cloned()
+            .collect();
+        for slot in gone {
+            if let Some(inst) = self.running.remove(&slot) {
+                tokio::spawn(terminate(inst, GRACE));
+            }
+            self.backoff.remove(&slot);
+        }
+        self.backoff.retain(|k, _| wanted.contains_key(k));
+        for p in &pools {
+            let (ready, reason, message) = match problems.get(&p.name) {
+                Some((r, m)) => (false, r.as_str(), m.as_str()),
+                None => (true, "", ""),
+            };
+            if let Err(e) = self
+                .control
+                .set_pool_status(&p.name, ready, reason, message)
+            {
+                tracing::warn!(pool = %p.name, error = %e, "cannot record pool status");
+            }
+        }
+    }
+
+    /// Collect instances that exited and schedule their restarts.
+    fn reap(&mut self) {
+        let exited: Vec<Slot> = self
+            .running
+            .iter_mut()
+            .filter_map(|(k, inst)| inst.child.try_wait().ok().flatten().map(|_| k.clone()))
+            .collect();
+        for slot in exited {
+            let Some(mut inst) = self.running.remove(&slot) else {
+                continue;
+            };
+            let status = inst
+                .child
+                .try_wait()
+                .ok()
+                .flatten()
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            inst.metadata.abort();
+            let b = self.backoff.entry(slot.clone()).or_default();
+            if inst.started.elapsed() < STABLE_AFTER {
+                b.quick_exits += 1;
+            } else {
+                b.quick_exits = 1;
+            }
+            b.last_exit = status;
+            let delay =
+                Duration::from_millis(100 * 2u64.pow(b.quick_exits.min(9))).min(MAX_BACKOFF);
+            b.next_start = Some(Instant::now() + delay);
+            tracing::info!(pool = %slot.0, revision = %slot.1, exit = %b.last_exit, ?delay, "instance exited; restarting");
+        }
+        // An instance that stayed up long enough clears its slot's crash record.
+        for (slot, inst) in &self.running {
+            if inst.started.elapsed() >= STABLE_AFTER
+                && let Some(b) = self.backoff.get_mut(slot)
+            {
+                b.quick_exits = 0;
+            }
+        }
+    }
+
+    async fn spawn(&self, pool: &PoolSpec, rev: &RevisionSpec) -> Result<Instance, String> {
+        let id = instance_id();
+        let identity = metadata::InstanceIdentity {
+            instance_id: id.clone(),
+            project_id: pool.project_id.clone(),
+            project_number: pool.project_number.clone(),
+            region: pool.region.clone(),
+            service_account: rev.service_account.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let md_addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let app = metadata::router(self.control.clone(), identity);
+        let metadata = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+
+        let mut cmd = Command::new(&rev.command[0]);
+        cmd.args(&rev.command[1..]).args(&rev.args);
+        // Only what Cloud Run gives a container, not the server's own environment.
+        cmd.env_clear();
+        for k in ["PATH", "HOME", "LANG", "TZ"] {
+            if let Ok(v) = std::env::var(k) {
+                cmd.env(k, v);
+            }
+        }
+        cmd.env("CLOUD_RUN_WORKER_POOL", &pool.id)
+            .env("CLOUD_RUN_REVISION", &rev.revision)
+            .env("RUNPOOL_ENDPOINT", &self.endpoint)
+            .env("GCE_METADATA_HOST", md_addr.to_string())
+            .env("GCE_METADATA_IP", md_addr.to_string());
+        for (k, v) in &rev.env {
+            cmd.env(k, v);
+        }
+        if !rev.working_dir.is_empty() {
+            cmd.current_dir(&rev.working_dir);
+        }
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                metadata.abort();
+                return Err(format!("Cannot start {:?}: {e}", rev.command[0]));
+            }
+        };
+        let mut readers = vec![];
+        for (stream, out) in [
+            (
+                "stdout",
+                child
+                    .stdout
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            ),
+            (
+                "stderr",
+                child
+                    .stderr
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            ),
+        ] {
+            let Some(out) = out else { continue };
+            let (logs, pool_name, revision, instance) = (
+                self.logs.clone(),
+                pool.name.clone(),
+                rev.revision.clone(),
+                id.clone(),
+            );
+            readers.push(tokio::spawn(async move {
+                let mut lines = BufReader::new(out).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let _ = logs.append(&pool_name, &revision, &instance, stream, &line);
+                }
+            }));
+        }
+        tracing::info!(pool = %pool.name, revision = %rev.revision, instance = %id, "instance started");
+        Ok(Instance {
+            child,
+            started: Instant::now(),
+            metadata,
+            readers,
+        })
+    }
+
+    async fn stop_all(&mut self) {
+        let all: Vec<Instance> = self.running.drain().map(|(_, i)| i).collect();
+        let stops: Vec<_> = all
+            .into_iter()
+            .map(|i| tokio::spawn(terminate(i, GRACE)))
+            .collect();
+        for s in stops {
+            let _ = s.await;
+        }
+    }
+}
