@@ -177,3 +177,142 @@ mod tests {
         );
     }
 }
+
+/// A parsed Cloud Logging filter, in the forms `logs read` and clients use:
+/// `field="value"` terms (`resource.type`, `resource.labels.worker_pool_name`,
+/// `resource.labels.revision_name`, `resource.labels.location`, `labels.instanceId`,
+/// `severity`), joined by `AND` or whitespace, and `timestamp>="RFC3339"` (or `>`).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Filter {
+    pub equals: Vec<(String, String)>,
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Filter {
+    pub fn parse(text: &str) -> crate::Result<Filter> {
+        let mut f = Filter::default();
+        let mut tokens = vec![];
+        let mut cur = String::new();
+        let mut quoted = false;
+        for ch in text.chars() {
+            match ch {
+                '"' => {
+                    quoted = !quoted;
+                    cur.push(ch);
+                }
+                c if c.is_whitespace() && !quoted => {
+                    if !cur.is_empty() {
+                        tokens.push(std::mem::take(&mut cur));
+                    }
+                }
+                c => cur.push(c),
+            }
+        }
+        if !cur.is_empty() {
+            tokens.push(cur);
+        }
+        let bad = |t: &str| {
+            crate::Error::invalid(format!(
+                "Unsupported filter term '{t}': use field=\"value\" terms joined by AND, and timestamp>=\"RFC3339\"."
+            ))
+        };
+        for t in tokens.iter().filter(|t| !t.eq_ignore_ascii_case("AND")) {
+            let unquote = |v: &str| v.trim_matches('"').to_string();
+            if let Some(v) = t
+                .strip_prefix("timestamp>=")
+                .or_else(|| t.strip_prefix("timestamp>"))
+            {
+                let ts = chrono::DateTime::parse_from_rfc3339(&unquote(v)).map_err(|_| bad(t))?;
+                f.since = Some(ts.with_timezone(&chrono::Utc));
+            } else if let Some((k, v)) = t.split_once('=') {
+                f.equals.push((k.trim().to_string(), unquote(v.trim())));
+            } else {
+                return Err(bad(t));
+            }
+        }
+        Ok(f)
+    }
+
+    fn get(&self, k: &str) -> Option<&str> {
+        self.equals
+            .iter()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether an entry of `pool` matches every equality term.
+    pub fn matches(&self, e: &Entry, project_id: &str, region: &str, pool_id: &str) -> bool {
+        self.equals.iter().all(|(k, v)| match k.as_str() {
+            "resource.type" => v == "cloud_run_worker_pool",
+            "resource.labels.worker_pool_name" => v == pool_id,
+            "resource.labels.revision_name" => *v == e.revision,
+            "resource.labels.location" => v == region,
+            "resource.labels.project_id" => v == project_id,
+            "labels.instanceId" => *v == e.instance,
+            "severity" => *v == severity(&e.stream),
+            "logName" => v.ends_with(&format!("run.googleapis.com%2F{}", e.stream)),
+            _ => false,
+        })
+    }
+}
+
+/// Cloud Run logs stdout lines as DEFAULT and stderr lines as ERROR.
+pub fn severity(stream: &str) -> &'static str {
+    if stream == "stderr" {
+        "ERROR"
+    } else {
+        "DEFAULT"
+    }
+}
+
+impl crate::Control {
+    /// Cloud Logging `entries.list` over worker pool instance logs of one project:
+    /// `logging.logEntries.list` on the project; newest `limit` entries, oldest first.
+    pub fn list_log_entries(
+        &self,
+        caller: &crate::Caller,
+        project: &str,
+        filter: &str,
+        limit: usize,
+    ) -> crate::Result<Vec<(Entry, String, String, String)>> {
+        let perm = "logging.logEntries.list";
+        let node = self.node(project, perm)?;
+        let target = crate::Target {
+            service: "logging.googleapis.com",
+            ..node.target()
+        };
+        self.authorize(caller, perm, &target)?;
+        let f = Filter::parse(filter)?;
+        let Some(store) = self.log_store() else {
+            return Ok(vec![]);
+        };
+        let st = self.read();
+        let project_id = st.projects[&node.name].project_id.clone();
+        let prefix = format!("projects/{project_id}/locations/");
+        let pools: Vec<String> = st
+            .worker_pools
+            .keys()
+            .filter(|k| k.starts_with(&prefix))
+            .cloned()
+            .collect();
+        drop(st);
+        let mut out = vec![];
+        for pool in pools {
+            let parts: Vec<&str> = pool.split('/').collect();
+            let (region, pool_id) = (parts[3].to_string(), parts[5].to_string());
+            if f.get("resource.labels.worker_pool_name")
+                .is_some_and(|w| w != pool_id)
+            {
+                continue;
+            }
+            for e in store.read(&pool, f.since, usize::MAX) {
+                if f.matches(&e, &project_id, &region, &pool_id) {
+                    out.push((e, project_id.clone(), region.clone(), pool_id.clone()));
+                }
+            }
+        }
+        out.sort_by_key(|(e, ..)| e.time);
+        let skip = out.len().saturating_sub(limit);
+        Ok(out.split_off(skip))
+    }
+}

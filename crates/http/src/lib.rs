@@ -4,6 +4,7 @@
 //! Handlers only decode Google's JSON into the official model types, call a `control`
 //! service method with the authenticated caller, and render the answer; no rule lives here.
 
+mod logging;
 mod oauth;
 mod orgpolicy;
 mod rm;
@@ -51,6 +52,7 @@ pub fn router(control: Arc<Control>) -> Router {
         .merge(run_v1::router())
         .merge(serviceaccounts::router())
         .merge(oauth::router())
+        .merge(logging::router())
         .fallback(not_found)
         .with_state(AppState { control })
 }

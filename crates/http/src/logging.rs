@@ -1,0 +1,68 @@
+//! Cloud Logging v2 `entries:list` (`logging.googleapis.com`), over worker pool instance
+//! logs, with Cloud Run's resource type `cloud_run_worker_pool`.
+
+use crate::AppState;
+use crate::wire::{ApiError, ApiResult, Auth, Body, Params};
+use axum::Router;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use runpool_control::Error;
+use runpool_control::logs::severity;
+use serde_json::{Value, json};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v2/entries:list", post(list))
+}
+
+async fn list(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    _p: Params,
+    Body(req): Body<Value>,
+) -> ApiResult {
+    let names: Vec<&str> = req["resourceNames"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let [project] = names.as_slice() else {
+        return Err(ApiError(Error::invalid(
+            "resourceNames must name exactly one project, e.g. projects/my-project.",
+        )));
+    };
+    let limit = req["pageSize"]
+        .as_u64()
+        .map(|n| n.clamp(1, 1000) as usize)
+        .unwrap_or(50);
+    let desc = req["orderBy"]
+        .as_str()
+        .is_some_and(|o| o.to_lowercase().contains("desc"));
+    let mut entries = s.control.list_log_entries(
+        &c,
+        project,
+        req["filter"].as_str().unwrap_or_default(),
+        limit,
+    )?;
+    if desc {
+        entries.reverse();
+    }
+    let items: Vec<Value> = entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, (e, project_id, region, pool))| {
+            let ts = e.time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            json!({
+                "logName": format!("projects/{project_id}/logs/run.googleapis.com%2F{}", e.stream),
+                "resource": {"type": "cloud_run_worker_pool", "labels": {
+                    "project_id": project_id, "worker_pool_name": pool, "revision_name": e.revision, "location": region}},
+                "textPayload": e.text,
+                "timestamp": ts,
+                "receiveTimestamp": ts,
+                "severity": severity(&e.stream),
+                "insertId": format!("{:x}{i:04x}", e.time.timestamp_micros()),
+                "labels": {"instanceId": e.instance},
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "entries": items })).into_response())
+}
