@@ -34,7 +34,7 @@ const AGENT: &str =
     "serviceAccount:service-300000000001@serverless-robot-prod.iam.gserviceaccount.com";
 
 struct World {
-    _server: Server,
+    server: Server,
     api: Api,
     admin: String,
     dev: String,
@@ -46,7 +46,7 @@ fn world() -> World {
     let admin = api.token("admin@example.com");
     let dev = api.token("dev@example.com");
     World {
-        _server: server,
+        server,
         api,
         admin,
         dev,
@@ -550,4 +550,53 @@ fn v1_bad_input_is_refused() {
     let (s, err) = w.api.post(&w.admin, V1, no_region);
     assert_eq!(s, 400, "{err}");
     assert_eq!(w.pool("wp").0, 404);
+}
+
+#[test]
+fn the_preflight_lists_every_failing_rule_with_the_command_that_fixes_it() {
+    let w = world();
+    let sa = w.create_sa("identity-project", "shared-worker");
+    let preflight = format!("{POOLS}?workerPoolId=wp&validateOnly=true");
+    let (s, err) = w.api.post(&w.dev, &preflight, pool_body(Some(&sa)));
+    assert_eq!(s, 403, "the first failing rule decides the status: {err}");
+    let msg = err["error"]["message"].as_str().unwrap();
+    assert!(msg.starts_with(&act_as_text(&sa)), "{msg}");
+    assert!(
+        msg.contains("This deploy fails 3 service identity rule(s)"),
+        "{msg}"
+    );
+    let violations = err["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["@type"] == "type.googleapis.com/google.rpc.PreconditionFailure")
+        .expect("a PreconditionFailure detail")["violations"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let kinds: Vec<&str> = violations
+        .iter()
+        .map(|v| v["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["ActAs", "CrossProjectPolicy", "ServiceAgentTokenCreator"]
+    );
+
+    // Run each printed fix, as printed, with the CLI (as the admin).
+    w.server.login_admin();
+    let fixes: Vec<String> = msg
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Fix: runpool "))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(fixes.len(), 3, "{msg}");
+    for fix in &fixes {
+        let args: Vec<&str> = fix.split_whitespace().collect();
+        w.server.ok(&args);
+    }
+    let (s, op) = w.api.post(&w.dev, &preflight, pool_body(Some(&sa)));
+    assert_eq!(s, 200, "the preflight passes now: {op}");
+    let (s, op) = w.deploy(&w.dev, "wp", Some(&sa));
+    assert_eq!(s, 200, "and so does the deploy: {op}");
 }

@@ -59,12 +59,22 @@ pub struct ErrorInfo {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// `google.rpc.PreconditionFailure.Violation`: one failed precondition, with what fixes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Violation {
+    pub r#type: String,
+    pub subject: String,
+    pub description: String,
+}
+
 /// A failed call, in Google's terms.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Error {
     pub code: Code,
     pub message: String,
     pub info: Option<ErrorInfo>,
+    /// Rendered as a `google.rpc.PreconditionFailure` detail.
+    pub violations: Vec<Violation>,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -75,6 +85,7 @@ impl Error {
             code,
             message: message.into(),
             info: None,
+            violations: vec![],
         }
     }
     pub fn invalid(message: impl Into<String>) -> Self {

@@ -10,11 +10,13 @@ use crate::{Caller, Control};
 
 pub const CROSS_PROJECT_CONSTRAINT: &str = "iam.disableCrossProjectServiceAccountUsage";
 
-/// A rule a deploy fails, with Google's error for it.
+/// A rule a deploy fails, with Google's error for it and the command that fixes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
     pub rule: Rule,
     pub error: Error,
+    /// A `runpool` command (gcloud's shape) that makes the rule hold.
+    pub fix: String,
 }
 
 /// The identity rules, in the order Cloud Run applies them.
@@ -71,7 +73,12 @@ impl Control {
         } else {
             requested.trim().to_lowercase()
         };
-        let problem = |rule, error| Problem { rule, error };
+        let fix = |rule| fix_for(rule, &email, &caller.member, pool_project_number);
+        let problem = |rule, error| Problem {
+            rule,
+            error,
+            fix: fix(rule),
+        };
         let Some(account) = self.read().account_by_email(&email) else {
             // Whether the account is missing or hidden, Cloud Run answers with the actAs
             // denial: the caller cannot tell the two apart.
@@ -129,17 +136,71 @@ impl Control {
         }
     }
 
-    /// The identity a deploy runs as, or the first rule it fails.
+    /// The identity a deploy runs as, or the first rule it fails. A preflight
+    /// (`validate_only`) reports every rule it fails, each with its fix, as
+    /// `PreconditionFailure` violations and in the message.
     pub fn check_identity(
         &self,
         caller: &Caller,
         pool_project_number: &str,
         requested: &str,
+        preflight: bool,
     ) -> Result<String> {
         let check = self.identity_problems(caller, pool_project_number, requested);
-        match check.problems.into_iter().next() {
-            Some(p) => Err(p.error),
-            None => Ok(check.email),
+        let mut problems = check.problems.into_iter();
+        let Some(first) = problems.next() else {
+            return Ok(check.email);
+        };
+        if !preflight {
+            return Err(first.error);
         }
+        let all: Vec<Problem> = std::iter::once(first).chain(problems).collect();
+        let mut err = all[0].error.clone();
+        let mut text = format!(
+            "{}\n\nThis deploy fails {} service identity rule(s); each with the command that fixes it:",
+            err.message,
+            all.len()
+        );
+        for (i, p) in all.iter().enumerate() {
+            text.push_str(&format!(
+                "\n{}. {}\n   Fix: {}",
+                i + 1,
+                p.error.message,
+                p.fix
+            ));
+            err.violations.push(crate::error::Violation {
+                r#type: format!("{:?}", p.rule),
+                subject: check.email.clone(),
+                description: format!("{} Fix: {}", p.error.message, p.fix),
+            });
+        }
+        err.message = text;
+        Err(err)
+    }
+}
+
+/// The command that makes a rule hold, with the values of this deploy filled in (the seed's
+/// own commands, `gcloud` → `runpool`).
+fn fix_for(rule: Rule, email: &str, deployer: &str, pool_project_number: &str) -> String {
+    let account_project = email
+        .split_once('@')
+        .and_then(|(_, d)| d.strip_suffix(".iam.gserviceaccount.com"))
+        .unwrap_or_default();
+    match rule {
+        Rule::Exists => format!(
+            "runpool iam service-accounts create {} --project={account_project}",
+            email.split('@').next().unwrap_or_default()
+        ),
+        Rule::Enabled => format!("runpool iam service-accounts enable {email}"),
+        Rule::ActAs => format!(
+            "runpool iam service-accounts add-iam-policy-binding {email} --member={deployer} --role=roles/iam.serviceAccountUser"
+        ),
+        Rule::CrossProjectPolicy => format!(
+            "runpool resource-manager org-policies disable-enforce {CROSS_PROJECT_CONSTRAINT} --project={account_project}"
+        ),
+        Rule::ServiceAgentTokenCreator => format!(
+            "runpool iam service-accounts add-iam-policy-binding {email} --member=serviceAccount:{} --role=roles/iam.serviceAccountTokenCreator",
+            run_service_agent(pool_project_number)
+        ),
     }
 }

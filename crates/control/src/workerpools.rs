@@ -572,7 +572,8 @@ impl Control {
             .as_ref()
             .map(|t| t.service_account.clone())
             .unwrap_or_default();
-        let identity = self.check_identity(caller, &loc.project_number, &requested)?;
+        let identity =
+            self.check_identity(caller, &loc.project_number, &requested, validate_only)?;
         let d = Deploy {
             loc: &loc,
             id: &id,
@@ -720,7 +721,8 @@ impl Control {
             .as_ref()
             .map(|t| t.service_account.clone())
             .unwrap_or_default();
-        let identity = self.check_identity(caller, &loc.project_number, &requested)?;
+        let identity =
+            self.check_identity(caller, &loc.project_number, &requested, validate_only)?;
         let d = Deploy {
             loc: &loc,
             id: &id,

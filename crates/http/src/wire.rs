@@ -38,6 +38,16 @@ pub fn error_body(e: &Error) -> Value {
             "metadata": info.metadata,
         }));
     }
+    if !e.violations.is_empty() {
+        let v: Vec<Value> = e
+            .violations
+            .iter()
+            .map(|v| json!({"type": v.r#type, "subject": v.subject, "description": v.description}))
+            .collect();
+        details.push(
+            json!({"@type": "type.googleapis.com/google.rpc.PreconditionFailure", "violations": v}),
+        );
+    }
     let mut err = json!({
         "code": e.code.http_status(),
         "message": e.message,
