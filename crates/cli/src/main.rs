@@ -30,6 +30,8 @@ mod projects;
 mod roles;
 mod serve;
 mod service_accounts;
+mod terraform;
+mod worker_pools;
 
 use anyhow::{Result, anyhow};
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -99,6 +101,12 @@ enum Command {
     /// Manage IAM roles.
     #[command(subcommand)]
     Iam(IamCmd),
+    /// Manage Cloud Run worker pools.
+    #[command(subcommand)]
+    Run(worker_pools::RunCmd),
+    /// Plan and apply Terraform configurations of worker pools and service accounts.
+    #[command(subcommand)]
+    Terraform(terraform::TerraformCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -297,6 +305,8 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Iam(IamCmd::Roles(c)) => roles::run(&ctx()?, c).await,
         Command::Iam(IamCmd::ServiceAccounts(c)) => service_accounts::run(&ctx()?, c).await,
+        Command::Run(c) => worker_pools::run(&ctx()?, c).await,
+        Command::Terraform(c) => terraform::run(&ctx()?, c).await,
     }
 }
 

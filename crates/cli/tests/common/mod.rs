@@ -335,3 +335,32 @@ impl Offline {
         }
     }
 }
+
+impl Server {
+    /// The `runpool serve` process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stop the server as `kill -TERM PID` does (the graceful path: it stops its worker pool
+    /// instances before it exits) and wait up to `within` for it to exit. Its exit status, or
+    /// None if it was still running then (it is killed, so the test never leaks it).
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(status);
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+}

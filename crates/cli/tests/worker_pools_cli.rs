@@ -1,0 +1,468 @@
+//! `runpool run worker-pools …` against the real binary: the seed page's gcloud and YAML walk
+//! (deploy with an identity, describe, export, edit, replace, update), the actAs rule on every
+//! path that can change the identity, scaling without a revision, and gcloud's messages.
+
+mod common;
+
+use common::Server;
+use serde_json::{Value, json};
+
+const WORLD: &str = r#"
+organizations:
+  - domain: example.com
+    id: "100000000001"
+    iam:
+      - role: roles/owner
+        members: [user:admin@example.com]
+    projects:
+      - projectId: app-project
+        number: "300000000001"
+        iam:
+          - role: roles/run.developer
+            members: [user:dev@example.com]
+"#;
+
+const IMG: &str = "us-docker.pkg.dev/cloudrun/container/worker-pool:latest";
+const POOLS: &str = "/v2/projects/app-project/locations/us-central1/workerPools";
+
+fn act_as_text(email: &str) -> String {
+    format!(
+        "Permission 'iam.serviceaccounts.actAs' denied on service account {email} (or it may not exist)."
+    )
+}
+
+struct W {
+    s: Server,
+    admin: String,
+}
+
+fn world() -> W {
+    let s = Server::start_with_world(WORLD);
+    s.ok(&["auth", "login", "dev@example.com"]);
+    s.ok(&["auth", "login", "admin@example.com"]);
+    s.ok(&["config", "set", "project", "app-project"]);
+    let admin = s.api().token("admin@example.com");
+    W { s, admin }
+}
+
+impl W {
+    fn create_sa(&self, id: &str) -> String {
+        self.s.ok(&["iam", "service-accounts", "create", id]);
+        format!("{id}@app-project.iam.gserviceaccount.com")
+    }
+    fn pool(&self, id: &str) -> (u16, Value) {
+        self.s.api().get(&self.admin, &format!("{POOLS}/{id}"))
+    }
+    fn revisions(&self, id: &str) -> usize {
+        let (s, body) = self
+            .s
+            .api()
+            .get(&self.admin, &format!("{POOLS}/{id}/revisions"));
+        assert_eq!(s, 200, "{body}");
+        body["revisions"].as_array().map(Vec::len).unwrap_or(0)
+    }
+    fn deploy(&self, id: &str, sa: &str) {
+        let r = self.s.ok(&[
+            "beta",
+            "run",
+            "worker-pools",
+            "deploy",
+            id,
+            "--image",
+            IMG,
+            "--service-account",
+            sa,
+            "--region",
+            "us-central1",
+        ]);
+        assert!(
+            r.stderr
+                .contains(&format!("Worker pool [{id}] revision [{id}-00001-")),
+            "{r:?}"
+        );
+    }
+}
+
+fn yaml(text: &str) -> Value {
+    serde_yaml_ng::from_str(text).unwrap_or_else(|e| panic!("not YAML ({e}):\n{text}"))
+}
+
+#[test]
+fn the_seed_walk_deploy_describe_export_replace_update() {
+    let w = world();
+    let sa = w.create_sa("worker-sa");
+    let other = w.create_sa("other-sa");
+
+    // gcloud beta run worker-pools deploy WORKER_POOL --image IMAGE_URL --service-account SA
+    w.deploy("wp", &sa);
+    let (s, pool) = w.pool("wp");
+    assert_eq!(s, 200, "{pool}");
+    assert_eq!(pool["template"]["serviceAccount"], sa);
+    assert_eq!(pool["template"]["containers"][0]["image"], IMG);
+    assert_eq!(pool["launchStage"], "BETA", "the beta track sets the stage");
+    assert_eq!(pool["client"], "runpool");
+    let first_rev = pool["latestCreatedRevision"].clone();
+
+    // describe: the v1 object, YAML by default.
+    let r = w.s.ok(&[
+        "beta",
+        "run",
+        "worker-pools",
+        "describe",
+        "wp",
+        "--region",
+        "us-central1",
+    ]);
+    let v1 = yaml(&r.stdout);
+    assert_eq!(v1["kind"], "WorkerPool");
+    assert_eq!(v1["spec"]["template"]["spec"]["serviceAccountName"], sa);
+    assert!(v1["status"].is_object() && v1["metadata"]["resourceVersion"].is_string());
+
+    // describe --format export > workerpool.yaml
+    let r = w.s.ok(&[
+        "beta",
+        "run",
+        "worker-pools",
+        "describe",
+        "wp",
+        "--format",
+        "export",
+        "--region",
+        "us-central1",
+    ]);
+    let mut exported = yaml(&r.stdout);
+    assert!(exported.get("status").is_none(), "{}", r.stdout);
+    let meta = &exported["metadata"];
+    for gone in [
+        "resourceVersion",
+        "uid",
+        "generation",
+        "selfLink",
+        "creationTimestamp",
+    ] {
+        assert!(meta.get(gone).is_none(), "{gone} kept:\n{}", r.stdout);
+    }
+    assert!(
+        meta["annotations"]
+            .get("serving.knative.dev/creator")
+            .is_none()
+    );
+    assert_eq!(
+        meta["annotations"]["run.googleapis.com/launch-stage"],
+        "BETA"
+    );
+    assert_eq!(meta["namespace"], "300000000001", "namespace kept");
+    assert_eq!(
+        meta["labels"]["cloud.googleapis.com/location"],
+        "us-central1"
+    );
+
+    // Edit serviceAccountName, then replace.
+    exported["spec"]["template"]["spec"]["serviceAccountName"] = json!(other);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("workerpool.yaml");
+    std::fs::write(&file, serde_yaml_ng::to_string(&exported).unwrap()).unwrap();
+    let r = w.s.ok(&[
+        "beta",
+        "run",
+        "worker-pools",
+        "replace",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        r.stderr
+            .contains("New configuration has been applied to worker pool [wp]."),
+        "{r:?}"
+    );
+    let (_, pool) = w.pool("wp");
+    assert_eq!(pool["template"]["serviceAccount"], other);
+    assert_ne!(pool["latestCreatedRevision"], first_rev, "a new revision");
+    assert_eq!(
+        pool["template"]["containers"][0]["image"], IMG,
+        "the rest kept"
+    );
+
+    // gcloud beta run worker-pools update WORKER_POOL --service-account SERVICE_ACCOUNT
+    let r = w.s.ok(&[
+        "beta",
+        "run",
+        "worker-pools",
+        "update",
+        "wp",
+        "--service-account",
+        &sa,
+        "--region",
+        "us-central1",
+    ]);
+    assert!(r.stderr.contains("has been deployed."), "{r:?}");
+    let r = w.s.ok(&[
+        "run",
+        "worker-pools",
+        "describe",
+        "wp",
+        "--region",
+        "us-central1",
+        "--format",
+        "json",
+    ]);
+    let v1: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v1["spec"]["template"]["spec"]["serviceAccountName"], sa);
+    assert_eq!(w.revisions("wp"), 3);
+}
+
+#[test]
+fn without_act_as_deploy_replace_and_update_are_refused_and_nothing_changes() {
+    let w = world();
+    let sa = w.create_sa("worker-sa");
+    let other = w.create_sa("other-sa");
+    w.deploy("wp", &sa);
+    let before = w.pool("wp").1;
+    let dev = |args: &[&str]| {
+        let mut a = vec!["--account", "dev@example.com"];
+        a.extend_from_slice(args);
+        w.s.run(&a)
+    };
+
+    let r = dev(&[
+        "beta",
+        "run",
+        "worker-pools",
+        "deploy",
+        "wp2",
+        "--image",
+        IMG,
+        "--service-account",
+        &other,
+        "--region",
+        "us-central1",
+    ]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stderr.contains(&act_as_text(&other)), "{r:?}");
+    assert_eq!(w.pool("wp2").0, 404, "nothing created");
+
+    // replace: the developer can read the pool (run.developer) but not act as `other`.
+    let r = dev(&[
+        "run",
+        "worker-pools",
+        "describe",
+        "wp",
+        "--format",
+        "export",
+        "--region",
+        "us-central1",
+    ]);
+    assert!(r.ok(), "{r:?}");
+    let mut exported = yaml(&r.stdout);
+    exported["spec"]["template"]["spec"]["serviceAccountName"] = json!(other);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wp.yaml");
+    std::fs::write(&file, serde_yaml_ng::to_string(&exported).unwrap()).unwrap();
+    let r = dev(&[
+        "beta",
+        "run",
+        "worker-pools",
+        "replace",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stderr.contains(&act_as_text(&other)), "{r:?}");
+
+    let r = dev(&[
+        "beta",
+        "run",
+        "worker-pools",
+        "update",
+        "wp",
+        "--service-account",
+        &other,
+        "--region",
+        "us-central1",
+    ]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stderr.contains(&act_as_text(&other)), "{r:?}");
+
+    let after = w.pool("wp").1;
+    assert_eq!(after["template"]["serviceAccount"], sa);
+    assert_eq!(after["etag"], before["etag"], "nothing written");
+    assert_eq!(w.revisions("wp"), 1);
+
+    // Granted actAs on the account, the same update goes through.
+    w.s.ok(&[
+        "iam",
+        "service-accounts",
+        "add-iam-policy-binding",
+        &other,
+        "--member",
+        "user:dev@example.com",
+        "--role",
+        "roles/iam.serviceAccountUser",
+    ]);
+    w.s.ok(&[
+        "iam",
+        "service-accounts",
+        "add-iam-policy-binding",
+        &sa,
+        "--member",
+        "user:dev@example.com",
+        "--role",
+        "roles/iam.serviceAccountUser",
+    ]);
+    let r = dev(&[
+        "beta",
+        "run",
+        "worker-pools",
+        "update",
+        "wp",
+        "--service-account",
+        &other,
+        "--region",
+        "us-central1",
+    ]);
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(w.pool("wp").1["template"]["serviceAccount"], other);
+}
+
+#[test]
+fn instances_alone_make_no_revision_and_the_other_commands_work() {
+    let w = world();
+    let sa = w.create_sa("worker-sa");
+    w.s.ok(&["config", "set", "run/region", "us-central1"]);
+
+    // --dry-run validates and writes nothing.
+    let r = w.s.ok(&[
+        "run",
+        "worker-pools",
+        "deploy",
+        "wp",
+        "--image",
+        IMG,
+        "--service-account",
+        &sa,
+        "--dry-run",
+    ]);
+    assert!(r.stderr.contains("Nothing was deployed"), "{r:?}");
+    assert_eq!(w.pool("wp").0, 404);
+
+    w.s.ok(&[
+        "run",
+        "worker-pools",
+        "deploy",
+        "wp",
+        "--image",
+        IMG,
+        "--service-account",
+        &sa,
+        "--instances",
+        "1",
+        "--args",
+        "--fast,--quiet",
+    ]);
+    let r =
+        w.s.ok(&["run", "worker-pools", "update", "wp", "--instances", "3"]);
+    assert!(
+        r.stderr.contains("has been updated.") && !r.stderr.contains("Creating Revision"),
+        "{r:?}"
+    );
+    let pool = w.pool("wp").1;
+    assert_eq!(pool["scaling"]["manualInstanceCount"], 3);
+    assert_eq!(pool["scaling"]["scalingMode"], "MANUAL");
+    assert_eq!(
+        pool["template"]["containers"][0]["args"],
+        json!(["--fast", "--quiet"])
+    );
+    assert_eq!(w.revisions("wp"), 1, "scaling makes no revision");
+    let r = w.s.ok(&[
+        "run",
+        "worker-pools",
+        "revisions",
+        "list",
+        "--worker-pool",
+        "wp",
+    ]);
+    assert_eq!(r.stdout.lines().count(), 2, "{r:?}");
+    let rev = pool["latestCreatedRevision"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(r.stdout.contains(&rev), "{r:?}");
+    let r =
+        w.s.ok(&["run", "worker-pools", "revisions", "describe", &rev]);
+    assert_eq!(yaml(&r.stdout)["serviceAccount"], sa);
+
+    // A deploy (forceNewRevision) of the same template still makes one.
+    w.s.ok(&["run", "worker-pools", "deploy", "wp", "--image", IMG]);
+    assert_eq!(w.revisions("wp"), 2);
+    assert_eq!(w.pool("wp").1["template"]["serviceAccount"], sa, "kept");
+
+    let r = w.s.ok(&["run", "worker-pools", "list"]);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(
+        lines[0].contains("WORKER_POOL") && lines[0].contains("LAST DEPLOYED BY"),
+        "{r:?}"
+    );
+    assert!(
+        // ✔ when ready; the runtime marks a pool without a command ✖ (it cannot start it).
+        ["✔", "✖", "…"].iter().any(|m| lines[1].starts_with(m))
+            && lines[1].contains("wp")
+            && lines[1].contains("us-central1"),
+        "{r:?}"
+    );
+
+    // Pool IAM: read with GET, written with setIamPolicy.
+    w.s.ok(&[
+        "run",
+        "worker-pools",
+        "add-iam-policy-binding",
+        "wp",
+        "--member",
+        "user:vic@example.com",
+        "--role",
+        "roles/run.viewer",
+    ]);
+    let r = w.s.ok(&[
+        "run",
+        "worker-pools",
+        "get-iam-policy",
+        "wp",
+        "--format",
+        "json",
+    ]);
+    let policy: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        policy["bindings"][0]["members"],
+        json!(["user:vic@example.com"])
+    );
+
+    let r = w.s.ok(&["run", "worker-pools", "delete", "wp"]);
+    assert!(r.stderr.contains("Deleted worker pool [wp]."), "{r:?}");
+    assert_eq!(w.pool("wp").0, 404);
+}
+
+#[test]
+fn describing_a_missing_pool_says_so() {
+    let w = world();
+    let r = w.s.run(&[
+        "run",
+        "worker-pools",
+        "describe",
+        "nope",
+        "--region",
+        "us-central1",
+    ]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("ERROR: (runpool.run.worker-pools.describe) Cannot find worker pool [nope]"),
+        "{r:?}"
+    );
+    let r =
+        w.s.run(&["run", "worker-pools", "deploy", "wp", "--image", IMG]);
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stderr.contains("Missing required argument [--region]"),
+        "{r:?}"
+    );
+}
