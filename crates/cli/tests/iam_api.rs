@@ -434,3 +434,113 @@ fn enums_are_integers_only_when_the_client_asks() {
     );
     assert_eq!(ints["state"], 1);
 }
+
+fn troubleshoot(api: &Api, principal: &str, resource: &str, permission: &str) -> Value {
+    let admin = api.token("admin@example.com");
+    let (s, body) = api.post(
+        &admin,
+        "/v3/iam:troubleshoot",
+        json!({"accessTuple": {
+        "principal": principal, "fullResourceName": resource, "permission": permission}}),
+    );
+    assert_eq!(s, 200, "{body}");
+    body
+}
+
+#[test]
+fn the_troubleshooter_explains_a_grant_through_a_nested_group_at_a_folder() {
+    let (_s, api) = world();
+    grant(
+        &api,
+        "folders/200000000001",
+        "roles/browser",
+        "group:outer@example.com",
+        None,
+    );
+    let t = troubleshoot(
+        &api,
+        "carol@example.com",
+        "//cloudresourcemanager.googleapis.com/projects/a-prod",
+        "resourcemanager.projects.get",
+    );
+    assert_eq!(t["overallAccessState"], "CAN_ACCESS");
+    let policies = t["allowPolicyExplanation"]["explainedPolicies"]
+        .as_array()
+        .unwrap();
+    let folder = policies
+        .iter()
+        .find(|p| {
+            p["fullResourceName"] == "//cloudresourcemanager.googleapis.com/folders/200000000001"
+        })
+        .expect("the folder's policy is explained");
+    assert_eq!(folder["allowAccessState"], "ALLOW_ACCESS_STATE_GRANTED");
+    let b = &folder["bindingExplanations"][0];
+    assert_eq!(b["role"], "roles/browser");
+    assert_eq!(b["rolePermission"], "ROLE_PERMISSION_INCLUDED");
+    assert_eq!(
+        b["memberships"]["group:outer@example.com"]["membership"],
+        "MEMBERSHIP_MATCHED"
+    );
+    // The ancestry is walked from the project up to the organization.
+    assert_eq!(
+        policies.len(),
+        4,
+        "project, team-a, eng, organization: {policies:?}"
+    );
+}
+
+#[test]
+fn the_troubleshooter_names_what_is_missing() {
+    let (_s, api) = world();
+    grant(
+        &api,
+        "projects/demo-project",
+        "roles/browser",
+        "user:lee@example.com",
+        None,
+    );
+    let closed = json!({"title": "expired", "expression": "request.time < timestamp('2000-01-01T00:00:00Z')"});
+    grant(
+        &api,
+        "projects/demo-project",
+        "roles/iam.securityReviewer",
+        "user:lee@example.com",
+        Some(closed),
+    );
+    let t = troubleshoot(
+        &api,
+        "lee@example.com",
+        "//cloudresourcemanager.googleapis.com/projects/demo-project",
+        "iam.serviceAccounts.list",
+    );
+    assert_eq!(t["overallAccessState"], "CANNOT_ACCESS");
+    let project = &t["allowPolicyExplanation"]["explainedPolicies"][0];
+    let by_role = |r: &str| {
+        project["bindingExplanations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["role"] == r)
+            .cloned()
+            .unwrap()
+    };
+    let browser = by_role("roles/browser");
+    assert_eq!(
+        browser["rolePermission"], "ROLE_PERMISSION_NOT_INCLUDED",
+        "the role lee holds lacks it"
+    );
+    assert_eq!(
+        browser["combinedMembership"]["membership"],
+        "MEMBERSHIP_MATCHED"
+    );
+    let reviewer = by_role("roles/iam.securityReviewer");
+    assert_eq!(reviewer["rolePermission"], "ROLE_PERMISSION_INCLUDED");
+    assert_eq!(
+        reviewer["conditionExplanation"]["value"], false,
+        "the condition is what fails"
+    );
+    assert_eq!(
+        reviewer["allowAccessState"],
+        "ALLOW_ACCESS_STATE_NOT_GRANTED"
+    );
+}

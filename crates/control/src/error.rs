@@ -72,7 +72,7 @@ pub struct Violation {
 pub struct Error {
     pub code: Code,
     pub message: String,
-    pub info: Option<ErrorInfo>,
+    pub info: Option<Box<ErrorInfo>>,
     /// Rendered as a `google.rpc.PreconditionFailure` detail.
     pub violations: Vec<Violation>,
 }
@@ -140,14 +140,14 @@ impl Error {
         domain: &str,
         metadata: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Self {
-        self.info = Some(ErrorInfo {
+        self.info = Some(Box::new(ErrorInfo {
             reason: reason.to_string(),
             domain: domain.to_string(),
             metadata: metadata
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-        });
+        }));
         self
     }
 }

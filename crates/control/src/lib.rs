@@ -27,6 +27,7 @@ pub mod roles;
 pub mod serviceaccounts;
 pub mod state;
 pub mod store;
+pub mod troubleshoot;
 pub mod workerpools;
 pub mod world;
 

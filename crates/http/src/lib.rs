@@ -12,6 +12,7 @@ mod roles;
 mod run;
 mod run_v1;
 mod serviceaccounts;
+mod troubleshooter;
 pub mod wire;
 
 use axum::Router;
@@ -52,6 +53,7 @@ pub fn router(control: Arc<Control>) -> Router {
         .merge(run_v1::router())
         .merge(serviceaccounts::router())
         .merge(oauth::router())
+        .merge(troubleshooter::router())
         .merge(logging::router())
         .fallback(not_found)
         .with_state(AppState { control })

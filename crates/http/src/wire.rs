@@ -194,7 +194,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 }
 
 /// Which fields of a response are enums, and their names: `(path, [(number, NAME)])`.
-/// A path is dot-separated; arrays on the way are walked element by element.
+/// A path is dot-separated; arrays on the way are walked element by element, and `*` stands
+/// for every key of a map.
 pub type Enums = &'static [(&'static str, &'static [(i64, &'static str)])];
 
 fn name_enums(v: &mut Value, path: &[&str], names: &[(i64, &str)]) {
@@ -204,6 +205,11 @@ fn name_enums(v: &mut Value, path: &[&str], names: &[(i64, &str)]) {
             let Some((first, rest)) = path.split_first() else {
                 return;
             };
+            // `*` walks every value of a map field (`memberships.*.membership`).
+            if *first == "*" {
+                map.values_mut().for_each(|v| name_enums(v, rest, names));
+                return;
+            }
             let Some(child) = map.get_mut(*first) else {
                 return;
             };
