@@ -24,6 +24,10 @@ pub struct ServeArgs {
     /// YAML file describing the initial world (organizations, projects, principals).
     #[arg(long, value_name = "FILE.yaml")]
     world: Option<PathBuf>,
+    /// How IAM decisions apply: strict (Google's), soft (denials allowed and marked in the
+    /// audit log), off.
+    #[arg(long, default_value = "strict")]
+    enforcement: runpool_control::audit::Enforcement,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -58,6 +62,7 @@ pub async fn run(a: &ServeArgs) -> Result<()> {
         ephemeral: a.ephemeral,
         world: a.world.clone(),
         log_json: a.log_format == LogFormat::Json,
+        enforcement: a.enforcement,
     };
     let mut server = runpool_http::Server::open(opts).await?;
     let logs = server

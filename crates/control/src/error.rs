@@ -34,6 +34,23 @@ impl Code {
         }
     }
 
+    /// The `google.rpc.Code` number.
+    pub fn rpc_code(self) -> i32 {
+        match self {
+            Code::InvalidArgument => 3,
+            Code::FailedPrecondition => 9,
+            Code::OutOfRange => 11,
+            Code::Unauthenticated => 16,
+            Code::PermissionDenied => 7,
+            Code::NotFound => 5,
+            Code::Aborted => 10,
+            Code::AlreadyExists => 6,
+            Code::ResourceExhausted => 8,
+            Code::Unimplemented => 12,
+            Code::Internal => 13,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Code::InvalidArgument => "INVALID_ARGUMENT",

@@ -12,6 +12,7 @@
 //! - the authorization snapshot is immutable and swapped atomically; a check never touches
 //!   the disk.
 
+pub mod audit;
 pub mod auth;
 pub mod credentials;
 pub mod crypto;
@@ -45,6 +46,17 @@ pub struct Caller {
     pub member: String,
     pub email: String,
     principal: authz::Principal,
+    /// Where this request's decisions are gathered for the audit log.
+    trace: Option<Arc<audit::Trace>>,
+}
+
+impl Caller {
+    /// Gather this caller's decisions into `trace` (the request's audit record).
+    pub fn traced(mut self, trace: Arc<audit::Trace>) -> Caller {
+        trace.set_principal(&self.email);
+        self.trace = Some(trace);
+        self
+    }
 }
 
 /// What a permission is checked on.
@@ -68,6 +80,8 @@ pub struct Control {
     admin_credential: std::sync::OnceLock<String>,
     endpoint: std::sync::OnceLock<String>,
     logs: std::sync::OnceLock<logs::LogStore>,
+    enforcement: std::sync::OnceLock<audit::Enforcement>,
+    audit: std::sync::OnceLock<audit::AuditLog>,
     /// Bumped after every committed mutation, for whoever reconciles against the state
     /// (the runtime).
     changes: tokio::sync::watch::Sender<u64>,
@@ -92,6 +106,8 @@ impl Control {
             jwt_cache: Mutex::new(Default::default()),
             changes: tokio::sync::watch::Sender::new(0),
             logs: std::sync::OnceLock::new(),
+            enforcement: std::sync::OnceLock::new(),
+            audit: std::sync::OnceLock::new(),
         })
     }
 
@@ -169,6 +185,7 @@ impl Control {
             member: member.to_string(),
             email,
             principal: self.snapshot.load().principal(member),
+            trace: None,
         }
     }
 
@@ -181,13 +198,42 @@ impl Control {
     }
 
     /// Whether the caller holds `permission` on the target (through any ancestor).
+    /// Under `soft` or `off` enforcement a denial is let through; `soft` marks it in the
+    /// audit record.
     pub fn allowed(&self, caller: &Caller, permission: &str, target: &Target) -> bool {
-        self.snapshot.load().check(
+        let granted = self.snapshot.load().check(
             &caller.principal,
             permission,
             target.name,
             &Self::context(target),
-        )
+        );
+        let mode = self.enforcement();
+        if let Some(trace) = &caller.trace {
+            trace.push(audit::Decision {
+                resource: target.shown.to_string(),
+                permission: permission.to_string(),
+                granted: granted || mode == audit::Enforcement::Off,
+                soft: !granted && mode == audit::Enforcement::Soft,
+            });
+        }
+        granted || mode != audit::Enforcement::Strict
+    }
+
+    pub fn enforcement(&self) -> audit::Enforcement {
+        self.enforcement.get().copied().unwrap_or_default()
+    }
+
+    pub fn set_enforcement(&self, mode: audit::Enforcement) {
+        let _ = self.enforcement.set(mode);
+    }
+
+    /// Where audit records go (set by `serve`).
+    pub fn set_audit_log(&self, log: audit::AuditLog) {
+        let _ = self.audit.set(log);
+    }
+
+    pub fn audit_log(&self) -> Option<&audit::AuditLog> {
+        self.audit.get()
     }
 
     /// `Ok` if the caller holds `permission` on the target, else Google's denial.

@@ -265,7 +265,72 @@ pub fn severity(stream: &str) -> &'static str {
     }
 }
 
+/// The value at a dotted path of a JSON entry, as a string (`protoPayload.methodName`).
+fn field<'a>(v: &'a serde_json::Value, path: &str) -> Option<std::borrow::Cow<'a, str>> {
+    let mut cur = v;
+    for seg in path.split('.') {
+        cur = cur.get(seg)?;
+    }
+    match cur {
+        serde_json::Value::String(s) => Some(std::borrow::Cow::Borrowed(s)),
+        serde_json::Value::Null => None,
+        other => Some(std::borrow::Cow::Owned(other.to_string())),
+    }
+}
+
+impl Filter {
+    /// Whether the filter asks for audit logs (and whether for instance logs).
+    pub fn wants(&self) -> (bool, bool) {
+        let audit = self.equals.iter().any(|(k, v)| {
+            k.starts_with("protoPayload.")
+                || (k == "logName" && v.contains("cloudaudit"))
+                || (k == "resource.type" && v == "audited_resource")
+        });
+        let instances = self.equals.iter().any(|(k, v)| {
+            (k == "resource.type" && v == "cloud_run_worker_pool")
+                || k.starts_with("resource.labels.worker_pool")
+                || (k == "logName" && v.contains("run.googleapis.com"))
+        });
+        match (audit, instances) {
+            (false, false) => (true, true),
+            other => other,
+        }
+    }
+
+    /// Whether an audit entry matches every equality term.
+    pub fn matches_json(&self, e: &serde_json::Value) -> bool {
+        self.equals.iter().all(|(k, v)| match k.as_str() {
+            "logName" => field(e, "logName").is_some_and(|l| l == *v || l.ends_with(v.as_str())),
+            _ => field(e, k).is_some_and(|f| f == *v),
+        })
+    }
+}
+
 impl crate::Control {
+    /// Cloud Audit Log entries of one project matching `filter` (newest `limit`, oldest
+    /// first); `logging.logEntries.list` on the project.
+    pub fn list_audit_entries(
+        &self,
+        caller: &crate::Caller,
+        project: &str,
+        filter: &str,
+        limit: usize,
+    ) -> crate::Result<Vec<serde_json::Value>> {
+        let perm = "logging.logEntries.list";
+        let node = self.node(project, perm)?;
+        let target = crate::Target {
+            service: "logging.googleapis.com",
+            ..node.target()
+        };
+        self.authorize(caller, perm, &target)?;
+        let f = Filter::parse(filter)?;
+        let Some(log) = self.audit_log() else {
+            return Ok(vec![]);
+        };
+        let project_id = self.read().projects[&node.name].project_id.clone();
+        log.read(&project_id, f.since, limit, |e| f.matches_json(e))
+    }
+
     /// Cloud Logging `entries.list` over worker pool instance logs of one project:
     /// `logging.logEntries.list` on the project; newest `limit` entries, oldest first.
     pub fn list_log_entries(

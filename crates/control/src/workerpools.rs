@@ -880,6 +880,13 @@ impl Control {
         Ok(regions)
     }
 
+    /// The project id of a project id or number.
+    pub fn project_id_of(&self, project: &str) -> Option<String> {
+        let st = self.read();
+        let node = st.resolve(&format!("projects/{project}"))?;
+        Some(st.projects[&node.name].project_id.clone())
+    }
+
     /// The project number behind a pool name (`projects/PROJECT_ID/…`).
     pub fn project_number_of(&self, name: &str) -> Option<String> {
         let project = name.strip_prefix("projects/")?.split('/').next()?;

@@ -4,6 +4,7 @@
 //! Handlers only decode Google's JSON into the official model types, call a `control`
 //! service method with the authenticated caller, and render the answer; no rule lives here.
 
+pub mod audit;
 mod logging;
 mod oauth;
 mod orgpolicy;
@@ -34,6 +35,7 @@ pub struct ServeOptions {
     pub ephemeral: bool,
     pub world: Option<PathBuf>,
     pub log_json: bool,
+    pub enforcement: runpool_control::audit::Enforcement,
 }
 
 pub const DEFAULT_PORT: u16 = 8484;
@@ -45,6 +47,7 @@ pub struct AppState {
 
 /// Every route Runpool serves.
 pub fn router(control: Arc<Control>) -> Router {
+    let state = AppState { control };
     Router::new()
         .merge(rm::router())
         .merge(orgpolicy::router())
@@ -56,7 +59,11 @@ pub fn router(control: Arc<Control>) -> Router {
         .merge(troubleshooter::router())
         .merge(logging::router())
         .fallback(not_found)
-        .with_state(AppState { control })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::layer,
+        ))
+        .with_state(state)
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
@@ -237,6 +244,13 @@ impl Server {
         control.set_admin_credential(cred);
         control.ensure_signing_key().map_err(io_err)?;
         control.set_log_store(runpool_control::logs::LogStore::new(dir.join("logs")));
+        control.set_audit_log(
+            runpool_control::audit::AuditLog::open(&dir.join("audit.db")).map_err(io_err)?,
+        );
+        control.set_enforcement(opts.enforcement);
+        if opts.enforcement != runpool_control::audit::Enforcement::Strict {
+            tracing::warn!(mode = ?opts.enforcement, "IAM enforcement is not strict: denials are let through");
+        }
 
         let listener =
             tokio::net::TcpListener::bind(SocketAddr::new(opts.listen, opts.port)).await?;

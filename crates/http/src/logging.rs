@@ -37,16 +37,14 @@ async fn list(
     let desc = req["orderBy"]
         .as_str()
         .is_some_and(|o| o.to_lowercase().contains("desc"));
-    let mut entries = s.control.list_log_entries(
-        &c,
-        project,
-        req["filter"].as_str().unwrap_or_default(),
-        limit,
-    )?;
-    if desc {
-        entries.reverse();
-    }
-    let items: Vec<Value> = entries
+    let filter = req["filter"].as_str().unwrap_or_default();
+    let (audit, instances) = runpool_control::logs::Filter::parse(filter)?.wants();
+    let entries = if instances {
+        s.control.list_log_entries(&c, project, filter, limit)?
+    } else {
+        vec![]
+    };
+    let mut items: Vec<Value> = entries
         .into_iter()
         .enumerate()
         .map(|(i, (e, project_id, region, pool))| {
@@ -64,5 +62,15 @@ async fn list(
             })
         })
         .collect();
+    if audit {
+        items.extend(s.control.list_audit_entries(&c, project, filter, limit)?);
+        // RFC 3339 in UTC with a fixed precision sorts as text.
+        items.sort_by(|a, b| a["timestamp"].as_str().cmp(&b["timestamp"].as_str()));
+        let skip = items.len().saturating_sub(limit);
+        items.drain(..skip);
+    }
+    if desc {
+        items.reverse();
+    }
     Ok(axum::Json(json!({ "entries": items })).into_response())
 }

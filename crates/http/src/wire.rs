@@ -64,6 +64,10 @@ impl IntoResponse for ApiError {
         let status = StatusCode::from_u16(self.0.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = (status, axum::Json(error_body(&self.0))).into_response();
+        resp.extensions_mut().insert(crate::audit::Failure {
+            code: self.0.code.rpc_code(),
+            message: self.0.message.clone(),
+        });
         if self.0.code == runpool_control::Code::Unauthenticated {
             resp.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
@@ -93,7 +97,16 @@ pub struct Auth(pub Caller);
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(Auth(state.control.authenticate(bearer(&parts.headers))?))
+        let caller = state.control.authenticate(bearer(&parts.headers))?;
+        Ok(Auth(
+            match parts
+                .extensions
+                .get::<std::sync::Arc<runpool_control::audit::Trace>>()
+            {
+                Some(trace) => caller.traced(trace.clone()),
+                None => caller,
+            },
+        ))
     }
 }
 

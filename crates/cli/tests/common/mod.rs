@@ -63,22 +63,27 @@ fn command(config: &Path, data: &Path) -> Command {
 impl Server {
     /// The default world, state in a temp dir that goes away with the server.
     pub fn start() -> Server {
-        Server::spawn(None, None)
+        Server::spawn(None, None, &[])
+    }
+
+    /// The default world with extra `serve` flags (e.g. `--enforcement soft`).
+    pub fn start_with_args(extra: &[&str]) -> Server {
+        Server::spawn(None, None, extra)
     }
 
     /// A world from YAML (`serve --world`), state kept in a temp dir.
     pub fn start_with_world(world_yaml: &str) -> Server {
-        Server::spawn(None, Some(world_yaml))
+        Server::spawn(None, Some(world_yaml), &[])
     }
 
     /// A world from YAML with durable state in `data` (not `--ephemeral`), so a second server
     /// started on the same dir sees what the first one wrote.
     pub fn start_in(data: &Path, world_yaml: &str) -> Server {
-        Server::spawn(Some(data), Some(world_yaml))
+        Server::spawn(Some(data), Some(world_yaml), &[])
     }
 
     /// Start `runpool serve --port 0` and wait (up to 60 s) for `Listening on http://ADDR:PORT`.
-    fn spawn(data: Option<&Path>, world_yaml: Option<&str>) -> Server {
+    fn spawn(data: Option<&Path>, world_yaml: Option<&str>, extra: &[&str]) -> Server {
         let config = tempfile::tempdir().unwrap();
         let mut keep = Vec::new();
         let data_dir = match data {
@@ -91,6 +96,7 @@ impl Server {
             }
         };
         let mut args: Vec<String> = vec!["serve".into(), "--port".into(), "0".into()];
+        args.extend(extra.iter().map(|a| a.to_string()));
         if data.is_some() {
             args.extend(["--data-dir".into(), data_dir.display().to_string()]);
         } else {
