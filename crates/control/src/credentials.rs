@@ -272,11 +272,14 @@ impl Control {
             disabled: false,
             private_pem: Some(g.private_pem),
         };
-        self.write(|_| {
-            Ok((
+        // Generated outside the write lock; if another caller stored one meanwhile, use
+        // theirs so there is one signing key.
+        self.write(|st| match st.keys.values().find(|k| k.account.is_empty()) {
+            Some(existing) => Ok((vec![], existing.clone())),
+            None => Ok((
                 vec![Change::Key(k.key_id.clone(), Some(k.clone()))],
                 k.clone(),
-            ))
+            )),
         })
     }
 
@@ -365,8 +368,10 @@ impl Control {
             .map(|a| a.stored.account.unique_id)
     }
 
-    /// The keys that verify ID tokens: `(kid, public key)`.
+    /// The keys that verify ID tokens: `(kid, public key)` (the signing key is made first if
+    /// it does not exist yet).
     pub fn id_token_keys(&self) -> Vec<(String, PublicKey)> {
+        let _ = self.ensure_signing_key();
         self.read()
             .keys
             .values()

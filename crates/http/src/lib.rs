@@ -242,7 +242,6 @@ impl Server {
         }
         let (cred, cred_path) = admin_credential(&dir)?;
         control.set_admin_credential(cred);
-        control.ensure_signing_key().map_err(io_err)?;
         control.set_log_store(runpool_control::logs::LogStore::new(dir.join("logs")));
         control.set_audit_log(
             runpool_control::audit::AuditLog::open(&dir.join("audit.db")).map_err(io_err)?,
@@ -277,8 +276,17 @@ impl Server {
             out.flush()?;
         }
         tracing::info!(%endpoint, data_dir = %dir.display(), "runpool serving");
+        let control = Arc::new(control);
+        // Making the ID-token signing key (an RSA key) takes longer than the rest of the
+        // start; do it off the start path. Whoever needs it first makes it otherwise.
+        let background = control.clone();
+        std::thread::spawn(move || {
+            if let Err(e) = background.ensure_signing_key() {
+                tracing::warn!(error = %e, "cannot make the ID-token signing key");
+            }
+        });
         Ok(Server {
-            control: Arc::new(control),
+            control,
             endpoint,
             data_dir: dir,
             listener: Some(listener),
