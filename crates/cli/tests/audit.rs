@@ -56,9 +56,20 @@ fn every_call_is_audited_with_its_decisions() {
         "google.cloud.resourcemanager.v3.Projects.GetProject"
     );
     assert_eq!(p["serviceName"], "cloudresourcemanager.googleapis.com");
+    let d = &p["authorizationInfo"][0];
+    assert_eq!(d["resource"], "projects/demo-project");
+    assert_eq!(d["permission"], "resourcemanager.projects.get");
+    assert_eq!(d["granted"], false);
     assert_eq!(
-        p["authorizationInfo"][0],
-        json!({"resource": "projects/demo-project", "permission": "resourcemanager.projects.get", "granted": false})
+        d["resourceAttributes"]["type"],
+        "cloudresourcemanager.googleapis.com/Project"
+    );
+    assert!(
+        d["resourceAttributes"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("projects/"),
+        "the canonical name: {d}"
     );
     assert_eq!(p["status"]["code"], 7, "PERMISSION_DENIED");
     assert!(

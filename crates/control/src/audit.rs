@@ -44,7 +44,13 @@ impl std::str::FromStr for Enforcement {
 /// One authorization decision made while serving a request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
+    /// The resource as the caller named it.
     pub resource: String,
+    /// The name IAM knows it by (`projects/NUMBER/…`), its type and service: the
+    /// `resourceAttributes` of the entry.
+    pub canonical: String,
+    pub resource_type: String,
+    pub service: String,
     pub permission: String,
     pub granted: bool,
     /// Denied by IAM but let through by `soft` enforcement.
@@ -115,7 +121,12 @@ impl Record {
             .decisions
             .iter()
             .map(|d| {
-                let mut v = json!({"resource": d.resource, "permission": d.permission, "granted": d.granted});
+                let mut v = json!({
+                    "resource": d.resource,
+                    "permission": d.permission,
+                    "granted": d.granted,
+                    "resourceAttributes": {"name": d.canonical, "type": d.resource_type, "service": d.service},
+                });
                 if d.soft {
                     v["runpoolEnforcement"] = json!("soft");
                 }

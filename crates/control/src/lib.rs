@@ -211,6 +211,9 @@ impl Control {
         if let Some(trace) = &caller.trace {
             trace.push(audit::Decision {
                 resource: target.shown.to_string(),
+                canonical: target.name.to_string(),
+                resource_type: target.resource_type.to_string(),
+                service: target.service.to_string(),
                 permission: permission.to_string(),
                 granted: granted || mode == audit::Enforcement::Off,
                 soft: !granted && mode == audit::Enforcement::Soft,
