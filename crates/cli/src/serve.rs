@@ -70,7 +70,9 @@ pub async fn run(a: &ServeArgs) -> Result<()> {
         .log_store()
         .cloned()
         .expect("serve sets the log store");
-    let runtime = runpool_runtime::start(server.control.clone(), server.endpoint.clone(), logs);
+    let pids = server.data_dir.join("instances.pids");
+    let runtime =
+        runpool_runtime::start(server.control.clone(), server.endpoint.clone(), logs, pids);
     let served = server.run(runpool_http::shutdown_signal()).await;
     // Every instance stops before the server (and an ephemeral data dir) goes.
     runtime.shutdown().await;

@@ -66,6 +66,21 @@ pub const REGIONS: &[&str] = &[
     "us-west4",
 ];
 
+/// Environment variables Cloud Run sets itself, which a container may not set.
+const RESERVED_ENV: &[&str] = &[
+    "PORT",
+    "K_SERVICE",
+    "K_REVISION",
+    "K_CONFIGURATION",
+    "CLOUD_RUN_JOB",
+    "CLOUD_RUN_EXECUTION",
+    "CLOUD_RUN_TASK_INDEX",
+    "CLOUD_RUN_TASK_ATTEMPT",
+    "CLOUD_RUN_TASK_COUNT",
+    "CLOUD_RUN_WORKER_POOL",
+    "CLOUD_RUN_REVISION",
+];
+
 /// Annotation and label prefixes reserved to Google on new resources.
 const RESERVED: &[&str] = &[
     "run.googleapis.com",
@@ -293,6 +308,18 @@ fn validate(pool: &WorkerPool) -> Result<()> {
         if c.image.trim().is_empty() {
             return Err(Error::invalid(format!(
                 "template.containers[{i}].image: an image is required."
+            )));
+        }
+        let reserved: Vec<&str> = c
+            .env
+            .iter()
+            .map(|e| e.name.as_str())
+            .filter(|n| RESERVED_ENV.contains(n))
+            .collect();
+        if !reserved.is_empty() {
+            return Err(Error::invalid(format!(
+                "The following reserved env names were provided: {}. These values are automatically set by the system.",
+                reserved.join(", ")
             )));
         }
     }

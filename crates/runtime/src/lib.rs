@@ -19,6 +19,7 @@ use runpool_control::Control;
 use runpool_control::instances::{PoolSpec, RevisionSpec};
 use runpool_control::logs::LogStore;
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -41,6 +42,8 @@ type Slot = (String, String, u32);
 
 struct Instance {
     child: Child,
+    /// The process (and process group) id, kept: the child forgets it once reaped.
+    pid: u32,
     started: Instant,
     metadata: JoinHandle<()>,
     readers: Vec<JoinHandle<()>>,
@@ -55,6 +58,9 @@ struct Backoff {
 }
 
 struct Supervisor {
+    /// Process groups of the instances started, so a server that was killed outright can
+    /// clean up after itself at its next start.
+    pids_file: PathBuf,
     control: Arc<Control>,
     endpoint: String,
     logs: LogStore,
@@ -76,11 +82,19 @@ impl RuntimeHandle {
 }
 
 /// Start supervising the pools `control` stores. `endpoint` is this server's URL
-/// (`RUNPOOL_ENDPOINT` in instances); logs go to `logs`.
-pub fn start(control: Arc<Control>, endpoint: String, logs: LogStore) -> RuntimeHandle {
+/// (`RUNPOOL_ENDPOINT` in instances); logs go to `logs`; `pids_file` records the process
+/// groups started (what a killed predecessor left there is killed first).
+pub fn start(
+    control: Arc<Control>,
+    endpoint: String,
+    logs: LogStore,
+    pids_file: PathBuf,
+) -> RuntimeHandle {
     let (stop, mut stopped) = watch::channel(false);
     let mut changes = control.subscribe();
+    kill_leftovers(&pids_file);
     let mut sup = Supervisor {
+        pids_file,
         control,
         endpoint,
         logs,
@@ -109,22 +123,62 @@ fn instance_id() -> String {
 
 /// SIGTERM a process group, then SIGKILL it if it has not exited within `grace`.
 async fn terminate(mut inst: Instance, grace: Duration) {
-    if let Some(pid) = inst.child.id() {
-        // The instance runs in its own process group: signal the whole group, so what it
-        // started goes too.
-        unsafe { libc::kill(-(pid as i32), libc::SIGTERM) };
-        if tokio::time::timeout(grace, inst.child.wait())
+    // The instance runs in its own process group: signal the whole group, so what it
+    // started goes too.
+    unsafe { libc::kill(-(inst.pid as i32), libc::SIGTERM) };
+    if tokio::time::timeout(grace, inst.child.wait())
+        .await
+        .is_err()
+    {
+        kill_group(inst.pid);
+        let _ = inst.child.wait().await;
+    }
+    kill_group(inst.pid);
+    finish(inst).await;
+}
+
+/// Kill the process groups a previous server left running (it was killed before it could
+/// stop them), recognising ours by the `RUNPOOL_ENDPOINT` every instance carries, so a reused
+/// pid is never touched.
+fn kill_leftovers(pids_file: &Path) {
+    let Ok(text) = std::fs::read_to_string(pids_file) else {
+        return;
+    };
+    for pid in text.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+        let ours = std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+            env.split(|b| *b == 0)
+                .any(|kv| kv.starts_with(b"RUNPOOL_ENDPOINT="))
+        });
+        if ours {
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+    }
+    let _ = std::fs::write(pids_file, "");
+}
+
+/// Exponential backoff after `n` quick exits, capped.
+fn backoff_delay(n: u32) -> Duration {
+    Duration::from_millis(100 * 2u64.pow(n.min(9))).min(MAX_BACKOFF)
+}
+
+/// SIGKILL whatever is left of an instance's process group (children it left behind).
+fn kill_group(pid: u32) {
+    unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+}
+
+/// Let the log readers drain what the instance wrote before it went (bounded), then stop
+/// its metadata server.
+async fn finish(inst: Instance) {
+    for r in inst.readers {
+        let abort = r.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(2), r)
             .await
             .is_err()
         {
-            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-            let _ = inst.child.wait().await;
+            abort.abort();
         }
     }
     inst.metadata.abort();
-    for r in inst.readers {
-        r.abort();
-    }
 }
 
 impl Supervisor {
@@ -145,18 +199,11 @@ impl Supervisor {
         // Start what should run (new revisions first), then stop what should not.
         let mut problems: HashMap<String, (String, String)> = HashMap::new();
         for (slot, (pool, rev)) in &wanted {
-            if self.running.contains_key(slot) {
-                continue;
-            }
-            if rev.command.is_empty() {
-                problems.insert(
-                    pool.name.clone(),
-                    ("ContainerMissingCommand".into(), "The container has no command: the process runtime runs template.containers[0].command (and args) as a host process; set command to run it.".into()),
-                );
-                continue;
-            }
-            let b = self.backoff.entry(slot.clone()).or_default();
-            if b.quick_exits >= CRASH_LOOP_AFTER {
+            // A slot that keeps crashing stays a crash loop while its latest instance is up,
+            // until that instance proves stable (then `reap` clears the record).
+            if let Some(b) = self.backoff.get(slot)
+                && b.quick_exits >= CRASH_LOOP_AFTER
+            {
                 problems.insert(
                     pool.name.clone(),
                     (
@@ -168,6 +215,17 @@ impl Supervisor {
                     ),
                 );
             }
+            if self.running.contains_key(slot) {
+                continue;
+            }
+            if rev.command.is_empty() {
+                problems.insert(
+                    pool.name.clone(),
+                    ("ContainerMissingCommand".into(), "The container has no command: the process runtime runs template.containers[0].command (and args) as a host process; set command to run it.".into()),
+                );
+                continue;
+            }
+            let b = self.backoff.entry(slot.clone()).or_default();
             if b.next_start.is_some_and(|t| t > Instant::now()) {
                 continue;
             }
@@ -176,6 +234,10 @@ impl Supervisor {
                     self.running.insert(slot.clone(), inst);
                 }
                 Err(e) => {
+                    let b = self.backoff.entry(slot.clone()).or_default();
+                    b.quick_exits += 1;
+                    b.last_exit = e.clone();
+                    b.next_start = Some(Instant::now() + backoff_delay(b.quick_exits));
                     problems.insert(pool.name.clone(), ("ContainerFailedToStart".into(), e));
                 }
             }
@@ -218,6 +280,8 @@ impl Supervisor {
             let Some(mut inst) = self.running.remove(&slot) else {
                 continue;
             };
+            // As in a container, what the instance started goes with it.
+            kill_group(inst.pid);
             let status = inst
                 .child
                 .try_wait()
@@ -225,16 +289,16 @@ impl Supervisor {
                 .flatten()
                 .map(|s| s.to_string())
                 .unwrap_or_default();
-            inst.metadata.abort();
+            let quick = inst.started.elapsed() < STABLE_AFTER;
+            tokio::spawn(finish(inst));
             let b = self.backoff.entry(slot.clone()).or_default();
-            if inst.started.elapsed() < STABLE_AFTER {
+            if quick {
                 b.quick_exits += 1;
             } else {
                 b.quick_exits = 1;
             }
             b.last_exit = status;
-            let delay =
-                Duration::from_millis(100 * 2u64.pow(b.quick_exits.min(9))).min(MAX_BACKOFF);
+            let delay = backoff_delay(b.quick_exits);
             b.next_start = Some(Instant::now() + delay);
             tracing::info!(pool = %slot.0, revision = %slot.1, exit = %b.last_exit, ?delay, "instance exited; restarting");
         }
@@ -275,14 +339,15 @@ impl Supervisor {
                 cmd.env(k, v);
             }
         }
+        for (k, v) in &rev.env {
+            cmd.env(k, v);
+        }
+        // The runtime's own variables come last: a container's env cannot pass for them.
         cmd.env("CLOUD_RUN_WORKER_POOL", &pool.id)
             .env("CLOUD_RUN_REVISION", &rev.revision)
             .env("RUNPOOL_ENDPOINT", &self.endpoint)
             .env("GCE_METADATA_HOST", md_addr.to_string())
             .env("GCE_METADATA_IP", md_addr.to_string());
-        for (k, v) in &rev.env {
-            cmd.env(k, v);
-        }
         if !rev.working_dir.is_empty() {
             cmd.current_dir(&rev.working_dir);
         }
@@ -323,19 +388,49 @@ impl Supervisor {
                 id.clone(),
             );
             readers.push(tokio::spawn(async move {
-                let mut lines = BufReader::new(out).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let _ = logs.append(&pool_name, &revision, &instance, stream, &line);
+                // Bytes, decoded lossily: one invalid UTF-8 byte must not stop the reading
+                // (the instance would then die of SIGPIPE on its next write).
+                let mut reader = BufReader::new(out);
+                let mut buf = Vec::new();
+                loop {
+                    buf.clear();
+                    match reader.read_until(b'\n', &mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {
+                            let line = String::from_utf8_lossy(&buf);
+                            let _ = logs.append(
+                                &pool_name,
+                                &revision,
+                                &instance,
+                                stream,
+                                line.trim_end_matches(['\n', '\r']),
+                            );
+                        }
+                    }
                 }
             }));
         }
         tracing::info!(pool = %pool.name, revision = %rev.revision, instance = %id, "instance started");
+        let pid = child.id().unwrap_or_default();
+        self.record_pid(pid);
         Ok(Instance {
             child,
+            pid,
             started: Instant::now(),
             metadata,
             readers,
         })
+    }
+
+    fn record_pid(&self, pid: u32) {
+        use std::io::Write;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.pids_file);
+        if let Ok(mut f) = file {
+            let _ = writeln!(f, "{pid}");
+        }
     }
 
     async fn stop_all(&mut self) {
@@ -347,5 +442,6 @@ impl Supervisor {
         for s in stops {
             let _ = s.await;
         }
+        let _ = std::fs::write(&self.pids_file, "");
     }
 }

@@ -91,11 +91,17 @@ fn camel(k: &str) -> String {
     out
 }
 
+/// Field names become camelCase; keys that are account emails stay as they are.
 fn camel_tree(v: &Value) -> Value {
     match v {
-        Value::Object(m) => {
-            Value::Object(m.iter().map(|(k, v)| (camel(k), camel_tree(v))).collect())
-        }
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let key = if k.contains('@') { k.clone() } else { camel(k) };
+                    (key, camel_tree(v))
+                })
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -236,7 +242,23 @@ async fn handle(
         }
         // GCE redirects a directory asked without its slash; answering the listing serves
         // the same clients.
-        Value::Object(map) => text(listing(map)),
+        Value::Object(map) => {
+            let mut list = listing(map);
+            // An account's directory also lists its dynamic leaves.
+            if let ["instance", "service-accounts", _] = segs
+                .iter()
+                .filter(|s| !s.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
+                list.push_str("identity\ntoken\n");
+                let mut lines: Vec<&str> = list.lines().collect();
+                lines.sort();
+                list = lines.iter().map(|l| format!("{l}\n")).collect();
+            }
+            text(list)
+        }
         Value::Array(items) if want_json => as_json(&Value::Array(items.clone())),
         Value::Array(items) => text(
             items
