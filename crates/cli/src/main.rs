@@ -16,13 +16,16 @@
 //!
 //! Modules: `config` (properties), `auth` (credentials: simulated users, service-account key
 //! files, impersonation), `api` (HTTP), `output` (`--format`), `iam_policy` (policy commands
-//! shared by projects/folders/organizations/service accounts), and one module per command group.
+//! shared by projects/folders/organizations/service accounts), and one module per command group
+//! (`troubleshoot` is `policy-intelligence troubleshoot-policy iam`; `logs` is `logging read`
+//! and `run worker-pools logs read|tail`).
 
 mod api;
 mod auth;
 mod config;
 mod folders;
 mod iam_policy;
+mod logs;
 mod org_policies;
 mod organizations;
 mod output;
@@ -31,6 +34,7 @@ mod roles;
 mod serve;
 mod service_accounts;
 mod terraform;
+mod troubleshoot;
 mod worker_pools;
 
 use anyhow::{Result, anyhow};
@@ -107,6 +111,12 @@ enum Command {
     /// Plan and apply Terraform configurations of worker pools and service accounts.
     #[command(subcommand)]
     Terraform(terraform::TerraformCmd),
+    /// Policy Intelligence: troubleshoot IAM access (Policy Troubleshooter v3).
+    #[command(subcommand)]
+    PolicyIntelligence(troubleshoot::PolicyIntelligenceCmd),
+    /// Read Cloud Logging entries (worker pool instance logs).
+    #[command(subcommand)]
+    Logging(logs::LoggingCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -307,6 +317,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Iam(IamCmd::ServiceAccounts(c)) => service_accounts::run(&ctx()?, c).await,
         Command::Run(c) => worker_pools::run(&ctx()?, c).await,
         Command::Terraform(c) => terraform::run(&ctx()?, c).await,
+        Command::PolicyIntelligence(c) => troubleshoot::run(&ctx()?, c).await,
+        Command::Logging(c) => logs::run_logging(&ctx()?, c).await,
     }
 }
 

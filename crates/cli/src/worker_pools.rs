@@ -159,6 +159,9 @@ pub enum WorkerPoolsCmd {
     /// Revisions of a worker pool.
     #[command(subcommand)]
     Revisions(RevisionsCmd),
+    /// Read or tail a worker pool's logs (Cloud Logging).
+    #[command(subcommand)]
+    Logs(crate::logs::PoolLogsCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -185,6 +188,7 @@ pub enum RevisionsCmd {
 pub async fn run(ctx: &Ctx, cmd: &RunCmd) -> Result<()> {
     let RunCmd::WorkerPools(cmd) = cmd;
     match cmd {
+        WorkerPoolsCmd::Logs(c) => crate::logs::run_pool_logs(ctx, c).await,
         WorkerPoolsCmd::Deploy { d, dry_run } => deploy(ctx, d, *dry_run).await,
         WorkerPoolsCmd::Update(d) => update(ctx, d).await,
         WorkerPoolsCmd::Describe {
