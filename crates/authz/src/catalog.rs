@@ -344,6 +344,18 @@ impl Catalog {
         self.base.role_idx.contains_key(name) || self.custom.contains_key(name)
     }
 
+    /// Every predefined role as (name, stage, permission set), for the role recommender.
+    pub(crate) fn predefined_sets(&self) -> impl Iterator<Item = (&str, &str, &PermSet)> {
+        self.base
+            .roles
+            .iter()
+            .map(|r| (&*r.name, &*r.stage, &r.perms))
+    }
+
+    pub(crate) fn perm_space(&self) -> usize {
+        self.base.perms.len() + self.extra_perms.len()
+    }
+
     pub(crate) fn role_ref(&self, name: &str) -> Option<RoleRef> {
         if let Some(&i) = self.base.role_idx.get(name) {
             Some(RoleRef::Predefined(i))

@@ -22,6 +22,7 @@
 
 pub mod catalog;
 pub mod condition;
+pub mod cover;
 pub mod member;
 pub mod policy;
 pub mod snapshot;
