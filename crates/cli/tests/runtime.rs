@@ -1317,16 +1317,18 @@ fn logs_are_kept_per_pool_and_read_newest_last() {
             "resourceNames": ["projects/app-project"],
             "filter": "resource.labels.worker_pool_name=\"wp-a\"",
             "pageSize": 2,
+            "orderBy": "timestamp desc",
         }),
     );
     assert_eq!(s, 200, "{body}");
+    // Newest first when asked so (the default, ascending, starts from the oldest).
     let newest: Vec<&str> = body["entries"]
         .as_array()
         .unwrap()
         .iter()
         .map(|e| e["textPayload"].as_str().unwrap())
         .collect();
-    assert_eq!(newest, ["n=4", "n=5"]);
+    assert_eq!(newest, ["n=5", "n=4"]);
 }
 
 #[test]

@@ -253,18 +253,21 @@ impl AuditLog {
         self.dropped.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The newest entries of a project (newest last) for which `keep` holds, at most `limit`,
-    /// no older than `since`.
+    /// Up to `limit` entries of a project for which `keep` holds, no older than `since`:
+    /// the newest, newest first, or the oldest, oldest first.
     pub fn read(
         &self,
         project: &str,
         since: Option<chrono::DateTime<chrono::Utc>>,
         limit: usize,
+        newest_first: bool,
         keep: impl Fn(&Value) -> bool,
     ) -> Result<Vec<Value>> {
         let conn = Connection::open(&self.path)?;
-        let mut stmt =
-            conn.prepare("SELECT time, entry FROM entries WHERE project = ?1 ORDER BY id DESC")?;
+        let order = if newest_first { "DESC" } else { "ASC" };
+        let mut stmt = conn.prepare(&format!(
+            "SELECT time, entry FROM entries WHERE project = ?1 ORDER BY id {order}"
+        ))?;
         let mut rows = stmt.query(params![project])?;
         let mut out = vec![];
         while let Some(row) = rows.next()? {
@@ -272,7 +275,10 @@ impl AuditLog {
             if let (Some(s), Ok(t)) = (since, chrono::DateTime::parse_from_rfc3339(&time))
                 && t < s
             {
-                break;
+                if newest_first {
+                    break;
+                }
+                continue;
             }
             let e: Value = serde_json::from_str(&row.get::<_, String>(1)?).unwrap_or_default();
             if keep(&e) {
@@ -282,7 +288,6 @@ impl AuditLog {
                 }
             }
         }
-        out.reverse();
         Ok(out)
     }
 }

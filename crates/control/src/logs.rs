@@ -186,15 +186,52 @@ mod tests {
 pub struct Filter {
     pub equals: Vec<(String, String)>,
     pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// `severity>=LEVEL`, as a rank of [`SEVERITIES`].
+    pub min_severity: Option<usize>,
+}
+
+/// Cloud Logging's severities, lowest first.
+pub const SEVERITIES: &[&str] = &[
+    "DEFAULT",
+    "DEBUG",
+    "INFO",
+    "NOTICE",
+    "WARNING",
+    "ERROR",
+    "CRITICAL",
+    "ALERT",
+    "EMERGENCY",
+];
+
+pub fn severity_rank(s: &str) -> Option<usize> {
+    SEVERITIES.iter().position(|x| x.eq_ignore_ascii_case(s))
 }
 
 impl Filter {
     pub fn parse(text: &str) -> crate::Result<Filter> {
+        const OPS: &[char] = &['=', '!', '>', '<', ':'];
+        // Spaces around an operator are allowed (`resource.type = "x"`): drop them first.
+        let chars: Vec<char> = text.chars().collect();
+        let mut glued = String::new();
+        let mut quoted = false;
+        for (i, &c) in chars.iter().enumerate() {
+            if c == '"' {
+                quoted = !quoted;
+            }
+            if c.is_whitespace() && !quoted {
+                let prev = glued.chars().last();
+                let next = chars[i..].iter().find(|c| !c.is_whitespace());
+                if prev.is_some_and(|p| OPS.contains(&p)) || next.is_some_and(|n| OPS.contains(n)) {
+                    continue;
+                }
+            }
+            glued.push(c);
+        }
         let mut f = Filter::default();
         let mut tokens = vec![];
         let mut cur = String::new();
         let mut quoted = false;
-        for ch in text.chars() {
+        for ch in glued.chars() {
             match ch {
                 '"' => {
                     quoted = !quoted;
@@ -213,7 +250,7 @@ impl Filter {
         }
         let bad = |t: &str| {
             crate::Error::invalid(format!(
-                "Unsupported filter term '{t}': use field=\"value\" terms joined by AND, and timestamp>=\"RFC3339\"."
+                "Unsupported filter term '{t}': use field=\"value\" (or field:\"value\") terms joined by AND, timestamp>=\"RFC3339\" and severity>=LEVEL."
             ))
         };
         for t in tokens.iter().filter(|t| !t.eq_ignore_ascii_case("AND")) {
@@ -224,7 +261,12 @@ impl Filter {
             {
                 let ts = chrono::DateTime::parse_from_rfc3339(&unquote(v)).map_err(|_| bad(t))?;
                 f.since = Some(ts.with_timezone(&chrono::Utc));
-            } else if let Some((k, v)) = t.split_once('=') {
+            } else if let Some(v) = t.strip_prefix("severity>=") {
+                f.min_severity = Some(severity_rank(&unquote(v)).ok_or_else(|| bad(t))?);
+            } else if let Some((k, v)) = t.split_once('=').or_else(|| t.split_once(':')) {
+                if k.ends_with(['!', '<', '>']) {
+                    return Err(bad(t));
+                }
                 f.equals.push((k.trim().to_string(), unquote(v.trim())));
             } else {
                 return Err(bad(t));
@@ -242,7 +284,14 @@ impl Filter {
 
     /// Whether an entry of `pool` matches every equality term.
     pub fn matches(&self, e: &Entry, project_id: &str, region: &str, pool_id: &str) -> bool {
+        if self
+            .min_severity
+            .is_some_and(|m| severity_rank(severity(&e.stream)).unwrap_or(0) < m)
+        {
+            return false;
+        }
         self.equals.iter().all(|(k, v)| match k.as_str() {
+            "textPayload" => e.text.contains(v.as_str()),
             "resource.type" => v == "cloud_run_worker_pool",
             "resource.labels.worker_pool_name" => v == pool_id,
             "resource.labels.revision_name" => *v == e.revision,
@@ -299,6 +348,12 @@ impl Filter {
 
     /// Whether an audit entry matches every equality term.
     pub fn matches_json(&self, e: &serde_json::Value) -> bool {
+        let rank = field(e, "severity")
+            .and_then(|s| severity_rank(&s))
+            .unwrap_or(0);
+        if self.min_severity.is_some_and(|m| rank < m) {
+            return false;
+        }
         self.equals.iter().all(|(k, v)| match k.as_str() {
             "logName" => field(e, "logName").is_some_and(|l| l == *v || l.ends_with(v.as_str())),
             _ => field(e, k).is_some_and(|f| f == *v),
@@ -315,6 +370,7 @@ impl crate::Control {
         project: &str,
         filter: &str,
         limit: usize,
+        newest_first: bool,
     ) -> crate::Result<Vec<serde_json::Value>> {
         let perm = "logging.logEntries.list";
         let node = self.node(project, perm)?;
@@ -328,17 +384,20 @@ impl crate::Control {
             return Ok(vec![]);
         };
         let project_id = self.read().projects[&node.name].project_id.clone();
-        log.read(&project_id, f.since, limit, |e| f.matches_json(e))
+        log.read(&project_id, f.since, limit, newest_first, |e| {
+            f.matches_json(e)
+        })
     }
 
     /// Cloud Logging `entries.list` over worker pool instance logs of one project:
-    /// `logging.logEntries.list` on the project; newest `limit` entries, oldest first.
+    /// `logging.logEntries.list` on the project; `limit` entries in the order asked.
     pub fn list_log_entries(
         &self,
         caller: &crate::Caller,
         project: &str,
         filter: &str,
         limit: usize,
+        newest_first: bool,
     ) -> crate::Result<Vec<(Entry, String, String, String)>> {
         let perm = "logging.logEntries.list";
         let node = self.node(project, perm)?;
@@ -377,7 +436,37 @@ impl crate::Control {
             }
         }
         out.sort_by_key(|(e, ..)| e.time);
-        let skip = out.len().saturating_sub(limit);
-        Ok(out.split_off(skip))
+        // Oldest first keeps the oldest `limit`; newest first the newest, newest leading.
+        if newest_first {
+            out.reverse();
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+
+    #[test]
+    fn filters_parse_as_gcloud_writes_them() {
+        let f = Filter::parse(r#"resource.type = "cloud_run_worker_pool" AND severity>=WARNING AND textPayload:"x y""#).unwrap();
+        assert_eq!(
+            f.equals,
+            vec![
+                ("resource.type".into(), "cloud_run_worker_pool".into()),
+                ("textPayload".into(), "x y".into())
+            ]
+        );
+        assert_eq!(f.min_severity, severity_rank("WARNING"));
+        let f = Filter::parse(r#"timestamp >= "2026-01-01T00:00:00Z""#).unwrap();
+        assert!(f.since.is_some());
+        assert!(Filter::parse("severity>=LOUD").is_err());
+        assert!(
+            Filter::parse("timestamp<=\"2026-01-01T00:00:00Z\"").is_err(),
+            "unsupported, not silently wrong"
+        );
+        assert!(Filter::parse("justaword").is_err());
     }
 }

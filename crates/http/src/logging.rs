@@ -30,24 +30,38 @@ async fn list(
             "resourceNames must name exactly one project, e.g. projects/my-project.",
         )));
     };
-    let limit = req["pageSize"]
-        .as_u64()
-        .map(|n| n.clamp(1, 1000) as usize)
-        .unwrap_or(50);
-    let desc = req["orderBy"]
-        .as_str()
-        .is_some_and(|o| o.to_lowercase().contains("desc"));
+    let limit = match &req["pageSize"] {
+        Value::Null => 50,
+        v => match v.as_i64() {
+            Some(n) if n > 0 => n.min(1000) as usize,
+            _ => {
+                return Err(ApiError(Error::invalid(format!(
+                    "Invalid page_size: {v}. It must be a positive number."
+                ))));
+            }
+        },
+    };
+    let desc = match req["orderBy"].as_str().map(|o| o.trim().to_lowercase()) {
+        None => false,
+        Some(o) if o.is_empty() || o == "timestamp" || o == "timestamp asc" => false,
+        Some(o) if o == "timestamp desc" => true,
+        Some(o) => {
+            return Err(ApiError(Error::invalid(format!(
+                "Invalid order_by '{o}': only \"timestamp asc\" and \"timestamp desc\" are supported."
+            ))));
+        }
+    };
     let filter = req["filter"].as_str().unwrap_or_default();
     let (audit, instances) = runpool_control::logs::Filter::parse(filter)?.wants();
     let entries = if instances {
-        s.control.list_log_entries(&c, project, filter, limit)?
+        s.control
+            .list_log_entries(&c, project, filter, limit, desc)?
     } else {
         vec![]
     };
     let mut items: Vec<Value> = entries
         .into_iter()
-        .enumerate()
-        .map(|(i, (e, project_id, region, pool))| {
+        .map(|(e, project_id, region, pool)| {
             let ts = e.time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
             json!({
                 "logName": format!("projects/{project_id}/logs/run.googleapis.com%2F{}", e.stream),
@@ -57,20 +71,23 @@ async fn list(
                 "timestamp": ts,
                 "receiveTimestamp": ts,
                 "severity": severity(&e.stream),
-                "insertId": format!("{:x}{i:04x}", e.time.timestamp_micros()),
+                // Stable across calls: the instance and the line's time name it.
+                "insertId": format!("{:x}{}", e.time.timestamp_micros(), &e.instance[..e.instance.len().min(8)]),
                 "labels": {"instanceId": e.instance},
             })
         })
         .collect();
     if audit {
-        items.extend(s.control.list_audit_entries(&c, project, filter, limit)?);
+        items.extend(
+            s.control
+                .list_audit_entries(&c, project, filter, limit, desc)?,
+        );
         // RFC 3339 in UTC with a fixed precision sorts as text.
         items.sort_by(|a, b| a["timestamp"].as_str().cmp(&b["timestamp"].as_str()));
-        let skip = items.len().saturating_sub(limit);
-        items.drain(..skip);
-    }
-    if desc {
-        items.reverse();
+        if desc {
+            items.reverse();
+        }
+        items.truncate(limit);
     }
     Ok(axum::Json(json!({ "entries": items })).into_response())
 }
