@@ -255,7 +255,8 @@ impl Control {
         self.write(|_| Ok((vec![Change::Key(k.key_id.clone(), Some(k))], ())))
     }
 
-    /// The key the server signs ID tokens with, created on first use.
+    /// The key the server signs ID tokens with, created on first use (not at start: making an
+    /// RSA key costs more time and memory than the rest of the start).
     pub fn ensure_signing_key(&self) -> Result<StoredKey> {
         if let Some(k) = self.read().keys.values().find(|k| k.account.is_empty()) {
             return Ok(k.clone());

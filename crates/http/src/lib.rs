@@ -277,14 +277,6 @@ impl Server {
         }
         tracing::info!(%endpoint, data_dir = %dir.display(), "runpool serving");
         let control = Arc::new(control);
-        // Making the ID-token signing key (an RSA key) takes longer than the rest of the
-        // start; do it off the start path. Whoever needs it first makes it otherwise.
-        let background = control.clone();
-        std::thread::spawn(move || {
-            if let Err(e) = background.ensure_signing_key() {
-                tracing::warn!(error = %e, "cannot make the ID-token signing key");
-            }
-        });
         Ok(Server {
             control,
             endpoint,
