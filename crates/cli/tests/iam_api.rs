@@ -499,6 +499,13 @@ fn the_troubleshooter_names_what_is_missing() {
         "user:lee@example.com",
         None,
     );
+    grant(
+        &api,
+        "projects/demo-project",
+        "roles/browser",
+        "user:zed@example.com",
+        None,
+    );
     let closed = json!({"title": "expired", "expression": "request.time < timestamp('2000-01-01T00:00:00Z')"});
     grant(
         &api,
@@ -533,6 +540,21 @@ fn the_troubleshooter_names_what_is_missing() {
         browser["combinedMembership"]["membership"],
         "MEMBERSHIP_MATCHED"
     );
+    assert_eq!(
+        browser["memberships"]["user:lee@example.com"]["membership"],
+        "MEMBERSHIP_MATCHED"
+    );
+    assert_eq!(
+        browser["memberships"]["user:zed@example.com"]["membership"], "MEMBERSHIP_NOT_MATCHED",
+        "every member of the binding is listed"
+    );
+    // A service account named under a project that is not its own is no resource at all.
+    let admin = api.token("admin@example.com");
+    let (s, _) = api.post(&admin, "/v3/iam:troubleshoot", json!({"accessTuple": {
+        "principal": "lee@example.com",
+        "fullResourceName": "//iam.googleapis.com/projects/ops-prod/serviceAccounts/300000000003-compute@developer.gserviceaccount.com",
+        "permission": "iam.serviceAccounts.get"}}));
+    assert_eq!(s, 400);
     let reviewer = by_role("roles/iam.securityReviewer");
     assert_eq!(reviewer["rolePermission"], "ROLE_PERMISSION_INCLUDED");
     assert_eq!(

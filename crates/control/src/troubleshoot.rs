@@ -50,8 +50,16 @@ impl Control {
             ));
         }
         if let Some(rest) = full.strip_prefix("//iam.googleapis.com/") {
-            let (_, id) = rest.split_once("/serviceAccounts/").ok_or_else(bad)?;
+            let (project, id) = rest.split_once("/serviceAccounts/").ok_or_else(bad)?;
             let a = self.read().account_by_email(id).ok_or_else(bad)?;
+            // The named project must be the account's own (by id or number), or `-`.
+            let project = project.trim_start_matches("projects/");
+            if project != "-"
+                && project != a.stored.account.project_id
+                && project != a.project_number
+            {
+                return Err(bad());
+            }
             return Ok((
                 a.resource,
                 crate::serviceaccounts::RESOURCE_TYPE,
@@ -76,7 +84,9 @@ impl Control {
     }
 
     /// The full resource name and `getIamPolicy` permission of a canonical name.
-    fn describe_canonical(&self, name: &str) -> (String, String) {
+    /// Also the resource type and service of that resource (for conditions on the check of
+    /// whether the caller may read its policy).
+    fn describe_canonical(&self, name: &str) -> (String, String, &'static str, &'static str) {
         let st = self.read();
         let project_id = |num: &str| {
             st.projects
@@ -98,6 +108,8 @@ impl Control {
                         project_id(num)
                     ),
                     "iam.serviceAccounts.getIamPolicy".into(),
+                    crate::serviceaccounts::RESOURCE_TYPE,
+                    crate::serviceaccounts::SERVICE,
                 )
             }
             ["projects", num, "locations", loc, "workerPools", id] => (
@@ -106,12 +118,18 @@ impl Control {
                     project_id(num)
                 ),
                 "run.workerpools.getIamPolicy".into(),
+                crate::workerpools::RESOURCE_TYPE,
+                crate::workerpools::SERVICE,
             ),
             [kind, _] => (
                 format!("//cloudresourcemanager.googleapis.com/{name}"),
                 format!("resourcemanager.{kind}.getIamPolicy"),
+                crate::resourcemanager::Kind::of(name)
+                    .map(|k| k.resource_type())
+                    .unwrap_or_default(),
+                crate::resourcemanager::SERVICE,
             ),
-            _ => (name.to_string(), String::new()),
+            _ => (name.to_string(), String::new(), "", ""),
         }
     }
 
@@ -147,7 +165,7 @@ impl Control {
             .examined
             .iter()
             .map(|e| {
-                let (full, get_perm) = self.describe_canonical(&e.resource);
+                let (full, get_perm, resource_type, service) = self.describe_canonical(&e.resource);
                 let t = Target {
                     name: &e.resource,
                     shown: &full,

@@ -169,14 +169,27 @@ async fn troubleshoot(
                 },
                 !matched && b.role_includes_permission,
             ));
-            be.memberships = b
-                .memberships
+            // Every member of the binding, each matched or not, as Google lists them.
+            let bound: Vec<String> = policy
+                .bindings
                 .iter()
-                .map(|(member, _)| {
-                    (
-                        member.clone(),
-                        annotated(pt::MembershipMatchingState::MembershipMatched, true),
-                    )
+                .find(|pb| {
+                    pb.role == b.role
+                        && pb.condition.as_ref().map(|c| &c.expression)
+                            == b.condition.as_ref().map(|(e, _)| &e.expression)
+                })
+                .map(|pb| pb.members.clone())
+                .unwrap_or_default();
+            be.memberships = bound
+                .iter()
+                .map(|m| {
+                    let hit = b.memberships.iter().any(|(bm, _)| bm == m);
+                    let state = if hit {
+                        pt::MembershipMatchingState::MembershipMatched
+                    } else {
+                        pt::MembershipMatchingState::MembershipNotMatched
+                    };
+                    (m.clone(), annotated(state, hit))
                 })
                 .collect::<HashMap<_, _>>();
             if let Some((expr, outcome)) = &b.condition {
