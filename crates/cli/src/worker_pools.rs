@@ -26,6 +26,7 @@ use crate::output::{self, Format};
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use reqwest::Method;
+use runpool_control::workerpools::OUTPUT_ONLY;
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -334,27 +335,6 @@ pub async fn wait_operation(api: &Api, op: Value) -> Result<Value> {
     }
     operation_result(op)
 }
-
-/// Output-only fields of a v2 WorkerPool: what a read returns and a write must not send back.
-const OUTPUT_ONLY: &[&str] = &[
-    "uid",
-    "generation",
-    "createTime",
-    "updateTime",
-    "deleteTime",
-    "expireTime",
-    "creator",
-    "lastModifier",
-    "observedGeneration",
-    "terminalCondition",
-    "conditions",
-    "latestReadyRevision",
-    "latestCreatedRevision",
-    "instanceSplitStatuses",
-    "threatDetectionEnabled",
-    "satisfiesPzs",
-    "reconciling",
-];
 
 fn strip_output_only(pool: &mut Value) {
     if let Some(o) = pool.as_object_mut() {

@@ -243,8 +243,9 @@ fn copy_path(to: &mut Value, from: &Value, path: &[String]) {
     copy_path(child, src.unwrap_or(&Value::Null), rest);
 }
 
-/// Fields a client may not set (Cloud Run ignores them on input).
-const OUTPUT_ONLY: &[&str] = &[
+/// Output-only fields of a v2 WorkerPool: a client may not set them (Cloud Run ignores them
+/// on input), and a client doing read-modify-write must not send them back.
+pub const OUTPUT_ONLY: &[&str] = &[
     "uid",
     "generation",
     "createTime",
