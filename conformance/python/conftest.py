@@ -227,8 +227,13 @@ def server():
         srv.token = token
         yield srv
     finally:
-        proc.kill()
-        proc.wait(timeout=10)
+        # SIGTERM, so the server stops the worker pool instances it runs before it exits.
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
         shutil.rmtree(config_dir, ignore_errors=True)
 
 

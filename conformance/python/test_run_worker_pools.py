@@ -86,7 +86,9 @@ def service_agent(project) -> str:
 
 
 def template(service_account: str | None = None, image: str = IMAGE) -> run_v2.WorkerPoolRevisionTemplate:
-    t = run_v2.WorkerPoolRevisionTemplate(containers=[run_v2.Container(image=image)])
+    # A command that runs: Runpool's process runtime starts every pool's instances, and a
+    # container with no command would (rightly) turn the pool's Ready condition false.
+    t = run_v2.WorkerPoolRevisionTemplate(containers=[run_v2.Container(image=image, command=["sleep", "3600"])])
     if service_account:
         t.service_account = service_account
     return t

@@ -219,9 +219,9 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// The graceful stop, so the worker pool instances a test started go with the server.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.terminate(Duration::from_secs(15));
     }
 }
 
