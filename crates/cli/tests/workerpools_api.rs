@@ -114,7 +114,7 @@ impl World {
 }
 
 fn pool_body(sa: Option<&str>) -> Value {
-    let mut template = json!({"containers": [{"image": "us-docker.pkg.dev/cloudrun/container/worker-pool", "command": ["/bin/worker"]}]});
+    let mut template = json!({"containers": [{"image": "us-docker.pkg.dev/cloudrun/container/worker-pool", "command": ["sleep", "3600"]}]});
     if let Some(sa) = sa {
         template["serviceAccount"] = json!(sa);
     }
