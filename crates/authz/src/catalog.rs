@@ -67,6 +67,12 @@ impl PermSet {
     pub(crate) fn count(&self) -> usize {
         self.0.iter().map(|w| w.count_ones() as usize).sum()
     }
+    pub(crate) fn is_subset(&self, of: &PermSet) -> bool {
+        self.0
+            .iter()
+            .enumerate()
+            .all(|(i, w)| w & !of.0.get(i).copied().unwrap_or(0) == 0)
+    }
     pub(crate) fn iter(&self) -> impl Iterator<Item = PermId> + '_ {
         self.0.iter().enumerate().flat_map(|(wi, &w)| {
             (0..64u32)

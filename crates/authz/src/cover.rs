@@ -10,6 +10,14 @@ use crate::catalog::{Catalog, PermSet};
 
 /// Basic roles are never proposed: Google's recommender replaces them, never suggests them.
 const EXCLUDED: &[&str] = &["roles/owner", "roles/editor", "roles/viewer"];
+
+/// Roles a recommendation may propose: generally available or beta, neither basic nor a
+/// service agent role (those are for Google's own agents only).
+fn eligible(name: &str, stage: &str) -> bool {
+    !EXCLUDED.contains(&name)
+        && matches!(stage, "GA" | "BETA")
+        && !name.to_ascii_lowercase().ends_with("serviceagent")
+}
 /// Search nodes before settling for the best cover found.
 const NODE_BUDGET: usize = 200_000;
 
@@ -85,8 +93,20 @@ impl Search<'_> {
 }
 
 /// The cover of `needed` (permission names), or `None` when some permission is in no
-/// eligible predefined role (unknown, or only in basic or deprecated roles).
+/// eligible predefined role (unknown, or only in basic, service agent or deprecated roles).
 pub fn minimal_roles(catalog: &Catalog, needed: &[String]) -> Option<Cover> {
+    cover(catalog, needed, None)
+}
+
+/// The cover of `needed` by roles that grant nothing `role` does not: what may replace a
+/// binding of `role` without widening anyone's access. `None` when there is none (or
+/// `role` is unknown).
+pub fn minimal_roles_within(catalog: &Catalog, needed: &[String], role: &str) -> Option<Cover> {
+    let within = catalog.ref_perms(&catalog.role_ref(role)?)?;
+    cover(catalog, needed, Some(within))
+}
+
+fn cover(catalog: &Catalog, needed: &[String], within: Option<&PermSet>) -> Option<Cover> {
     let mut needed: Vec<&String> = needed.iter().collect();
     needed.sort();
     needed.dedup();
@@ -97,7 +117,9 @@ pub fn minimal_roles(catalog: &Catalog, needed: &[String]) -> Option<Cover> {
     let words = ids.len().div_ceil(64).max(1);
     let mut cands: Vec<Candidate> = catalog
         .predefined_sets()
-        .filter(|(name, stage, _)| !EXCLUDED.contains(name) && matches!(*stage, "GA" | "BETA"))
+        .filter(|(name, stage, perms)| {
+            eligible(name, stage) && within.is_none_or(|w| perms.is_subset(w))
+        })
         .filter_map(|(name, _, perms)| {
             let mut hits = vec![0u64; words];
             for (i, id) in ids.iter().enumerate() {
@@ -195,7 +217,7 @@ mod tests {
             .collect();
         let roles: Vec<&PermSet> = catalog
             .predefined_sets()
-            .filter(|(name, stage, _)| !EXCLUDED.contains(name) && matches!(*stage, "GA" | "BETA"))
+            .filter(|(name, stage, _)| eligible(name, stage))
             .filter(|(_, _, perms)| ids.iter().any(|i| perms.contains(*i)))
             .map(|(_, _, perms)| perms)
             .collect();
@@ -279,5 +301,33 @@ mod tests {
             cover.permissions < catalog.role("roles/run.viewer").unwrap().permissions.len() + 1
         );
         assert!(minimal_roles(&catalog, &["no.such.permission".to_string()]).is_none());
+    }
+
+    #[test]
+    fn a_replacement_grants_nothing_the_replaced_role_does_not_and_no_service_agent_role() {
+        let catalog = Catalog::predefined();
+        let needed = vec![
+            "resourcemanager.projects.getIamPolicy".to_string(),
+            "iam.serviceAccounts.list".to_string(),
+        ];
+        // Unrestricted, the two smallest holders would be service agent roles.
+        let free = minimal_roles(&catalog, &needed).unwrap();
+        assert!(
+            free.roles.iter().all(|r| !r.ends_with("erviceAgent")),
+            "{free:?}"
+        );
+        let viewer = perms_of(&catalog, "roles/viewer");
+        let within = minimal_roles_within(&catalog, &needed, "roles/viewer").unwrap();
+        assert!(within.exact);
+        for r in &within.roles {
+            for p in perms_of(&catalog, r) {
+                assert!(
+                    viewer.binary_search(&p).is_ok(),
+                    "{r} grants {p}, viewer does not"
+                );
+            }
+        }
+        assert!(within.permissions < viewer.len());
+        assert!(minimal_roles_within(&catalog, &needed, "roles/no.such").is_none());
     }
 }
