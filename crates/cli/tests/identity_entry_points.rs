@@ -1,0 +1,588 @@
+//! Every service identity rule (`runpool_control::identity::Rule`: Exists, Enabled, ActAs,
+//! CrossProjectPolicy, ServiceAgentTokenCreator) holds on the two entry points besides the v2
+//! API that can set a pool's identity: the v1 (Knative) `replace`
+//! (`runpool beta run worker-pools replace FILE`, and the raw v1 PUT it makes) and
+//! `runpool terraform apply`.
+//!
+//! One table of accounts, each breaking exactly one rule (the v2 preflight names it), is
+//! deployed through each path, both creating a new pool and changing an existing one: every
+//! path is refused with the v2 path's status and text, and nothing is written. An account that
+//! keeps every rule then goes through the same paths, so the refusals are the rules' doing.
+
+mod common;
+
+use common::{Api, Run, Server};
+use serde_json::{Value, json};
+
+const WORLD: &str = r#"
+organizations:
+  - domain: example.com
+    id: "100000000001"
+    iam:
+      - role: roles/owner
+        members: [user:admin@example.com]
+      - role: roles/resourcemanager.organizationAdmin
+        members: [user:admin@example.com]
+      - role: roles/orgpolicy.policyAdmin
+        members: [user:admin@example.com]
+    folders:
+      - displayName: shared
+        id: "200000000001"
+        projects:
+          - {projectId: identity-project, number: "300000000002"}
+          - {projectId: open-project, number: "300000000003"}
+    projects:
+      - projectId: app-project
+        number: "300000000001"
+        iam:
+          - role: roles/run.developer
+            members: [user:dev@example.com]
+"#;
+
+const POOLS: &str = "/v2/projects/app-project/locations/us-central1/workerPools";
+const V1: &str = "/apis/run.googleapis.com/v1/namespaces/app-project/workerpools";
+const IMG: &str = "us-docker.pkg.dev/cloudrun/container/worker-pool:latest";
+const AGENT: &str = "service-300000000001@serverless-robot-prod.iam.gserviceaccount.com";
+const DEV: &str = "user:dev@example.com";
+const SA_USER: &str = "roles/iam.serviceAccountUser";
+const TOKEN_CREATOR: &str = "roles/iam.serviceAccountTokenCreator";
+const ALL_RULES: [&str; 5] = [
+    "Exists",
+    "Enabled",
+    "ActAs",
+    "CrossProjectPolicy",
+    "ServiceAgentTokenCreator",
+];
+
+/// An account that breaks exactly `rule` when the developer deploys it into app-project, and
+/// Google's answer for it (what the v2 API gives).
+struct Case {
+    rule: &'static str,
+    /// Part of the pool names this case tries to create.
+    slug: &'static str,
+    account: String,
+    code: u16,
+    status: &'static str,
+    message: String,
+}
+
+impl Case {
+    /// How the CLI prints the server's error: `STATUS: message`.
+    fn cli_text(&self) -> String {
+        format!("{}: {}", self.status, self.message)
+    }
+    /// How the Terraform provider prints it.
+    fn googleapi(&self) -> String {
+        format!("googleapi: Error {}: {}", self.code, self.message)
+    }
+}
+
+fn act_as_denied(email: &str) -> String {
+    format!(
+        "Permission 'iam.serviceaccounts.actAs' denied on service account {email} (or it may not exist)."
+    )
+}
+
+struct W {
+    s: Server,
+    api: Api,
+    admin: String,
+    dev: String,
+    dir: tempfile::TempDir,
+}
+
+/// The world, the table of cases and a control account every rule allows; an existing pool
+/// `wp` (running as an app-project account) for the update paths.
+fn world() -> (W, Vec<Case>, String) {
+    let s = Server::start_with_world(WORLD);
+    s.ok(&["auth", "login", "dev@example.com"]);
+    s.ok(&["auth", "login", "admin@example.com"]);
+    s.ok(&["config", "set", "project", "app-project"]);
+    let api = s.api();
+    let admin = api.token("admin@example.com");
+    let dev = api.token("dev@example.com");
+    let w = W {
+        s,
+        api,
+        admin,
+        dev,
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let base = w.create_sa("app-project", "base-sa");
+    let (st, op) = w.api.post(
+        &w.admin,
+        &format!("{POOLS}?workerPoolId=wp"),
+        json!({"template": {"serviceAccount": base, "containers": [{"image": IMG}]}}),
+    );
+    assert_eq!(st, 200, "{op}");
+    let cases = w.cases();
+    let ok = w.control_account();
+    (w, cases, ok)
+}
+
+impl W {
+    fn create_sa(&self, project: &str, id: &str) -> String {
+        let (s, body) = self.api.post(
+            &self.admin,
+            &format!("/v1/projects/{project}/serviceAccounts"),
+            json!({"accountId": id}),
+        );
+        assert_eq!(s, 200, "{body}");
+        body["email"].as_str().unwrap().to_string()
+    }
+
+    fn sa_base(email: &str) -> String {
+        format!("/v1/projects/-/serviceAccounts/{email}")
+    }
+
+    /// get → add a binding → set, on a service account.
+    fn grant(&self, email: &str, role: &str, member: &str) {
+        let base = W::sa_base(email);
+        let (s, mut policy) =
+            self.api
+                .post(&self.admin, &format!("{base}:getIamPolicy"), json!({}));
+        assert_eq!(s, 200, "{policy}");
+        let b = json!({"role": role, "members": [member]});
+        match policy["bindings"].as_array_mut() {
+            Some(list) => list.push(b),
+            None => policy["bindings"] = json!([b]),
+        }
+        let (s, body) = self.api.post(
+            &self.admin,
+            &format!("{base}:setIamPolicy"),
+            json!({"policy": policy}),
+        );
+        assert_eq!(s, 200, "{body}");
+    }
+
+    fn disable_cross_project_constraint(&self, project: &str) {
+        let c = "iam.disableCrossProjectServiceAccountUsage";
+        let parent = format!("projects/{project}");
+        let (s, body) = self.api.post(
+            &self.admin,
+            &format!("/v2/{parent}/policies"),
+            json!({"name": format!("{parent}/policies/{c}"), "spec": {"rules": [{"enforce": false}]}}),
+        );
+        assert_eq!(s, 200, "{body}");
+    }
+
+    /// One account per rule, each breaking that rule alone.
+    fn cases(&self) -> Vec<Case> {
+        let never = "never-created@app-project.iam.gserviceaccount.com".to_string();
+
+        let deleted = self.create_sa("app-project", "deleted-sa");
+        self.grant(&deleted, SA_USER, DEV);
+        let (s, body) = self.api.delete(&self.admin, &W::sa_base(&deleted));
+        assert_eq!(s, 200, "{body}");
+
+        let disabled = self.create_sa("app-project", "disabled-sa");
+        self.grant(&disabled, SA_USER, DEV);
+        let (s, body) = self.api.post(
+            &self.admin,
+            &format!("{}:disable", W::sa_base(&disabled)),
+            json!({}),
+        );
+        assert_eq!(s, 200, "{body}");
+
+        // No grant at all: the developer may not act as it.
+        let no_act_as = self.create_sa("app-project", "no-act-as-sa");
+
+        // In identity-project, where the cross-project constraint is enforced (the default);
+        // actAs and the service agent's token creator are granted.
+        let cross = self.create_sa("identity-project", "cross-sa");
+        self.grant(&cross, SA_USER, DEV);
+        self.grant(&cross, TOKEN_CREATOR, &format!("serviceAccount:{AGENT}"));
+
+        // In open-project, where the constraint is off; actAs granted, the agent has nothing.
+        self.disable_cross_project_constraint("open-project");
+        let no_agent = self.create_sa("open-project", "no-agent-sa");
+        self.grant(&no_agent, SA_USER, DEV);
+
+        let cases = vec![
+            Case {
+                rule: "Exists",
+                slug: "never",
+                message: act_as_denied(&never),
+                account: never,
+                code: 403,
+                status: "PERMISSION_DENIED",
+            },
+            Case {
+                rule: "Exists",
+                slug: "deleted",
+                message: act_as_denied(&deleted),
+                account: deleted,
+                code: 403,
+                status: "PERMISSION_DENIED",
+            },
+            Case {
+                rule: "Enabled",
+                slug: "disabled",
+                message: format!("Service account {disabled} is disabled."),
+                account: disabled,
+                code: 400,
+                status: "FAILED_PRECONDITION",
+            },
+            Case {
+                rule: "ActAs",
+                slug: "actas",
+                message: act_as_denied(&no_act_as),
+                account: no_act_as,
+                code: 403,
+                status: "PERMISSION_DENIED",
+            },
+            Case {
+                rule: "CrossProjectPolicy",
+                slug: "cross",
+                message: format!(
+                    "Service account {cross} belongs to project identity-project, where the \
+                     organization policy constraint \
+                     constraints/iam.disableCrossProjectServiceAccountUsage is enforced: it \
+                     cannot be attached to a worker pool in another project. Turn the \
+                     constraint off on project identity-project (or an ancestor) to allow it."
+                ),
+                account: cross,
+                code: 400,
+                status: "FAILED_PRECONDITION",
+            },
+            Case {
+                rule: "ServiceAgentTokenCreator",
+                slug: "agent",
+                message: format!(
+                    "Google Cloud Run Service Agent does not have permission to get access \
+                     tokens for the service account {no_agent}. Please give {AGENT} permission \
+                     iam.serviceAccounts.getAccessToken on the service account. Alternatively, \
+                     if the service account is unspecified or in the same project you are \
+                     deploying in, ensure that the Service Agent is assigned the Google Cloud \
+                     Run Service Agent role roles/run.serviceAgent."
+                ),
+                account: no_agent,
+                code: 400,
+                status: "FAILED_PRECONDITION",
+            },
+        ];
+        let mut covered: Vec<&str> = cases.iter().map(|c| c.rule).collect();
+        covered.dedup();
+        assert_eq!(covered, ALL_RULES, "the table covers every rule");
+
+        // The reference: what the v2 API answers for each account. The preflight names the
+        // one rule the account breaks; the deploy answers with Google's status and text.
+        for c in &cases {
+            let id = format!("v2-{}", c.slug);
+            let (s, err) = self.api.post(
+                &self.dev,
+                &format!("{POOLS}?workerPoolId={id}&validateOnly=true"),
+                v2_pool(&c.account),
+            );
+            assert_eq!(s, c.code, "{}: {err}", c.rule);
+            let failure = err["error"]["details"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["@type"] == "type.googleapis.com/google.rpc.PreconditionFailure")
+                .unwrap_or_else(|| panic!("{}: a PreconditionFailure: {err}", c.rule));
+            let kinds: Vec<&str> = failure["violations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["type"].as_str().unwrap())
+                .collect();
+            assert_eq!(kinds, [c.rule], "{} breaks that rule alone", c.slug);
+
+            let (s, err) = self.api.post(
+                &self.dev,
+                &format!("{POOLS}?workerPoolId={id}"),
+                v2_pool(&c.account),
+            );
+            assert_eq!(
+                (s, &err["error"]["status"], &err["error"]["message"]),
+                (c.code, &json!(c.status), &json!(c.message)),
+                "{}: v2 create",
+                c.rule
+            );
+            assert_eq!(self.pool(&id).0, 404, "{}: v2 stored nothing", c.rule);
+        }
+        cases
+    }
+
+    /// A cross-project account for which all the rules hold (the hardest case to pass).
+    fn control_account(&self) -> String {
+        let ok = self.create_sa("open-project", "control-sa");
+        self.grant(&ok, SA_USER, DEV);
+        self.grant(&ok, TOKEN_CREATOR, &format!("serviceAccount:{AGENT}"));
+        let (s, op) = self.api.post(
+            &self.dev,
+            &format!("{POOLS}?workerPoolId=v2-ok&validateOnly=true"),
+            v2_pool(&ok),
+        );
+        assert_eq!(s, 200, "the control account passes the v2 preflight: {op}");
+        ok
+    }
+
+    fn pool(&self, id: &str) -> (u16, Value) {
+        self.api.get(&self.admin, &format!("{POOLS}/{id}"))
+    }
+
+    fn revisions(&self, id: &str) -> usize {
+        let (s, body) = self
+            .api
+            .get(&self.admin, &format!("{POOLS}/{id}/revisions"));
+        assert_eq!(s, 200, "{body}");
+        body["revisions"].as_array().map(Vec::len).unwrap_or(0)
+    }
+
+    /// `runpool --account dev@example.com ARGS...`
+    fn as_dev(&self, args: &[&str]) -> Run {
+        let mut a = vec!["--account", "dev@example.com"];
+        a.extend_from_slice(args);
+        self.s.run(&a)
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    }
+
+    /// `run worker-pools describe NAME --format json`, as the developer.
+    fn describe(&self, name: &str) -> Run {
+        self.as_dev(&[
+            "run",
+            "worker-pools",
+            "describe",
+            name,
+            "--region",
+            "us-central1",
+            "--format",
+            "json",
+        ])
+    }
+
+    fn assert_absent(&self, name: &str, what: &str) {
+        let r = self.describe(name);
+        assert_eq!(r.code, Some(1), "{what}: {name} exists: {r:?}");
+        assert!(
+            r.stderr
+                .contains(&format!("Cannot find worker pool [{name}]")),
+            "{what}: {r:?}"
+        );
+    }
+
+    /// What a write to a pool would change, as `describe` shows it, and its revision count.
+    fn snapshot(&self, name: &str) -> Value {
+        let r = self.describe(name);
+        assert!(r.ok(), "{r:?}");
+        let v1: Value = serde_json::from_str(&r.stdout).unwrap();
+        json!({
+            "resourceVersion": v1["metadata"]["resourceVersion"],
+            "generation": v1["metadata"]["generation"],
+            "serviceAccountName": v1["spec"]["template"]["spec"]["serviceAccountName"],
+            "latestCreatedRevisionName": v1["status"]["latestCreatedRevisionName"],
+            "revisions": self.revisions(name),
+        })
+    }
+}
+
+fn v2_pool(sa: &str) -> Value {
+    json!({"template": {"serviceAccount": sa, "containers": [{"image": IMG}]}})
+}
+
+/// A v1 `WorkerPool` file for a new pool, as a user would write it for `replace`.
+fn v1_yaml(name: &str, sa: &str) -> String {
+    format!(
+        r#"apiVersion: run.googleapis.com/v1
+kind: WorkerPool
+metadata:
+  name: {name}
+  labels:
+    cloud.googleapis.com/location: us-central1
+spec:
+  template:
+    spec:
+      serviceAccountName: {sa}
+      containers:
+      - image: {IMG}
+"#
+    )
+}
+
+fn tf_pool(name: &str, sa: &str) -> String {
+    format!(
+        r#"
+provider "google" {{
+  project = "app-project"
+  region  = "us-central1"
+}}
+
+resource "google_cloud_run_v2_worker_pool" "default" {{
+  name                = "{name}"
+  location            = "us-central1"
+  launch_stage        = "BETA"
+  deletion_protection = false
+
+  template {{
+    service_account = "{sa}"
+    containers {{
+      image = "{IMG}"
+    }}
+  }}
+}}
+"#
+    )
+}
+
+#[test]
+fn replace_is_refused_for_every_identity_rule_and_writes_nothing() {
+    let (w, cases, ok) = world();
+    let replace = |file: &str| w.as_dev(&["beta", "run", "worker-pools", "replace", file]);
+    // The seed's YAML walk: export, edit serviceAccountName, replace.
+    let r = w.as_dev(&[
+        "run",
+        "worker-pools",
+        "describe",
+        "wp",
+        "--format",
+        "export",
+        "--region",
+        "us-central1",
+    ]);
+    assert!(r.ok(), "{r:?}");
+    let exported: Value = serde_yaml_ng::from_str(&r.stdout).unwrap();
+    let with_account = |sa: &str| {
+        let mut v = exported.clone();
+        v["spec"]["template"]["spec"]["serviceAccountName"] = json!(sa);
+        v
+    };
+    let before = w.snapshot("wp");
+
+    for c in &cases {
+        let what = format!("{} ({})", c.rule, c.slug);
+        let refused = format!(
+            "ERROR: (runpool.beta.run.worker-pools.replace) {}",
+            c.cli_text()
+        );
+
+        // A pool that does not exist yet: replace creates it (v1 POST).
+        let name = format!("rp-{}", c.slug);
+        let file = w.write(&format!("{name}.yaml"), &v1_yaml(&name, &c.account));
+        let r = replace(&file);
+        assert_eq!(r.code, Some(1), "{what}: create: {r:?}");
+        assert!(r.stderr.contains(&refused), "{what}: create: {r:?}");
+        assert!(
+            !r.stderr.contains("New configuration has been applied"),
+            "{what}: {r:?}"
+        );
+        w.assert_absent(&name, &what);
+
+        // The existing pool: replace over it (v1 PUT).
+        let edited = with_account(&c.account);
+        let file = w.write(
+            &format!("wp-{}.yaml", c.slug),
+            &serde_yaml_ng::to_string(&edited).unwrap(),
+        );
+        let r = replace(&file);
+        assert_eq!(r.code, Some(1), "{what}: replace: {r:?}");
+        assert!(r.stderr.contains(&refused), "{what}: replace: {r:?}");
+        assert_eq!(w.snapshot("wp"), before, "{what}: wp unchanged");
+
+        // The raw v1 PUT answers with Google's HTTP status and error body.
+        let (s, err) = w
+            .api
+            .send_json(reqwest::Method::PUT, &w.dev, &format!("{V1}/wp"), edited);
+        assert_eq!(
+            (s, &err["error"]["status"], &err["error"]["message"]),
+            (c.code, &json!(c.status), &json!(c.message)),
+            "{what}: v1 PUT"
+        );
+        assert_eq!(w.snapshot("wp"), before, "{what}: wp unchanged");
+    }
+
+    // Control: the same files with an account every rule allows go through.
+    let file = w.write("rp-ok.yaml", &v1_yaml("rp-ok", &ok));
+    let r = replace(&file);
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(w.pool("rp-ok").1["template"]["serviceAccount"], ok);
+    let file = w.write(
+        "wp-ok.yaml",
+        &serde_yaml_ng::to_string(&with_account(&ok)).unwrap(),
+    );
+    let r = replace(&file);
+    assert!(
+        r.stderr
+            .contains("New configuration has been applied to worker pool [wp]."),
+        "{r:?}"
+    );
+    let after = w.snapshot("wp");
+    assert_eq!(after["serviceAccountName"], ok);
+    assert_eq!(after["revisions"], 2, "a new revision");
+}
+
+#[test]
+fn terraform_apply_is_refused_for_every_identity_rule_and_writes_nothing() {
+    let (w, cases, ok) = world();
+    let apply = |file: &str| w.as_dev(&["terraform", "apply", file, "-auto-approve"]);
+    let before = w.snapshot("wp");
+
+    for c in &cases {
+        let what = format!("{} ({})", c.rule, c.slug);
+
+        // A new pool: the provider's create (v2 POST).
+        let name = format!("tf-{}", c.slug);
+        let file = w.write(&format!("{name}.tf"), &tf_pool(&name, &c.account));
+        let r = apply(&file);
+        assert_eq!(r.code, Some(1), "{what}: create: {r:?}");
+        assert!(
+            r.stdout
+                .contains("google_cloud_run_v2_worker_pool.default: Creating..."),
+            "{what}: {r:?}"
+        );
+        assert!(
+            r.stderr.contains(&format!(
+                "Error: Error creating WorkerPool: {}",
+                c.googleapi()
+            )),
+            "{what}: create: {r:?}"
+        );
+        assert!(!r.stdout.contains("Apply complete!"), "{what}: {r:?}");
+        w.assert_absent(&name, &what);
+
+        // The existing pool: the provider's update (v2 PATCH).
+        let file = w.write(&format!("wp-{}.tf", c.slug), &tf_pool("wp", &c.account));
+        let r = apply(&file);
+        assert_eq!(r.code, Some(1), "{what}: update: {r:?}");
+        assert!(
+            r.stdout
+                .contains("google_cloud_run_v2_worker_pool.default: Modifying..."),
+            "{what}: {r:?}"
+        );
+        assert!(
+            r.stderr.contains(&format!(
+                "Error: Error updating WorkerPool \"projects/app-project/locations/us-central1/workerPools/wp\": {}",
+                c.googleapi()
+            )),
+            "{what}: update: {r:?}"
+        );
+        assert!(!r.stdout.contains("Apply complete!"), "{what}: {r:?}");
+        assert_eq!(w.snapshot("wp"), before, "{what}: wp unchanged");
+    }
+
+    // Control: the same configuration with an account every rule allows is applied.
+    let file = w.write("tf-ok.tf", &tf_pool("tf-ok", &ok));
+    let r = apply(&file);
+    assert!(
+        r.stdout
+            .contains("Apply complete! Resources: 1 added, 0 changed, 0 destroyed."),
+        "{r:?}"
+    );
+    assert_eq!(w.pool("tf-ok").1["template"]["serviceAccount"], ok);
+    let file = w.write("wp-ok.tf", &tf_pool("wp", &ok));
+    let r = apply(&file);
+    assert!(
+        r.stdout
+            .contains("Apply complete! Resources: 0 added, 1 changed, 0 destroyed."),
+        "{r:?}"
+    );
+    let after = w.snapshot("wp");
+    assert_eq!(after["serviceAccountName"], ok);
+    assert_eq!(after["revisions"], 2, "a new revision");
+}
