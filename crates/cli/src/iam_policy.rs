@@ -302,7 +302,7 @@ impl BindingArgs {
     }
 }
 
-async fn get_policy(api: &Api, kind: ResourceKind, name: &str) -> Result<Value> {
+pub async fn get_policy(api: &Api, kind: ResourceKind, name: &str) -> Result<Value> {
     api.post(
         &format!("{}:getIamPolicy", kind.path(name)),
         &json!({"options": {"requestedPolicyVersion": 3}}),
@@ -310,7 +310,12 @@ async fn get_policy(api: &Api, kind: ResourceKind, name: &str) -> Result<Value> 
     .await
 }
 
-async fn set_policy(api: &Api, kind: ResourceKind, name: &str, policy: &Value) -> Result<Value> {
+pub async fn set_policy(
+    api: &Api,
+    kind: ResourceKind,
+    name: &str,
+    policy: &Value,
+) -> Result<Value> {
     let mut mask = vec!["bindings", "etag"];
     if policy.get("auditConfigs").is_some() {
         mask.push("auditConfigs");

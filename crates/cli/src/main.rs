@@ -25,11 +25,13 @@ mod auth;
 mod config;
 mod folders;
 mod iam_policy;
+mod images;
 mod logs;
 mod org_policies;
 mod organizations;
 mod output;
 mod projects;
+mod recommender;
 mod roles;
 mod serve;
 mod service_accounts;
@@ -117,6 +119,12 @@ enum Command {
     /// Read Cloud Logging entries (worker pool instance logs).
     #[command(subcommand)]
     Logging(logs::LoggingCmd),
+    /// Import container images for `serve --runtime oci`.
+    #[command(subcommand)]
+    Images(images::ImagesCmd),
+    /// Recommendations and insights (Recommender v1): least-privilege roles and accounts.
+    #[command(subcommand)]
+    Recommender(recommender::RecommenderCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -319,6 +327,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Terraform(c) => terraform::run(&ctx()?, c).await,
         Command::PolicyIntelligence(c) => troubleshoot::run(&ctx()?, c).await,
         Command::Logging(c) => logs::run_logging(&ctx()?, c).await,
+        Command::Images(c) => images::run(&ctx()?, c).await,
+        Command::Recommender(c) => recommender::run(&ctx()?, c).await,
     }
 }
 

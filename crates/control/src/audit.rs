@@ -61,10 +61,20 @@ pub struct Decision {
 #[derive(Debug, Default)]
 pub struct Trace {
     principal: Mutex<Option<String>>,
+    workload: Mutex<Option<String>>,
     decisions: Mutex<Vec<Decision>>,
 }
 
 impl Trace {
+    pub fn set_workload(&self, pool: &str) {
+        *self.workload.lock().unwrap_or_else(|e| e.into_inner()) = Some(pool.to_string());
+    }
+    pub fn workload(&self) -> Option<String> {
+        self.workload
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
     pub fn set_principal(&self, email: &str) {
         *self.principal.lock().unwrap_or_else(|e| e.into_inner()) = Some(email.to_string());
     }
@@ -98,6 +108,9 @@ pub struct Record {
     /// Project id the entry belongs to (empty for organization and folder resources).
     pub project: String,
     pub principal_email: String,
+    /// The worker pool whose instance made the call (`projects/NUMBER/locations/L/
+    /// workerPools/ID`), when the caller's token was minted for one.
+    pub workload: Option<String>,
     pub decisions: Vec<Decision>,
     /// `google.rpc.Code` number and message; 0 for success.
     pub status_code: i32,
@@ -137,6 +150,19 @@ impl Record {
         if self.status_code != 0 {
             status = json!({"code": self.status_code, "message": self.status_message});
         }
+        let mut authn = json!({"principalEmail": self.principal_email});
+        if let Some(pool) = &self.workload {
+            // As Cloud Audit Logs show a call made with a token Cloud Run minted: the service
+            // agent that obtained it is the first-party principal.
+            let number = pool
+                .strip_prefix("projects/")
+                .and_then(|r| r.split('/').next())
+                .unwrap_or_default();
+            authn["serviceAccountDelegationInfo"] = json!([{"firstPartyPrincipal": {
+                "principalEmail": crate::world::run_service_agent(number),
+                "serviceMetadata": {"workerPool": pool},
+            }}]);
+        }
         json!({
             "logName": format!("projects/{}/logs/cloudaudit.googleapis.com%2F{log}", self.project),
             "resource": {"type": "audited_resource", "labels": {
@@ -146,7 +172,7 @@ impl Record {
                 "serviceName": self.service_name,
                 "methodName": self.method_name,
                 "resourceName": self.resource_name,
-                "authenticationInfo": {"principalEmail": self.principal_email},
+                "authenticationInfo": authn,
                 "authorizationInfo": authz,
                 "status": status,
             },
@@ -164,10 +190,19 @@ pub const RETENTION_ENTRIES: i64 = 200_000;
 /// (A bounded std channel allocates its whole buffer up front: 4,096 records is ~1 MB, where
 /// 65,536 cost 13 MB of idle memory; the writer drains up to 1,024 a transaction.)
 const QUEUE: usize = 4_096;
+/// How long the writer lets records gather after each batch.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The audit store: a writer thread behind a bounded channel, and a read connection.
+/// What the writer thread is sent.
+enum Msg {
+    Record(Record),
+    /// Answer once everything sent before is written.
+    Flush(SyncSender<()>),
+}
+
 pub struct AuditLog {
-    tx: SyncSender<Record>,
+    tx: SyncSender<Msg>,
     path: PathBuf,
     dropped: std::sync::atomic::AtomicU64,
 }
@@ -185,19 +220,99 @@ fn open(path: &Path) -> Result<Connection> {
             project TEXT NOT NULL,
             entry TEXT NOT NULL
          );
-         CREATE INDEX IF NOT EXISTS entries_project ON entries (project, id);",
+         CREATE INDEX IF NOT EXISTS entries_project ON entries (project, id);
+         -- What each principal exercised, where, and for which worker pool: the recommender's
+         -- input, kept as one row per distinct use so that it costs the same whatever the
+         -- number of entries, and outlives the entries' retention.
+         CREATE TABLE IF NOT EXISTS usage (
+            principal TEXT NOT NULL,
+            permission TEXT NOT NULL,
+            resource TEXT NOT NULL,
+            workload TEXT NOT NULL,
+            last_granted TEXT,
+            last_soft TEXT,
+            uses INTEGER NOT NULL,
+            PRIMARY KEY (principal, permission, resource, workload)
+         ) WITHOUT ROWID;",
     )?;
     Ok(c)
 }
 
-fn writer(conn: Connection, rx: Receiver<Record>) {
+/// One distinct use of a permission, as the recommender reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage {
+    /// The caller's email.
+    pub principal: String,
+    pub permission: String,
+    /// Canonical resource name (`projects/NUMBER/…`).
+    pub resource: String,
+    /// The worker pool whose instance made the call; empty for anything else.
+    pub workload: String,
+    /// Granted by IAM within the window asked for.
+    pub granted: bool,
+    /// Denied by IAM but let through by `soft` enforcement within the window: needed.
+    pub soft: bool,
+}
+
+fn stamp(t: &chrono::DateTime<chrono::Utc>) -> String {
+    // One fixed format, so stamps compare as text.
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// The resource a use is recorded against: the decision's canonical name, except that a
+/// check made on a project for something below it that does not exist yet (creating a worker
+/// pool) is recorded against that thing (`projects/NUMBER/locations/L/workerPools/ID`), so
+/// the recommender knows who deployed which pool.
+fn used_resource(d: &Decision) -> String {
+    let below = d
+        .resource
+        .strip_prefix("projects/")
+        .and_then(|r| r.split_once('/'))
+        .map(|(_, rest)| rest);
+    match below {
+        Some(rest) if d.canonical.starts_with("projects/") && !d.canonical[9..].contains('/') => {
+            format!("{}/{rest}", d.canonical)
+        }
+        _ => d.canonical.clone(),
+    }
+}
+
+fn record_usage(ins: &mut rusqlite::CachedStatement<'_>, r: &Record) -> rusqlite::Result<()> {
+    let t = stamp(&r.time);
+    for d in &r.decisions {
+        if !d.granted && !d.soft {
+            continue;
+        }
+        let (granted, soft) = if d.granted {
+            (Some(&t), None)
+        } else {
+            (None, Some(&t))
+        };
+        ins.execute(params![
+            r.principal_email,
+            d.permission,
+            used_resource(d),
+            r.workload.as_deref().unwrap_or_default(),
+            granted,
+            soft
+        ])?;
+    }
+    Ok(())
+}
+
+fn writer(conn: Connection, rx: Receiver<Msg>) {
     let mut conn = conn;
     while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while let Ok(more) = rx.try_recv() {
-            batch.push(more);
-            if batch.len() >= 1024 {
-                break;
+        let mut batch = vec![];
+        let mut flushes = vec![];
+        let mut next = Some(first);
+        while let Some(m) = next.take() {
+            match m {
+                Msg::Record(r) => batch.push(r),
+                Msg::Flush(done) => flushes.push(done),
+            }
+            if batch.len() < 1024 {
+                next = rx.try_recv().ok();
             }
         }
         let result: rusqlite::Result<()> = (|| {
@@ -206,12 +321,20 @@ fn writer(conn: Connection, rx: Receiver<Record>) {
                 let mut ins = tx.prepare_cached(
                     "INSERT INTO entries (time, project, entry) VALUES (?1, ?2, ?3)",
                 )?;
+                let mut used = tx.prepare_cached(
+                    "INSERT INTO usage VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)
+                     ON CONFLICT DO UPDATE SET
+                       last_granted = COALESCE(excluded.last_granted, last_granted),
+                       last_soft = COALESCE(excluded.last_soft, last_soft),
+                       uses = uses + 1",
+                )?;
                 let mut id_base: i64 =
                     tx.query_row("SELECT COALESCE(MAX(id), 0) FROM entries", [], |r| r.get(0))?;
                 for r in &batch {
                     id_base += 1;
                     let e = r.entry(&format!("{id_base:016x}"));
                     ins.execute(params![r.time.to_rfc3339(), r.project, e.to_string()])?;
+                    record_usage(&mut used, r)?;
                 }
                 tx.execute(
                     "DELETE FROM entries WHERE id <= ?1",
@@ -223,6 +346,12 @@ fn writer(conn: Connection, rx: Receiver<Record>) {
         if let Err(e) = result {
             tracing::warn!(error = %e, "audit log write failed");
         }
+        for done in flushes {
+            let _ = done.send(());
+        }
+        // Let records gather before the next batch: a sender that finds the writer parked in
+        // `recv` pays for waking it, one that finds it busy or asleep pays only for the send.
+        std::thread::sleep(GATHER);
     }
 }
 
@@ -244,9 +373,42 @@ impl AuditLog {
 
     /// Record a request; never blocks the request path.
     pub fn record(&self, r: Record) {
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(r) {
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(Msg::Record(r)) {
             self.dropped
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Every distinct use of a permission since `since` (granted, or let through by soft
+    /// enforcement), however many entries recorded it.
+    pub fn usage(&self, since: chrono::DateTime<chrono::Utc>) -> Result<Vec<Usage>> {
+        self.flush();
+        let conn = Connection::open(&self.path)?;
+        let since = stamp(&since);
+        let mut stmt = conn.prepare(
+            "SELECT principal, permission, resource, workload,
+                    COALESCE(last_granted >= ?1, 0), COALESCE(last_soft >= ?1, 0)
+             FROM usage WHERE last_granted >= ?1 OR last_soft >= ?1",
+        )?;
+        let rows = stmt.query_map(params![since], |r| {
+            Ok(Usage {
+                principal: r.get(0)?,
+                permission: r.get(1)?,
+                resource: r.get(2)?,
+                workload: r.get(3)?,
+                granted: r.get(4)?,
+                soft: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Wait until every record sent so far is written, so a read sees the calls that came
+    /// before it.
+    pub fn flush(&self) {
+        let (done, wait) = sync_channel(1);
+        if self.tx.send(Msg::Flush(done)).is_ok() {
+            let _ = wait.recv();
         }
     }
 
@@ -291,5 +453,91 @@ impl AuditLog {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(resource: &str, canonical: &str) -> Decision {
+        Decision {
+            resource: resource.into(),
+            canonical: canonical.into(),
+            resource_type: String::new(),
+            service: String::new(),
+            permission: "run.workerpools.create".into(),
+            granted: true,
+            soft: false,
+        }
+    }
+
+    #[test]
+    fn a_use_checked_on_the_project_for_a_pool_to_be_is_recorded_against_the_pool() {
+        let d = decision(
+            "projects/app/locations/us-central1/workerPools/w",
+            "projects/300000000001",
+        );
+        assert_eq!(
+            used_resource(&d),
+            "projects/300000000001/locations/us-central1/workerPools/w"
+        );
+        let d = decision("projects/app", "projects/300000000001");
+        assert_eq!(used_resource(&d), "projects/300000000001");
+        let d = decision(
+            "projects/-/serviceAccounts/a@app.iam.gserviceaccount.com",
+            "projects/300000000001/serviceAccounts/123",
+        );
+        assert_eq!(
+            used_resource(&d),
+            "projects/300000000001/serviceAccounts/123"
+        );
+    }
+
+    #[test]
+    fn usage_keeps_one_row_per_distinct_use_and_reads_back_what_the_window_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(&dir.path().join("audit.db")).unwrap();
+        let mut granted = decision("projects/app", "projects/1");
+        granted.permission = "resourcemanager.projects.get".into();
+        let mut soft = granted.clone();
+        soft.permission = "iam.serviceAccounts.list".into();
+        soft.granted = false;
+        soft.soft = true;
+        let mut denied = granted.clone();
+        denied.permission = "resourcemanager.projects.delete".into();
+        denied.granted = false;
+        for _ in 0..3 {
+            log.record(Record {
+                time: chrono::Utc::now(),
+                service_name: "s".into(),
+                method_name: "m".into(),
+                resource_name: "projects/app".into(),
+                project: "app".into(),
+                principal_email: "w@app.iam.gserviceaccount.com".into(),
+                workload: Some("projects/1/locations/us-central1/workerPools/w".into()),
+                decisions: vec![granted.clone(), soft.clone(), denied.clone()],
+                status_code: 0,
+                status_message: String::new(),
+                activity: false,
+            });
+        }
+        let mut used = log
+            .usage(chrono::Utc::now() - chrono::Duration::hours(1))
+            .unwrap();
+        used.sort_by(|a, b| a.permission.cmp(&b.permission));
+        // The strictly denied permission was not exercised; three calls make one row each.
+        assert_eq!(used.len(), 2, "{used:?}");
+        assert_eq!(used[0].permission, "iam.serviceAccounts.list");
+        assert!(used[0].soft && !used[0].granted);
+        assert!(used[1].granted && !used[1].soft);
+        assert_eq!(
+            used[1].workload,
+            "projects/1/locations/us-central1/workerPools/w"
+        );
+        let later = log
+            .usage(chrono::Utc::now() + chrono::Duration::hours(1))
+            .unwrap();
+        assert!(later.is_empty());
     }
 }

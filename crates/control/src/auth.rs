@@ -273,6 +273,7 @@ impl Control {
         lifetime: i64,
         key_id: Option<String>,
         with_refresh: bool,
+        workload: Option<String>,
     ) -> Result<TokenResponse> {
         let access = random_token("ya29.rp.");
         let refresh = with_refresh.then(|| random_token("1//rp."));
@@ -293,6 +294,7 @@ impl Control {
                     expires: t + lifetime,
                     kind: TokenKind::Access,
                     key_id: key_id.clone(),
+                    workload: workload.clone(),
                 }),
             ));
             if let Some(r) = &refresh {
@@ -303,6 +305,7 @@ impl Control {
                         expires: t + REFRESH_TOKEN_SECONDS,
                         kind: TokenKind::Refresh,
                         key_id: None,
+                        workload: None,
                     }),
                 ));
             }
@@ -317,8 +320,9 @@ impl Control {
         })
     }
 
-    /// Mint a simulated user's tokens; `presented` must be the admin credential.
-    pub fn mint_user_token(&self, presented: Option<&str>, email: &str) -> Result<TokenResponse> {
+    /// Refuse unless `presented` is the server's admin credential; `what` (e.g. "Minting a
+    /// user's token") names the act in the refusal.
+    pub fn require_admin(&self, presented: Option<&str>, what: &str) -> Result<()> {
         let Some(presented) = presented else {
             return Err(missing());
         };
@@ -329,11 +333,23 @@ impl Control {
         if !ok {
             return Err(Error::new(
                 crate::Code::PermissionDenied,
-                "Minting a user's token needs the server's admin credential.",
+                format!("{what} needs the server's admin credential."),
             ));
         }
+        Ok(())
+    }
+
+    /// Mint a simulated user's tokens; `presented` must be the admin credential.
+    pub fn mint_user_token(&self, presented: Option<&str>, email: &str) -> Result<TokenResponse> {
+        self.require_admin(presented, "Minting a user's token")?;
         let email = user_email(email)?;
-        self.issue_access(&format!("user:{email}"), ACCESS_TOKEN_SECONDS, None, true)
+        self.issue_access(
+            &format!("user:{email}"),
+            ACCESS_TOKEN_SECONDS,
+            None,
+            true,
+            None,
+        )
     }
 
     /// The OAuth `refresh_token` grant.
@@ -341,7 +357,7 @@ impl Control {
         let record = self.read().tokens.get(&hash(refresh_token)).cloned();
         match record {
             Some(r) if r.kind == TokenKind::Refresh && r.expires > now() => self
-                .issue_access(&r.member, ACCESS_TOKEN_SECONDS, None, false)
+                .issue_access(&r.member, ACCESS_TOKEN_SECONDS, None, false, None)
                 .map_err(|e| OAuthError {
                     error: "server_error",
                     error_description: e.message,
@@ -392,7 +408,7 @@ impl Control {
                 error_description: "Empty or missing scope not allowed.".to_string(),
             });
         }
-        self.issue_access(&v.member, ACCESS_TOKEN_SECONDS, Some(v.key_id), false)
+        self.issue_access(&v.member, ACCESS_TOKEN_SECONDS, Some(v.key_id), false, None)
             .map_err(|e| OAuthError {
                 error: "server_error",
                 error_description: e.message,
@@ -423,7 +439,9 @@ impl Control {
         match record {
             Some(r) if r.kind == TokenKind::Access && r.expires > now() => {
                 self.check_live(&r.member, r.key_id.as_deref())?;
-                Ok(self.caller(&r.member))
+                let mut caller = self.caller(&r.member);
+                caller.workload = r.workload;
+                Ok(caller)
             }
             Some(r) if r.kind == TokenKind::Access => Err(invalid("ACCESS_TOKEN_EXPIRED")),
             _ => Err(invalid("ACCESS_TOKEN_TYPE_UNSUPPORTED")),

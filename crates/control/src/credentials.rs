@@ -488,6 +488,7 @@ impl Control {
             lifetime,
             None,
             false,
+            None,
         )?;
         Ok((t.access_token, now() + lifetime))
     }

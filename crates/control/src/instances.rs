@@ -16,6 +16,8 @@ pub struct RevisionSpec {
     pub revision: String,
     pub instances: u32,
     pub service_account: String,
+    /// The first container's image (the OCI runtime runs it; the process runtime ignores it).
+    pub image: String,
     pub command: Vec<String>,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
@@ -102,6 +104,7 @@ impl Control {
                             revision: rev.clone(),
                             instances: n,
                             service_account: r.service_account.clone(),
+                            image: c.image,
                             command: c.command,
                             args: c.args,
                             env: c
@@ -168,14 +171,21 @@ impl Control {
     }
 
     /// An access token for an instance's service identity, minted by the pool project's
-    /// service agent.
-    pub fn instance_token(&self, project_number: &str, email: &str) -> Result<TokenResponse> {
+    /// service agent. The token remembers the pool (`projects/NUMBER/locations/L/
+    /// workerPools/ID`), so what the instance does is attributed to it in the audit log.
+    pub fn instance_token(
+        &self,
+        project_number: &str,
+        email: &str,
+        pool: &str,
+    ) -> Result<TokenResponse> {
         self.agent_may_mint(project_number, email, "iam.serviceAccounts.getAccessToken")?;
         self.issue_access(
             &format!("serviceAccount:{email}"),
             ACCESS_TOKEN_SECONDS,
             None,
             false,
+            Some(pool.to_string()),
         )
     }
 

@@ -19,10 +19,12 @@ pub mod crypto;
 pub mod error;
 pub mod iam;
 pub mod identity;
+pub mod images;
 pub mod instances;
 pub mod local;
 pub mod logs;
 pub mod orgpolicy;
+pub mod recommender;
 pub mod resourcemanager;
 pub mod roles;
 pub mod serviceaccounts;
@@ -46,6 +48,8 @@ pub struct Caller {
     pub member: String,
     pub email: String,
     principal: authz::Principal,
+    /// The worker pool whose instance holds the caller's token, if any.
+    pub workload: Option<String>,
     /// Where this request's decisions are gathered for the audit log.
     trace: Option<Arc<audit::Trace>>,
 }
@@ -54,6 +58,9 @@ impl Caller {
     /// Gather this caller's decisions into `trace` (the request's audit record).
     pub fn traced(mut self, trace: Arc<audit::Trace>) -> Caller {
         trace.set_principal(&self.email);
+        if let Some(w) = &self.workload {
+            trace.set_workload(w);
+        }
         self.trace = Some(trace);
         self
     }
@@ -80,6 +87,7 @@ pub struct Control {
     admin_credential: std::sync::OnceLock<String>,
     endpoint: std::sync::OnceLock<String>,
     logs: std::sync::OnceLock<logs::LogStore>,
+    images: std::sync::OnceLock<images::ImageStore>,
     enforcement: std::sync::OnceLock<audit::Enforcement>,
     audit: std::sync::OnceLock<audit::AuditLog>,
     /// Bumped after every committed mutation, for whoever reconciles against the state
@@ -106,6 +114,7 @@ impl Control {
             jwt_cache: Mutex::new(Default::default()),
             changes: tokio::sync::watch::Sender::new(0),
             logs: std::sync::OnceLock::new(),
+            images: std::sync::OnceLock::new(),
             enforcement: std::sync::OnceLock::new(),
             audit: std::sync::OnceLock::new(),
         })
@@ -169,6 +178,15 @@ impl Control {
         self.logs.get()
     }
 
+    /// Where imported container images are kept (set by `serve`, inside the data dir).
+    pub fn set_image_store(&self, images: images::ImageStore) {
+        let _ = self.images.set(images);
+    }
+
+    pub fn image_store(&self) -> Option<&images::ImageStore> {
+        self.images.get()
+    }
+
     /// A receiver that sees a new value after every committed mutation.
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.changes.subscribe()
@@ -185,6 +203,7 @@ impl Control {
             member: member.to_string(),
             email,
             principal: self.snapshot.load().principal(member),
+            workload: None,
             trace: None,
         }
     }

@@ -8,6 +8,7 @@ use google_cloud_iam_admin_v1::model::{Role, ServiceAccount};
 use google_cloud_iam_v1::model::Policy as IamPolicy;
 use google_cloud_longrunning::model::Operation;
 use google_cloud_orgpolicy_v2::model::Policy as OrgPolicy;
+use google_cloud_recommender_v1::model::Recommendation;
 use google_cloud_resourcemanager_v3::model::{Folder, Organization, Project};
 use google_cloud_run_v2::model::{Revision, WorkerPool};
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,10 @@ pub struct TokenRecord {
     /// key revokes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+    /// The worker pool (`projects/NUMBER/locations/L/workerPools/ID`) whose instance was
+    /// given the token: its calls are attributed to that pool in the audit log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
 }
 
 /// A service account key (or the server's own ID-token key, `account` empty). User-managed
@@ -102,6 +107,9 @@ pub struct State {
     pub tokens: HashMap<String, TokenRecord>,
     pub operations: HashMap<String, Operation>,
     pub settings: BTreeMap<String, String>,
+    /// Recommendations once marked (claimed, succeeded, failed, dismissed), by name: their
+    /// content frozen as it was.
+    pub recommendations: BTreeMap<String, Recommendation>,
 }
 
 /// One change to the state.
@@ -124,6 +132,7 @@ pub enum Change {
     Operation(Operation),
     OperationDeleted(String),
     Setting(String, String),
+    Recommendation(String, Recommendation),
 }
 
 fn json<T: Serialize>(v: &T) -> String {
@@ -187,6 +196,7 @@ impl Change {
                 key: n.clone(),
             },
             Change::Setting(k, v) => put("setting", k, v.clone()),
+            Change::Recommendation(n, r) => put("recommendation", n, json(r)),
         }
     }
 
@@ -212,6 +222,7 @@ impl Change {
             "token" => Change::Token(row.key.clone(), Some(parse(row)?)),
             "operation" => Change::Operation(parse(row)?),
             "setting" => Change::Setting(row.key.clone(), row.value.clone()),
+            "recommendation" => Change::Recommendation(row.key.clone(), parse(row)?),
             other => return Err(Error::internal(format!("unknown stored kind {other}"))),
         })
     }
@@ -297,6 +308,9 @@ impl State {
             }
             Change::Setting(k, v) => {
                 self.settings.insert(k, v);
+            }
+            Change::Recommendation(n, r) => {
+                self.recommendations.insert(n, r);
             }
         }
     }

@@ -71,7 +71,13 @@ pub fn describe(method: &Method, path: &str) -> Option<(&'static str, String, St
             )
         }
     } else if let Some(r) = path.strip_prefix("/v1/") {
-        if matches!(
+        if r.contains("/recommenders/") || r.contains("/insightTypes/") {
+            (
+                "recommender.googleapis.com",
+                "google.cloud.recommender.v1.Recommender".to_string(),
+                r.to_string(),
+            )
+        } else if matches!(
             verb.as_str(),
             "generateAccessToken" | "generateIdToken" | "signBlob" | "signJwt"
         ) {
@@ -182,6 +188,7 @@ pub async fn layer(State(s): State<AppState>, mut req: Request, next: Next) -> R
             resource_name: resource,
             project,
             principal_email: principal,
+            workload: trace.workload(),
             decisions: trace.decisions(),
             status_code: failure.as_ref().map(|f| f.code).unwrap_or(0),
             status_message: failure.map(|f| f.message).unwrap_or_default(),

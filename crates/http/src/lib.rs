@@ -5,9 +5,11 @@
 //! service method with the authenticated caller, and render the answer; no rule lives here.
 
 pub mod audit;
+mod images;
 mod logging;
 mod oauth;
 mod orgpolicy;
+mod recommender;
 mod rm;
 mod roles;
 mod run;
@@ -52,12 +54,14 @@ pub fn router(control: Arc<Control>) -> Router {
         .merge(rm::router())
         .merge(orgpolicy::router())
         .merge(roles::router())
+        .merge(recommender::router())
         .merge(run::router())
         .merge(run_v1::router())
         .merge(serviceaccounts::router())
         .merge(oauth::router())
         .merge(troubleshooter::router())
         .merge(logging::router())
+        .merge(images::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -243,6 +247,9 @@ impl Server {
         let (cred, cred_path) = admin_credential(&dir)?;
         control.set_admin_credential(cred);
         control.set_log_store(runpool_control::logs::LogStore::new(dir.join("logs")));
+        control.set_image_store(runpool_control::images::ImageStore::open(
+            dir.join("images"),
+        )?);
         control.set_audit_log(
             runpool_control::audit::AuditLog::open(&dir.join("audit.db")).map_err(io_err)?,
         );

@@ -20,6 +20,8 @@ pub struct InstanceIdentity {
     pub project_number: String,
     pub region: String,
     pub service_account: String,
+    /// `projects/NUMBER/locations/REGION/workerPools/ID`: the tokens minted here carry it.
+    pub pool: String,
 }
 
 /// Refresh a cached token this long before it expires, as Google's metadata server does.
@@ -138,7 +140,11 @@ impl Md {
         }
         let t = self
             .control
-            .instance_token(&self.id.project_number, &self.id.service_account)
+            .instance_token(
+                &self.id.project_number,
+                &self.id.service_account,
+                &self.id.pool,
+            )
             .map_err(|e| e.message)?;
         *cached = Some((t.access_token.clone(), now + t.expires_in));
         Ok((t.access_token, t.expires_in))
