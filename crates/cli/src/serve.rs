@@ -31,6 +31,17 @@ pub struct ServeArgs {
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// How worker pool instances run: `process` (the container's command as a host process)
+    /// or `oci` (the container's image, imported with `runpool images import`, under runc;
+    /// needs root).
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Process)]
+    runtime: RuntimeKind,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum RuntimeKind {
+    Process,
+    Oci,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -55,6 +66,11 @@ fn init_logging(format: LogFormat) {
 
 pub async fn run(a: &ServeArgs) -> Result<()> {
     init_logging(a.log_format);
+    // Before the server opens: a machine that cannot run containers fails here, not later.
+    let oci_tools = match a.runtime {
+        RuntimeKind::Process => None,
+        RuntimeKind::Oci => Some(runpool_runtime::oci::Tools::find().map_err(anyhow::Error::msg)?),
+    };
     let opts = runpool_http::ServeOptions {
         listen: a.listen,
         port: a.port,
@@ -71,8 +87,21 @@ pub async fn run(a: &ServeArgs) -> Result<()> {
         .cloned()
         .expect("serve sets the log store");
     let pids = server.data_dir.join("instances.pids");
-    let runtime =
-        runpool_runtime::start(server.control.clone(), server.endpoint.clone(), logs, pids);
+    let kind = match oci_tools {
+        None => runpool_runtime::Runtime::Process,
+        Some(tools) => runpool_runtime::Runtime::Oci(runpool_runtime::oci::Oci::new(
+            tools,
+            server.data_dir.join("oci"),
+            runpool_http::router(server.control.clone()),
+        )?),
+    };
+    let runtime = runpool_runtime::start(
+        server.control.clone(),
+        server.endpoint.clone(),
+        logs,
+        pids,
+        kind,
+    );
     let served = server.run(runpool_http::shutdown_signal()).await;
     // Every instance stops before the server (and an ephemeral data dir) goes.
     runtime.shutdown().await;

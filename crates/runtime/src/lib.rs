@@ -12,10 +12,15 @@
 //! (`CLOUD_RUN_WORKER_POOL`, `CLOUD_RUN_REVISION`), `RUNPOOL_ENDPOINT`, and
 //! `GCE_METADATA_HOST`/`GCE_METADATA_IP` pointing at its metadata server, so Google's auth
 //! libraries find the instance's service identity with no configuration.
+//!
+//! The OCI runtime ([`oci`], `serve --runtime oci`) runs each instance as a container of an
+//! imported image under runc instead, with its metadata server at the standard address.
 
 pub mod metadata;
+pub mod oci;
 
 use runpool_control::Control;
+use runpool_control::images::Image;
 use runpool_control::instances::{PoolSpec, RevisionSpec};
 use runpool_control::logs::LogStore;
 use std::collections::HashMap;
@@ -41,12 +46,30 @@ const TICK: Duration = Duration::from_millis(250);
 type Slot = (String, String, u32);
 
 struct Instance {
+    /// The instance's process (for a container, its `runc run`).
     child: Child,
     /// The process (and process group) id, kept: the child forgets it once reaped.
     pid: u32,
     started: Instant,
-    metadata: JoinHandle<()>,
+    /// Its metadata server (and, for a container, the API inside its network namespace).
+    servers: Vec<JoinHandle<()>>,
     readers: Vec<JoinHandle<()>>,
+    /// What a container holds on the host besides its process.
+    container: Option<oci::Container>,
+}
+
+/// How instances run.
+pub enum Runtime {
+    /// As host processes (the default).
+    Process,
+    /// As containers of imported images, under runc.
+    Oci(oci::Oci),
+}
+
+/// What an instance of a revision will run.
+enum Launch<'a> {
+    Process,
+    Container(&'a oci::Oci, Image),
 }
 
 /// Restart bookkeeping of a slot whose process exited.
@@ -66,6 +89,7 @@ struct Supervisor {
     logs: LogStore,
     running: HashMap<Slot, Instance>,
     backoff: HashMap<Slot, Backoff>,
+    runtime: Runtime,
 }
 
 /// A running runtime; [`RuntimeHandle::shutdown`] stops every instance.
@@ -81,14 +105,16 @@ impl RuntimeHandle {
     }
 }
 
-/// Start supervising the pools `control` stores. `endpoint` is this server's URL
-/// (`RUNPOOL_ENDPOINT` in instances); logs go to `logs`; `pids_file` records the process
-/// groups started (what a killed predecessor left there is killed first).
+/// Start supervising the pools `control` stores, running instances with `runtime`.
+/// `endpoint` is this server's URL (`RUNPOOL_ENDPOINT` in processes); logs go to `logs`;
+/// `pids_file` records the process groups started (what a killed predecessor left there is
+/// killed first, as are the containers it left).
 pub fn start(
     control: Arc<Control>,
     endpoint: String,
     logs: LogStore,
     pids_file: PathBuf,
+    runtime: Runtime,
 ) -> RuntimeHandle {
     let (stop, mut stopped) = watch::channel(false);
     let mut changes = control.subscribe();
@@ -100,8 +126,12 @@ pub fn start(
         logs,
         running: HashMap::new(),
         backoff: HashMap::new(),
+        runtime,
     };
     let task = tokio::spawn(async move {
+        if let Runtime::Oci(oci) = &sup.runtime {
+            oci.remove_leftovers().await;
+        }
         loop {
             sup.reconcile().await;
             tokio::select! {
@@ -121,19 +151,36 @@ fn instance_id() -> String {
     hex::encode(b)
 }
 
-/// SIGTERM a process group, then SIGKILL it if it has not exited within `grace`.
+/// SIGTERM an instance, then SIGKILL it if it has not exited within `grace`.
 async fn terminate(mut inst: Instance, grace: Duration) {
-    // The instance runs in its own process group: signal the whole group, so what it
-    // started goes too.
-    unsafe { libc::kill(-(inst.pid as i32), libc::SIGTERM) };
-    if tokio::time::timeout(grace, inst.child.wait())
-        .await
-        .is_err()
-    {
-        kill_group(inst.pid);
-        let _ = inst.child.wait().await;
+    match &inst.container {
+        Some(c) => {
+            c.kill("TERM").await;
+            if tokio::time::timeout(grace, inst.child.wait())
+                .await
+                .is_err()
+            {
+                // Should runc not reach the container (not started yet), `runc run` goes,
+                // and `finish` deletes the container whatever its state.
+                c.kill("KILL").await;
+                kill_group(inst.pid);
+                let _ = inst.child.wait().await;
+            }
+        }
+        None => {
+            // The instance runs in its own process group: signal the whole group, so what
+            // it started goes too.
+            unsafe { libc::kill(-(inst.pid as i32), libc::SIGTERM) };
+            if tokio::time::timeout(grace, inst.child.wait())
+                .await
+                .is_err()
+            {
+                kill_group(inst.pid);
+                let _ = inst.child.wait().await;
+            }
+            kill_group(inst.pid);
+        }
     }
-    kill_group(inst.pid);
     finish(inst).await;
 }
 
@@ -167,7 +214,7 @@ fn kill_group(pid: u32) {
 }
 
 /// Let the log readers drain what the instance wrote before it went (bounded), then stop
-/// its metadata server.
+/// its servers and remove its container.
 async fn finish(inst: Instance) {
     for r in inst.readers {
         let abort = r.abort_handle();
@@ -178,7 +225,12 @@ async fn finish(inst: Instance) {
             abort.abort();
         }
     }
-    inst.metadata.abort();
+    for s in inst.servers {
+        s.abort();
+    }
+    if let Some(c) = inst.container {
+        c.remove().await;
+    }
 }
 
 impl Supervisor {
@@ -218,18 +270,22 @@ impl Supervisor {
             if self.running.contains_key(slot) {
                 continue;
             }
-            if rev.command.is_empty() {
-                problems.insert(
-                    pool.name.clone(),
-                    ("ContainerMissingCommand".into(), "The container has no command: the process runtime runs template.containers[0].command (and args) as a host process; set command to run it.".into()),
-                );
+            let launch = match self.launch(rev) {
+                Ok(l) => l,
+                Err(problem) => {
+                    problems.insert(pool.name.clone(), problem);
+                    continue;
+                }
+            };
+            if self
+                .backoff
+                .get(slot)
+                .and_then(|b| b.next_start)
+                .is_some_and(|t| t > Instant::now())
+            {
                 continue;
             }
-            let b = self.backoff.entry(slot.clone()).or_default();
-            if b.next_start.is_some_and(|t| t > Instant::now()) {
-                continue;
-            }
-            match self.spawn(pool, rev).await {
+            match self.spawn(pool, rev, launch).await {
                 Ok(inst) => {
                     self.running.insert(slot.clone(), inst);
                 }
@@ -312,7 +368,49 @@ impl Supervisor {
         }
     }
 
-    async fn spawn(&self, pool: &PoolSpec, rev: &RevisionSpec) -> Result<Instance, String> {
+    /// What an instance of `rev` runs, or why none can start: a problem that is not a crash
+    /// (it shows until the revision, or the imported images, change).
+    fn launch(&self, rev: &RevisionSpec) -> Result<Launch<'_>, (String, String)> {
+        match &self.runtime {
+            Runtime::Process if rev.command.is_empty() => Err((
+                "ContainerMissingCommand".into(),
+                "The container has no command: the process runtime runs template.containers[0].command (and args) as a host process; set command to run it.".into(),
+            )),
+            Runtime::Process => Ok(Launch::Process),
+            Runtime::Oci(oci) => {
+                let image = self
+                    .control
+                    .image_store()
+                    .and_then(|s| s.resolve(&rev.image))
+                    .ok_or_else(|| {
+                        (
+                            "ImageNotFound".to_string(),
+                            format!(
+                                "Image '{}' not found: the oci runtime runs images imported with `runpool images import FILE`.",
+                                rev.image
+                            ),
+                        )
+                    })?;
+                if oci::process_args(&rev.command, &rev.args, &image.config).is_empty() {
+                    return Err((
+                        "ContainerMissingCommand".into(),
+                        format!(
+                            "Neither the container nor image '{}' says what to run: set the container's command, or the image's Entrypoint or Cmd.",
+                            rev.image
+                        ),
+                    ));
+                }
+                Ok(Launch::Container(oci, image))
+            }
+        }
+    }
+
+    async fn spawn(
+        &self,
+        pool: &PoolSpec,
+        rev: &RevisionSpec,
+        launch: Launch<'_>,
+    ) -> Result<Instance, String> {
         let id = instance_id();
         let identity = metadata::InstanceIdentity {
             instance_id: id.clone(),
@@ -320,14 +418,56 @@ impl Supervisor {
             project_number: pool.project_number.clone(),
             region: pool.region.clone(),
             service_account: rev.service_account.clone(),
+            pool: format!(
+                "projects/{}/locations/{}/workerPools/{}",
+                pool.project_number, pool.region, pool.id
+            ),
         };
+        let md = metadata::router(self.control.clone(), identity);
+        let vars = [
+            ("CLOUD_RUN_WORKER_POOL", pool.id.clone()),
+            ("CLOUD_RUN_REVISION", rev.revision.clone()),
+        ];
+        let (mut child, servers, container) = match launch {
+            Launch::Process => {
+                let (child, server) = self.spawn_process(rev, &vars, md).await?;
+                (child, vec![server], None)
+            }
+            Launch::Container(oci, image) => {
+                let s = oci.start(&id, &image, rev, &vars, md).await?;
+                (s.child, s.servers, Some(s.container))
+            }
+        };
+        let readers = self.read_output(&mut child, pool, rev, &id);
+        tracing::info!(pool = %pool.name, revision = %rev.revision, instance = %id, "instance started");
+        let pid = child.id().unwrap_or_default();
+        // A container is found again through its directory, not its pid.
+        if container.is_none() {
+            self.record_pid(pid);
+        }
+        Ok(Instance {
+            child,
+            pid,
+            started: Instant::now(),
+            servers,
+            readers,
+            container,
+        })
+    }
+
+    /// Start `rev`'s command as a host process, with its metadata server on loopback.
+    async fn spawn_process(
+        &self,
+        rev: &RevisionSpec,
+        vars: &[(&str, String)],
+        md: axum::Router,
+    ) -> Result<(Child, JoinHandle<()>), String> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| e.to_string())?;
         let md_addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let app = metadata::router(self.control.clone(), identity);
         let metadata = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(listener, md).await;
         });
 
         let mut cmd = Command::new(&rev.command[0]);
@@ -343,9 +483,10 @@ impl Supervisor {
             cmd.env(k, v);
         }
         // The runtime's own variables come last: a container's env cannot pass for them.
-        cmd.env("CLOUD_RUN_WORKER_POOL", &pool.id)
-            .env("CLOUD_RUN_REVISION", &rev.revision)
-            .env("RUNPOOL_ENDPOINT", &self.endpoint)
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd.env("RUNPOOL_ENDPOINT", &self.endpoint)
             .env("GCE_METADATA_HOST", md_addr.to_string())
             .env("GCE_METADATA_IP", md_addr.to_string());
         if !rev.working_dir.is_empty() {
@@ -356,13 +497,23 @@ impl Supervisor {
             .stderr(std::process::Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
+        match cmd.spawn() {
+            Ok(child) => Ok((child, metadata)),
             Err(e) => {
                 metadata.abort();
-                return Err(format!("Cannot start {:?}: {e}", rev.command[0]));
+                Err(format!("Cannot start {:?}: {e}", rev.command[0]))
             }
-        };
+        }
+    }
+
+    /// Feed the instance's stdout and stderr into its log.
+    fn read_output(
+        &self,
+        child: &mut Child,
+        pool: &PoolSpec,
+        rev: &RevisionSpec,
+        id: &str,
+    ) -> Vec<JoinHandle<()>> {
         let mut readers = vec![];
         for (stream, out) in [
             (
@@ -385,7 +536,7 @@ impl Supervisor {
                 self.logs.clone(),
                 pool.name.clone(),
                 rev.revision.clone(),
-                id.clone(),
+                id.to_string(),
             );
             readers.push(tokio::spawn(async move {
                 // Bytes, decoded lossily: one invalid UTF-8 byte must not stop the reading
@@ -410,16 +561,7 @@ impl Supervisor {
                 }
             }));
         }
-        tracing::info!(pool = %pool.name, revision = %rev.revision, instance = %id, "instance started");
-        let pid = child.id().unwrap_or_default();
-        self.record_pid(pid);
-        Ok(Instance {
-            child,
-            pid,
-            started: Instant::now(),
-            metadata,
-            readers,
-        })
+        readers
     }
 
     fn record_pid(&self, pid: u32) {

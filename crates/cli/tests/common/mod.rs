@@ -82,8 +82,10 @@ impl Server {
         Server::spawn(Some(data), Some(world_yaml), &[])
     }
 
-    /// Start `runpool serve --port 0` and wait (up to 60 s) for `Listening on http://ADDR:PORT`.
-    fn spawn(data: Option<&Path>, world_yaml: Option<&str>, extra: &[&str]) -> Server {
+    /// Start `runpool serve --port 0` and wait (up to 60 s) for `Listening on http://ADDR:PORT`:
+    /// state in `data` (else an ephemeral dir), the world from `world_yaml` (else the
+    /// default), plus `extra` flags.
+    pub fn spawn(data: Option<&Path>, world_yaml: Option<&str>, extra: &[&str]) -> Server {
         let config = tempfile::tempdir().unwrap();
         let mut keep = Vec::new();
         let data_dir = match data {

@@ -1,0 +1,475 @@
+//! `runpool serve --runtime oci` against the real binary: an image built here from the
+//! machine's static busybox (an OCI image layout, no registry) is imported with
+//! `runpool images import`, a worker pool runs it under runc, and code inside the container
+//! reaches its metadata server where Google's is (`169.254.169.254`, and
+//! `metadata.google.internal`), gets the pool's service identity and a token, and reaches
+//! Runpool's API through `RUNPOOL_ENDPOINT`. Stopping the server, or killing it and starting
+//! it again, leaves no container, process or network namespace behind.
+//!
+//! Needs root, runc and network namespaces; where they are missing the tests say so and
+//! pass without running (CI installs runc and busybox-static, and runs as root).
+
+mod common;
+
+use common::{Api, Server};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const WORLD: &str = r#"
+organizations:
+  - domain: example.com
+    id: "100000000001"
+    iam:
+      - role: roles/owner
+        members: [user:admin@example.com]
+    projects:
+      - projectId: app-project
+        number: "300000000001"
+"#;
+
+const POOLS: &str = "/v2/projects/app-project/locations/us-central1/workerPools";
+const DEFAULT_SA: &str = "300000000001-compute@developer.gserviceaccount.com";
+const BUSYBOX: &str = "/bin/busybox";
+
+/// Why the OCI runtime cannot run here, if it cannot (probed once: the tests run in
+/// parallel).
+fn unavailable() -> Option<String> {
+    static WHY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    WHY.get_or_init(probe).clone()
+}
+
+fn probe() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let root = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"));
+    if !root {
+        return Some("not root".into());
+    }
+    if Command::new("runc").arg("--version").output().is_err() {
+        return Some("runc is not installed".into());
+    }
+    let probe = format!("runpool-probe-{}", std::process::id());
+    let made = Command::new("ip")
+        .args(["netns", "add", &probe])
+        .output()
+        .map_err(|e| e.to_string())
+        .and_then(|o| {
+            if o.status.success() {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&o.stderr).into_owned())
+            }
+        });
+    if let Err(e) = made {
+        return Some(format!("network namespaces are unavailable: {e}"));
+    }
+    let _ = Command::new("ip").args(["netns", "del", &probe]).status();
+    None
+}
+
+macro_rules! require_oci {
+    () => {
+        if let Some(why) = unavailable() {
+            // Straight to stderr, past the test harness's capture: a skip must show.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipping: the OCI runtime cannot run here ({why})"
+            );
+            return;
+        }
+    };
+}
+
+/// Whether an ELF binary is statically linked (has no program interpreter).
+fn is_static(elf: &[u8]) -> bool {
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let ph = u64::from_le_bytes(elf[0x20..0x28].try_into().unwrap()) as usize;
+    let (size, count) = (u16_at(0x36), u16_at(0x38));
+    const PT_INTERP: u32 = 3;
+    (0..count).all(|i| {
+        let at = ph + i * size;
+        u32::from_le_bytes(elf[at..at + 4].try_into().unwrap()) != PT_INTERP
+    })
+}
+
+fn sha256(b: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(b))
+}
+
+/// An OCI image layout (as a tar) of one image: `/bin/busybox` and the applets the
+/// instance uses, Entrypoint `/bin/sh -c`. It carries no name: it is imported with --tag.
+fn busybox_image() -> Vec<u8> {
+    let busybox = std::fs::read(BUSYBOX)
+        .unwrap_or_else(|e| panic!("{BUSYBOX}: {e} (apt-get install busybox-static)"));
+    assert!(
+        busybox.starts_with(b"\x7fELF\x02\x01") && is_static(&busybox),
+        "{BUSYBOX} must be a static 64-bit binary (apt-get install busybox-static)"
+    );
+    let mut layer = tar::Builder::new(vec![]);
+    let header = |kind: tar::EntryType, mode: u32, size: u64| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_size(size);
+        h
+    };
+    for dir in ["bin/", "etc/", "tmp/"] {
+        let mut h = header(tar::EntryType::Directory, 0o755, 0);
+        layer.append_data(&mut h, dir, std::io::empty()).unwrap();
+    }
+    let mut h = header(tar::EntryType::Regular, 0o755, busybox.len() as u64);
+    layer
+        .append_data(&mut h, "bin/busybox", busybox.as_slice())
+        .unwrap();
+    for applet in ["sh", "wget", "sed", "sleep", "cat"] {
+        let mut h = header(tar::EntryType::Symlink, 0o777, 0);
+        layer
+            .append_link(&mut h, format!("bin/{applet}"), "busybox")
+            .unwrap();
+    }
+    let layer = layer.into_inner().unwrap();
+    let config = json!({
+        "architecture": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
+        "os": "linux",
+        "config": {"Entrypoint": ["/bin/sh", "-c"], "Env": ["PATH=/bin"], "WorkingDir": "/tmp"},
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", sha256(&layer))]},
+    })
+    .to_string()
+    .into_bytes();
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": format!("sha256:{}", sha256(&config)), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": format!("sha256:{}", sha256(&layer)), "size": layer.len()}],
+    })
+    .to_string()
+    .into_bytes();
+    let index = json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "digest": format!("sha256:{}", sha256(&manifest)), "size": manifest.len()}],
+    })
+    .to_string()
+    .into_bytes();
+    let mut out = tar::Builder::new(vec![]);
+    let files: Vec<(String, &[u8])> = vec![
+        ("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#),
+        ("index.json".into(), &index),
+        (format!("blobs/sha256/{}", sha256(&manifest)), &manifest),
+        (format!("blobs/sha256/{}", sha256(&config)), &config),
+        (format!("blobs/sha256/{}", sha256(&layer)), &layer),
+    ];
+    for (path, data) in files {
+        let mut h = header(tar::EntryType::Regular, 0o644, data.len() as u64);
+        out.append_data(&mut h, path, data).unwrap();
+    }
+    out.into_inner().unwrap()
+}
+
+/// Poll `f` until it answers Ok, for up to `secs`; panic with its last Err otherwise.
+fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(last) if Instant::now() >= deadline => {
+                panic!("timed out after {secs} s waiting for {what}; last seen: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// Pids of live processes whose command line contains `mark`.
+fn procs_with(mark: &str) -> Vec<u32> {
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if std::fs::read(e.path().join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(mark))
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn netns_exists(instance: &str) -> bool {
+    Path::new("/var/run/netns")
+        .join(format!("runpool-{instance}"))
+        .exists()
+}
+
+/// A logged-in client of a server running `--runtime oci`, with the busybox image imported.
+struct Oci {
+    server: Server,
+    api: Api,
+    admin: String,
+}
+
+impl Oci {
+    fn start(data: Option<&Path>) -> Oci {
+        let server = Server::spawn(data, Some(WORLD), &["--runtime", "oci"]);
+        server.login_admin();
+        let api = server.api();
+        let admin = api.token("admin@example.com");
+        Oci { server, api, admin }
+    }
+
+    fn import_busybox(&self) {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("busybox-oci.tar");
+        std::fs::write(&archive, busybox_image()).unwrap();
+        let r = self.server.ok(&[
+            "images",
+            "import",
+            archive.to_str().unwrap(),
+            "--tag",
+            "busybox:local",
+        ]);
+        assert!(
+            r.stderr.contains("Imported image [sha256:") && r.stderr.contains("[busybox:local]"),
+            "{r:?}"
+        );
+    }
+
+    /// Deploy pool `id` running `script` (the image's Entrypoint is `sh -c`: the script is
+    /// the container's only arg).
+    fn deploy(&self, id: &str, image: &str, script: &str) {
+        let body = json!({
+            "template": {"containers": [{"image": image, "args": [script]}]},
+            "scaling": {"scalingMode": "MANUAL", "manualInstanceCount": 1},
+        });
+        let (s, op) = self
+            .api
+            .post(&self.admin, &format!("{POOLS}?workerPoolId={id}"), body);
+        assert_eq!(s, 200, "deploy {id}: {op}");
+    }
+
+    /// Log lines of pool `id`: (instanceId, text).
+    fn lines(&self, id: &str) -> Vec<(String, String)> {
+        let (s, body) = self.api.post(
+            &self.admin,
+            "/v2/entries:list",
+            json!({
+                "resourceNames": ["projects/app-project"],
+                "filter": format!("resource.type=\"cloud_run_worker_pool\" AND resource.labels.worker_pool_name=\"{id}\""),
+                "pageSize": 1000,
+            }),
+        );
+        assert_eq!(s, 200, "entries:list: {body}");
+        body["entries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                (
+                    e["labels"]["instanceId"].as_str().unwrap_or("").to_string(),
+                    e["textPayload"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// The value the instance logged as `KEY=VALUE`, and the instance that logged it.
+    fn logged(&self, pool: &str, key: &str, secs: u64) -> (String, String) {
+        let prefix = format!("{key}=");
+        wait_for(&format!("{pool} to log {key}="), secs, || {
+            let lines = self.lines(pool);
+            lines
+                .iter()
+                .find_map(|(i, t)| Some((i.clone(), t.strip_prefix(&prefix)?.to_string())))
+                .ok_or_else(|| format!("{lines:?}"))
+        })
+    }
+
+    /// Wait for the line `text` in pool's log; the instance that logged it.
+    fn said(&self, pool: &str, text: &str, secs: u64) -> String {
+        wait_for(&format!("{pool} to log {text}"), secs, || {
+            let lines = self.lines(pool);
+            lines
+                .iter()
+                .find(|(_, t)| t == text)
+                .map(|(i, _)| i.clone())
+                .ok_or_else(|| format!("{lines:?}"))
+        })
+    }
+
+    fn condition(&self, pool: &str) -> Value {
+        let (s, p) = self.api.get(&self.admin, &format!("{POOLS}/{pool}"));
+        assert_eq!(s, 200, "{p}");
+        p["terminalCondition"].clone()
+    }
+}
+
+/// What the instance reports about itself, then it idles (exiting at SIGTERM). `mark` lets
+/// the test find its processes on the host.
+fn reporting_script(mark: &str) -> String {
+    let md = "wget -q -O - --header 'Metadata-Flavor: Google'";
+    format!(
+        "trap 'exit 0' TERM; : {mark}
+echo \"endpoint=$RUNPOOL_ENDPOINT\"
+echo \"pool=$CLOUD_RUN_WORKER_POOL\"
+echo \"gce=${{GCE_METADATA_HOST:-unset}}\"
+echo \"cwd=$(pwd)\"
+echo \"email=$({md} http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/email)\"
+echo \"project=$({md} http://metadata.google.internal/computeMetadata/v1/project/project-id)\"
+token=$({md} http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/token | sed -n 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/p')
+echo \"tokeninfo=$(wget -q -O - \"$RUNPOOL_ENDPOINT/oauth2/v3/tokeninfo?access_token=$token\")\"
+echo ready
+while true; do sleep 1; done"
+    )
+}
+
+#[test]
+fn an_imported_image_runs_under_runc_and_reaches_its_metadata_server_at_the_standard_address() {
+    require_oci!();
+    let w = Oci::start(None);
+    w.import_busybox();
+    let mark = format!("rpmark-oci-{}", std::process::id());
+    w.deploy("wp", "busybox:local", &reporting_script(&mark));
+
+    let (instance, email) = w.logged("wp", "email", 60);
+    assert_eq!(
+        email, DEFAULT_SA,
+        "the pool's service identity, from 169.254.169.254"
+    );
+    assert_eq!(w.logged("wp", "project", 10).1, "app-project", "by name");
+    assert_eq!(
+        w.logged("wp", "endpoint", 10).1,
+        "http://169.254.169.254:8484"
+    );
+    assert_eq!(w.logged("wp", "pool", 10).1, "wp");
+    assert_eq!(
+        w.logged("wp", "gce", 10).1,
+        "unset",
+        "no GCE_METADATA_HOST needed"
+    );
+    assert_eq!(
+        w.logged("wp", "cwd", 10).1,
+        "/tmp",
+        "the image's WorkingDir"
+    );
+    let info: Value = serde_json::from_str(&w.logged("wp", "tokeninfo", 10).1)
+        .expect("tokeninfo from inside the container is JSON");
+    assert_eq!(
+        info["email"], DEFAULT_SA,
+        "a token for the pool's identity: {info}"
+    );
+    w.said("wp", "ready", 10);
+    assert_eq!(
+        w.condition("wp")["state"],
+        "CONDITION_SUCCEEDED",
+        "{}",
+        w.condition("wp")
+    );
+    // On the host: a namespace of its own, and the instance's processes in it.
+    assert!(
+        netns_exists(&instance),
+        "network namespace runpool-{instance}"
+    );
+    assert!(!procs_with(&mark).is_empty(), "the container's shell runs");
+
+    // A pool whose image was never imported does not start, and says why.
+    w.deploy("missing", "nothere:1", "true");
+    let c = wait_for("the missing image to fail its pool", 20, || {
+        let c = w.condition("missing");
+        if c["state"] == "CONDITION_FAILED" {
+            Ok(c)
+        } else {
+            Err(c.to_string())
+        }
+    });
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("Image 'nothere:1' not found"),
+        "{c}"
+    );
+
+    let mut server = w.server;
+    assert!(
+        server.terminate(Duration::from_secs(30)).is_some(),
+        "serve stops within the grace period"
+    );
+    assert!(
+        procs_with(&mark).is_empty(),
+        "no process of the container is left"
+    );
+    assert!(!netns_exists(&instance), "the network namespace is removed");
+}
+
+#[test]
+fn a_killed_server_leaves_nothing_once_it_starts_again() {
+    require_oci!();
+    let data = tempfile::tempdir().unwrap();
+    let w = Oci::start(Some(data.path()));
+    w.import_busybox();
+    let mark = format!("rpmark-ocikill-{}", std::process::id());
+    w.deploy("wp", "busybox:local", &reporting_script(&mark));
+    let first = w.said("wp", "ready", 60);
+    let kill = Command::new("kill")
+        .args(["-KILL", &w.server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut server = w.server;
+    assert!(server.terminate(Duration::from_secs(10)).is_some());
+    assert!(
+        !procs_with(&mark).is_empty(),
+        "a container outlives a killed server (which is why the next one cleans up)"
+    );
+
+    let w = Oci::start(Some(data.path()));
+    let second = wait_for("a new instance", 60, || {
+        w.lines("wp")
+            .into_iter()
+            .find(|(i, t)| t == "ready" && *i != first)
+            .map(|(i, _)| i)
+            .ok_or_else(|| "no new instance yet".to_string())
+    });
+    assert!(
+        !netns_exists(&first),
+        "the killed server's namespace is gone"
+    );
+    assert!(netns_exists(&second));
+    // Exactly one: the new instance's shell (its subshells come and go, hence the wait).
+    wait_for("only the new instance's shell", 10, || {
+        match procs_with(&mark) {
+            p if p.len() == 1 => Ok(()),
+            p => Err(format!("{p:?}")),
+        }
+    });
+    let mut server = w.server;
+    assert!(server.terminate(Duration::from_secs(30)).is_some());
+    assert!(procs_with(&mark).is_empty(), "no process is left");
+    assert!(!netns_exists(&second));
+}
+
+#[test]
+fn bad_archives_are_refused_with_a_clear_error() {
+    // Importing needs no runc: the process runtime's server takes images too.
+    let server = Server::spawn(None, Some(WORLD), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.tar");
+    std::fs::write(&junk, b"this is not a tar archive").unwrap();
+    let r = server.run(&["images", "import", junk.to_str().unwrap(), "--tag", "x:y"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr.contains("INVALID_ARGUMENT") && r.stderr.contains("not a tar archive"),
+        "{r:?}"
+    );
+}
