@@ -12,5 +12,10 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$HERE/python/requirements.txt"
 
+# pytest runs from python/: a relative RUNPOOL_BIN means relative to where run.sh was called.
+if [ -n "${RUNPOOL_BIN:-}" ]; then
+  RUNPOOL_BIN="$(realpath "$RUNPOOL_BIN")"
+  export RUNPOOL_BIN
+fi
 cd "$HERE/python"
 exec "$VENV/bin/python" -m pytest -q "$@"
