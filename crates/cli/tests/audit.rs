@@ -116,3 +116,48 @@ fn soft_enforcement_allows_what_strict_denies_and_marks_it() {
     // Authentication still applies.
     assert_eq!(api.get_with(None, "/v3/projects/demo-project").0, 401);
 }
+
+#[test]
+fn entries_come_in_pages_that_neither_repeat_nor_skip() {
+    let server = Server::start();
+    let api = server.api();
+    let carol = api.token("carol@example.com");
+    for _ in 0..5 {
+        let (s, _) = api.get(&carol, "/v3/projects/demo-project");
+        assert_eq!(s, 403);
+    }
+    let filter = r#"protoPayload.authenticationInfo.principalEmail="carol@example.com""#;
+    assert_eq!(audit(&api, filter, |e| e.len() >= 5).len(), 5);
+    let admin = api.token("admin@example.com");
+    let mut seen = vec![];
+    let mut token = String::new();
+    for page in 0.. {
+        let (s, body) = api.post(
+            &admin,
+            "/v2/entries:list",
+            json!({"resourceNames": ["projects/demo-project"], "filter": filter,
+                   "pageSize": 2, "pageToken": token, "orderBy": "timestamp desc"}),
+        );
+        assert_eq!(s, 200, "{body}");
+        let entries = body["entries"].as_array().unwrap();
+        assert!(entries.len() <= 2);
+        seen.extend(
+            entries
+                .iter()
+                .map(|e| e["insertId"].as_str().unwrap().to_string()),
+        );
+        match body["nextPageToken"].as_str() {
+            Some(t) => token = t.to_string(),
+            None => break,
+        }
+        assert!(page < 5, "more pages than entries");
+    }
+    let distinct: std::collections::BTreeSet<_> = seen.iter().collect();
+    assert_eq!((seen.len(), distinct.len()), (5, 5), "{seen:?}");
+    let (s, e) = api.post(
+        &admin,
+        "/v2/entries:list",
+        json!({"resourceNames": ["projects/demo-project"], "pageToken": "garbage"}),
+    );
+    assert_eq!(s, 400, "{e}");
+}

@@ -7,6 +7,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::post;
+use base64::Engine;
 use runpool_control::Error;
 use runpool_control::logs::severity;
 use serde_json::{Value, json};
@@ -51,11 +52,24 @@ async fn list(
             ))));
         }
     };
+    // The page token is the number of entries already returned: each page reads that many
+    // more from both sources and skips them (logs are bounded, so this stays cheap).
+    let skip = match req["pageToken"].as_str().filter(|t| !t.is_empty()) {
+        None => 0,
+        Some(t) => base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(t)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.strip_prefix("e:").and_then(|n| n.parse::<usize>().ok()))
+            .ok_or_else(|| ApiError(Error::invalid("The page token is invalid.")))?,
+    };
+    // One more than the page, to know whether another page follows.
+    let want = skip + limit + 1;
     let filter = req["filter"].as_str().unwrap_or_default();
     let (audit, instances) = runpool_control::logs::Filter::parse(filter)?.wants();
     let entries = if instances {
         s.control
-            .list_log_entries(&c, project, filter, limit, desc)?
+            .list_log_entries(&c, project, filter, want, desc)?
     } else {
         vec![]
     };
@@ -80,14 +94,21 @@ async fn list(
     if audit {
         items.extend(
             s.control
-                .list_audit_entries(&c, project, filter, limit, desc)?,
+                .list_audit_entries(&c, project, filter, want, desc)?,
         );
         // RFC 3339 in UTC with a fixed precision sorts as text.
         items.sort_by(|a, b| a["timestamp"].as_str().cmp(&b["timestamp"].as_str()));
         if desc {
             items.reverse();
         }
-        items.truncate(limit);
     }
-    Ok(axum::Json(json!({ "entries": items })).into_response())
+    let more = items.len() > skip + limit;
+    let page: Vec<Value> = items.into_iter().skip(skip).take(limit).collect();
+    let mut body = json!({ "entries": page });
+    if more {
+        body["nextPageToken"] = json!(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("e:{}", skip + limit))
+        );
+    }
+    Ok(axum::Json(body).into_response())
 }
