@@ -627,8 +627,120 @@ async fn describe(ctx: &Ctx, id: &str, region_flag: &RegionArg) -> Result<()> {
         output::emit(&output::render_one(&Format::Yaml, &pool));
         return Ok(());
     }
-    ctx.print_one(&pool, Format::Yaml);
+    if ctx.globals.format.is_some() || ctx.globals.flatten.is_some() {
+        ctx.print_one(&pool, Format::Yaml);
+        return Ok(());
+    }
+    print!("{}", describe_text(&pool));
     Ok(())
+}
+
+/// gcloud's human description of a (v1) worker pool: its ready marker, name and region, the
+/// instance split, scaling, how many instances run now, and the latest revision's template;
+/// the `Ready` condition's message when it is not ready. The running count is what the
+/// runtime reported on that condition (absent until it has).
+fn describe_text(pool: &Value) -> String {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let meta = &pool["metadata"];
+    let ann = &meta["annotations"];
+    let ready = pool["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"));
+    let marker = match ready.map(|c| c["status"].as_str().unwrap_or_default()) {
+        Some("True") => "✔",
+        Some("False") => "✖",
+        _ => "…",
+    };
+    let message = ready.map(|c| s(&c["message"])).unwrap_or_default();
+    let mut out = format!(
+        "{marker} WorkerPool {} in region {}\n \n",
+        s(&meta["name"]),
+        s(&meta["labels"][LOCATION_LABEL])
+    );
+    let latest = s(&pool["status"]["latestReadyRevisionName"]);
+    let splits = pool["spec"]["instanceSplits"].as_array().cloned();
+    if let Some(splits) = splits.filter(|v| !v.is_empty()) {
+        out += "Instance Split:\n";
+        for sp in splits {
+            let pct = sp["percent"].as_i64().unwrap_or(0);
+            if sp["latestRevision"] == true {
+                out += &format!("  {pct:>3}% LATEST (currently {latest})\n");
+            } else {
+                out += &format!("  {pct:>3}% {}\n", s(&sp["revisionName"]));
+            }
+        }
+        out += " \n";
+    }
+    let scaling = match ann["run.googleapis.com/scalingMode"].as_str() {
+        Some("manual") | None => format!(
+            "Manual (Instances: {})",
+            ann["run.googleapis.com/manualInstanceCount"]
+                .as_str()
+                .unwrap_or("1")
+        ),
+        Some(_) => match ann["run.googleapis.com/maxScale"].as_str() {
+            Some(max) => format!(
+                "Auto (Min: {}, Max: {max})",
+                ann["run.googleapis.com/minScale"].as_str().unwrap_or("0")
+            ),
+            None => format!(
+                "Auto (Min: {})",
+                ann["run.googleapis.com/minScale"].as_str().unwrap_or("0")
+            ),
+        },
+    };
+    out += &format!("Scaling:   {scaling}\n");
+    if let Some(n) = runpool_control::instances::running_count(&message) {
+        out += &format!("Instances: {n} running\n");
+    }
+    out += " \n";
+    let when = ready
+        .map(|c| s(&c["lastTransitionTime"]))
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "?".into());
+    let by = ann["serving.knative.dev/lastModifier"]
+        .as_str()
+        .filter(|b| !b.is_empty())
+        .unwrap_or("?");
+    out += &format!("Last updated on {when} by {by}:\n");
+    out += &format!(
+        "  Revision {}\n",
+        s(&pool["status"]["latestCreatedRevisionName"])
+    );
+    let spec = &pool["spec"]["template"]["spec"];
+    for c in spec["containers"].as_array().into_iter().flatten() {
+        let name = c["name"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .unwrap_or("None");
+        out += &format!("  Container {name}\n");
+        out += &format!("    Image:           {}\n", s(&c["image"]));
+        let words = |v: &Value| {
+            v.as_array()
+                .map(|a| a.iter().map(s).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default()
+        };
+        for (label, field) in [("Command", "command"), ("Args", "args")] {
+            let w = words(&c[field]);
+            if !w.is_empty() {
+                out += &format!("    {label}:{:pad$}{w}\n", "", pad = 16 - label.len());
+            }
+        }
+        let env: Vec<String> = c["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| format!("{}={}", s(&e["name"]), s(&e["value"])))
+            .collect();
+        if !env.is_empty() {
+            out += &format!("    Env vars:        {}\n", env.join(", "));
+        }
+    }
+    out += &format!("  Service account:   {}\n", s(&spec["serviceAccountName"]));
+    if marker != "✔" && !message.is_empty() {
+        out += &format!("\n{message}\n");
+    }
+    out
 }
 
 /// The project's number, when the caller may read the project.

@@ -103,7 +103,7 @@ fn the_seed_walk_deploy_describe_export_replace_update() {
     assert_eq!(pool["client"], "runpool");
     let first_rev = pool["latestCreatedRevision"].clone();
 
-    // describe: the v1 object, YAML by default.
+    // describe: gcloud's human description by default, the v1 object with `--format yaml`.
     let r = w.s.ok(&[
         "beta",
         "run",
@@ -112,6 +112,23 @@ fn the_seed_walk_deploy_describe_export_replace_update() {
         "wp",
         "--region",
         "us-central1",
+    ]);
+    assert!(
+        r.stdout.contains("WorkerPool wp in region us-central1")
+            && r.stdout.contains(&format!("Service account:   {sa}"))
+            && r.stdout.contains("Scaling:"),
+        "{r:?}"
+    );
+    let r = w.s.ok(&[
+        "beta",
+        "run",
+        "worker-pools",
+        "describe",
+        "wp",
+        "--region",
+        "us-central1",
+        "--format",
+        "yaml",
     ]);
     let v1 = yaml(&r.stdout);
     assert_eq!(v1["kind"], "WorkerPool");

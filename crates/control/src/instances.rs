@@ -202,14 +202,19 @@ impl Control {
     }
 
     /// Record what the runtime sees on a pool: its `Ready` condition (and whether a crash
-    /// loop or missing command keeps it from running). Not a change of the pool's spec: the
-    /// generation and etag stay.
+    /// loop or missing command keeps it from running) and how many of its instances run now.
+    /// Not a change of the pool's spec: the generation and etag stay.
+    ///
+    /// Cloud Run's v2 `WorkerPool` has no field for the running count; it goes where Cloud
+    /// Run puts what it observes, the `Ready` condition's message (see [`running_message`]),
+    /// so the wire shapes stay Google's. The transition time moves only when the state does.
     pub fn set_pool_status(
         &self,
         name: &str,
         ready: bool,
         reason: &str,
         message: &str,
+        running: usize,
     ) -> Result<()> {
         self.write(|st| {
             let Some(mut p) = st.worker_pools.get(name).cloned() else {
@@ -220,23 +225,27 @@ impl Control {
             } else {
                 condition::State::ConditionFailed
             };
-            let current = p.terminal_condition.as_ref();
+            let count = running_message(running);
             let shown = if ready {
-                message.to_string()
+                count
             } else {
-                format!("{reason}: {message}")
+                let end = if message.ends_with('.') { "" } else { "." };
+                format!("{reason}: {message}{end} {count}")
             };
+            let current = p.terminal_condition.as_ref();
             if current.is_some_and(|c| c.state == state && c.message == shown) {
                 return Ok((vec![], ()));
             }
+            let since = current
+                .filter(|c| c.state == state)
+                .and_then(|c| c.last_transition_time);
             let mut c = Condition::new();
             c.r#type = "Ready".to_string();
             c.state = state;
-            c.message = message.to_string();
-            c.last_transition_time = Some(crate::resourcemanager::now());
+            c.message = shown;
+            c.last_transition_time = Some(since.unwrap_or_else(crate::resourcemanager::now));
             if !ready {
                 c.severity = condition::Severity::Error;
-                c.message = format!("{reason}: {message}");
             }
             p.terminal_condition = Some(c);
             Ok((vec![Change::WorkerPool(name.to_string(), Some(p))], ()))
@@ -244,9 +253,28 @@ impl Control {
     }
 }
 
+/// How the `Ready` condition's message says how many instances run: `1 instance running.`,
+/// `3 instances running.` (at its end, after the reason of a pool that is not ready).
+pub fn running_message(n: usize) -> String {
+    if n == 1 {
+        "1 instance running.".to_string()
+    } else {
+        format!("{n} instances running.")
+    }
+}
+
+/// The running count a `Ready` condition's message reports, if the runtime has reported one.
+pub fn running_count(message: &str) -> Option<usize> {
+    let rest = message
+        .strip_suffix(" instances running.")
+        .or_else(|| message.strip_suffix(" instance running."))?;
+    let digits = rest.rsplit(' ').next()?;
+    digits.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::split;
+    use super::{running_count, running_message, split};
 
     #[test]
     fn splits_add_up_to_the_total() {
@@ -254,5 +282,21 @@ mod tests {
         assert_eq!(split(3, &[50, 50]).iter().sum::<u32>(), 3);
         assert_eq!(split(10, &[25, 75]), vec![3, 7]);
         assert_eq!(split(0, &[100]), vec![0]);
+    }
+
+    #[test]
+    fn the_running_count_reads_back_from_the_ready_message() {
+        assert_eq!(running_message(1), "1 instance running.");
+        assert_eq!(running_message(0), "0 instances running.");
+        for n in [0, 1, 2, 100] {
+            assert_eq!(running_count(&running_message(n)), Some(n));
+            let failed = format!(
+                "CrashLoopBackOff: keeps exiting (exit status: 3). {}",
+                running_message(n)
+            );
+            assert_eq!(running_count(&failed), Some(n));
+        }
+        assert_eq!(running_count(""), None);
+        assert_eq!(running_count("Ready."), None);
     }
 }

@@ -5,7 +5,8 @@
 //! `manualInstanceCount` instances; a new revision's instances start before the old ones
 //! get SIGTERM (SIGKILL after the grace period); an instance that exits is restarted with
 //! exponential backoff, and a crash loop shows on the pool's `Ready` condition instead of
-//! spinning. Stopping the runtime stops every instance: no orphans.
+//! spinning. How many of a pool's instances run is reported on that `Ready` condition too
+//! (its message; `describe` prints it). Stopping the runtime stops every instance: no orphans.
 //!
 //! The process runtime (the default) runs a container's `command` + `args` as a host process
 //! in its own process group, with only the container's `env` and Cloud Run's variables
@@ -170,7 +171,9 @@ async fn terminate(mut inst: Instance, grace: Duration) {
         None => {
             // The instance runs in its own process group: signal the whole group, so what
             // it started goes too.
-            unsafe { libc::kill(-(inst.pid as i32), libc::SIGTERM) };
+            if inst.pid > 0 {
+                unsafe { libc::kill(-(inst.pid as i32), libc::SIGTERM) };
+            }
             if tokio::time::timeout(grace, inst.child.wait())
                 .await
                 .is_err()
@@ -185,22 +188,43 @@ async fn terminate(mut inst: Instance, grace: Duration) {
 }
 
 /// Kill the process groups a previous server left running (it was killed before it could
-/// stop them), recognising ours by the `RUNPOOL_ENDPOINT` every instance carries, so a reused
-/// pid is never touched.
+/// stop them). Each was recorded as `PID STARTTIME`: a pid whose process started at another
+/// time is not ours (the pid was reused, perhaps by another server's instance) and is never
+/// touched. A bare `PID` (an older file) counts as ours if it carries `RUNPOOL_ENDPOINT`.
 fn kill_leftovers(pids_file: &Path) {
     let Ok(text) = std::fs::read_to_string(pids_file) else {
         return;
     };
-    for pid in text.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-        let ours = std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
-            env.split(|b| *b == 0)
-                .any(|kv| kv.starts_with(b"RUNPOOL_ENDPOINT="))
-        });
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let Some(pid) = words
+            .next()
+            .and_then(|w| w.parse::<i32>().ok())
+            .filter(|p| *p > 0)
+        else {
+            continue;
+        };
+        let ours = match words.next() {
+            Some(start) => start_time(pid as u32).is_some_and(|t| t == start),
+            None => std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                env.split(|b| *b == 0)
+                    .any(|kv| kv.starts_with(b"RUNPOOL_ENDPOINT="))
+            }),
+        };
         if ours {
             unsafe { libc::kill(-pid, libc::SIGKILL) };
         }
     }
     let _ = std::fs::write(pids_file, "");
+}
+
+/// When process `pid` started (`/proc/PID/stat` field 22, clock ticks since boot): with the
+/// pid, it names one process for good.
+fn start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from its end.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19).map(str::to_string)
 }
 
 /// Exponential backoff after `n` quick exits, capped.
@@ -210,7 +234,10 @@ fn backoff_delay(n: u32) -> Duration {
 
 /// SIGKILL whatever is left of an instance's process group (children it left behind).
 fn kill_group(pid: u32) {
-    unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+    // Never 0: `kill(0, …)` would signal the server's own process group.
+    if pid > 0 {
+        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+    }
 }
 
 /// Let the log readers drain what the instance wrote before it went (bounded), then stop
@@ -311,14 +338,19 @@ impl Supervisor {
             self.backoff.remove(&slot);
         }
         self.backoff.retain(|k, _| wanted.contains_key(k));
+        let mut running: HashMap<&str, usize> = HashMap::new();
+        for (pool, ..) in self.running.keys() {
+            *running.entry(pool.as_str()).or_default() += 1;
+        }
         for p in &pools {
             let (ready, reason, message) = match problems.get(&p.name) {
                 Some((r, m)) => (false, r.as_str(), m.as_str()),
                 None => (true, "", ""),
             };
+            let n = running.get(p.name.as_str()).copied().unwrap_or(0);
             if let Err(e) = self
                 .control
-                .set_pool_status(&p.name, ready, reason, message)
+                .set_pool_status(&p.name, ready, reason, message, n)
             {
                 tracing::warn!(pool = %p.name, error = %e, "cannot record pool status");
             }
@@ -570,8 +602,9 @@ impl Supervisor {
             .create(true)
             .append(true)
             .open(&self.pids_file);
-        if let Ok(mut f) = file {
-            let _ = writeln!(f, "{pid}");
+        // No start time: the process is gone already, and `reap` takes care of its group.
+        if let (Ok(mut f), Some(start)) = (file, start_time(pid)) {
+            let _ = writeln!(f, "{pid} {start}");
         }
     }
 
@@ -585,5 +618,48 @@ impl Supervisor {
             let _ = s.await;
         }
         let _ = std::fs::write(&self.pids_file, "");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+
+    fn sleeper() -> std::process::Child {
+        std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
+    #[test]
+    fn leftovers_are_killed_only_when_pid_and_start_time_both_match() {
+        let file = std::env::temp_dir().join(format!("runpool-pids-test-{}", std::process::id()));
+        let mut ours = sleeper();
+        let mut reused = sleeper();
+        let start = start_time(ours.id()).expect("a live process has a start time");
+        assert_eq!(start_time(ours.id()), Some(start.clone()), "stable");
+        // `reused` stands for a process that took over a recorded pid: its start time differs.
+        std::fs::write(&file, format!("{} {start}\n{} 1\n", ours.id(), reused.id())).unwrap();
+        kill_leftovers(&file);
+        let status = ours.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL)
+        );
+        assert!(
+            reused.try_wait().unwrap().is_none(),
+            "a reused pid is left alone"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "",
+            "the record is cleared"
+        );
+        let _ = std::fs::remove_file(&file);
+        let _ = reused.kill();
+        let _ = reused.wait();
     }
 }
