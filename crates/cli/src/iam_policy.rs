@@ -18,6 +18,10 @@ pub enum ResourceKind {
     Organization,
     /// An IAM service account, given by email or unique ID.
     ServiceAccount,
+    /// A Resource Manager tag key (`tagKeys/ID`).
+    TagKey,
+    /// A Resource Manager tag value (`tagValues/ID`).
+    TagValue,
 }
 
 impl ResourceKind {
@@ -27,6 +31,8 @@ impl ResourceKind {
             ResourceKind::Folder => "folders",
             ResourceKind::Organization => "organizations",
             ResourceKind::ServiceAccount => "serviceAccounts",
+            ResourceKind::TagKey => "tagKeys",
+            ResourceKind::TagValue => "tagValues",
         }
     }
     /// The noun of gcloud's `Updated IAM policy for NOUN [ID].`
@@ -36,6 +42,8 @@ impl ResourceKind {
             ResourceKind::Folder => "folder",
             ResourceKind::Organization => "organization",
             ResourceKind::ServiceAccount => "serviceAccount",
+            ResourceKind::TagKey => "tagKey",
+            ResourceKind::TagValue => "tagValue",
         }
     }
     /// `projects/ID`, accepting the ID either bare or already prefixed; a service account's

@@ -23,6 +23,7 @@
 mod api;
 mod auth;
 mod config;
+mod console;
 mod folders;
 mod iam_policy;
 mod images;
@@ -35,6 +36,7 @@ mod recommender;
 mod roles;
 mod serve;
 mod service_accounts;
+mod tags;
 mod terraform;
 mod troubleshoot;
 mod worker_pools;
@@ -95,6 +97,8 @@ enum Command {
     /// Manage credentials.
     #[command(subcommand)]
     Auth(auth::AuthCmd),
+    /// Open the web console, signed in as the current account (prints a one-time link).
+    Console(console::ConsoleArgs),
     /// Manage projects.
     #[command(subcommand)]
     Projects(projects::ProjectsCmd),
@@ -104,6 +108,9 @@ enum Command {
     /// Manage folders and organization policies.
     #[command(subcommand)]
     ResourceManager(ResourceManagerCmd),
+    /// Organization policies over Org Policy v2 (`set-policy FILE` with conditional rules).
+    #[command(subcommand)]
+    OrgPolicies(org_policies::OrgPoliciesV2Cmd),
     /// Manage IAM roles.
     #[command(subcommand)]
     Iam(IamCmd),
@@ -133,6 +140,9 @@ enum ResourceManagerCmd {
     Folders(folders::FoldersCmd),
     #[command(subcommand)]
     OrgPolicies(org_policies::OrgPoliciesCmd),
+    /// Manage tags: keys, values and their bindings to resources.
+    #[command(subcommand)]
+    Tags(tags::TagsCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -315,12 +325,15 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Serve(a) => serve::run(a).await,
         Command::Config(c) => config::run(c),
         Command::Auth(c) => auth::run(c, &cli.globals).await,
+        Command::Console(a) => console::run(&ctx()?, a).await,
         Command::Projects(c) => projects::run(&ctx()?, c).await,
         Command::Organizations(c) => organizations::run(&ctx()?, c).await,
         Command::ResourceManager(ResourceManagerCmd::Folders(c)) => folders::run(&ctx()?, c).await,
         Command::ResourceManager(ResourceManagerCmd::OrgPolicies(c)) => {
             org_policies::run(&ctx()?, c).await
         }
+        Command::ResourceManager(ResourceManagerCmd::Tags(c)) => tags::run(&ctx()?, c).await,
+        Command::OrgPolicies(c) => org_policies::run_v2(&ctx()?, c).await,
         Command::Iam(IamCmd::Roles(c)) => roles::run(&ctx()?, c).await,
         Command::Iam(IamCmd::ServiceAccounts(c)) => service_accounts::run(&ctx()?, c).await,
         Command::Run(c) => worker_pools::run(&ctx()?, c).await,

@@ -1,6 +1,11 @@
 //! `runpool resource-manager org-policies ...`: gcloud's legacy (v1-shaped) commands, carried
 //! over Org Policy v2, which is what the server speaks. Boolean enforcement is written as a v2
 //! policy whose spec has the single rule `{"enforce": true|false}`.
+//!
+//! `runpool org-policies ...` is gcloud's newer group, which speaks v2 policies directly:
+//! `set-policy FILE` takes a v2 policy (`name`, `spec.rules` with `condition`s over tags).
+//! The legacy `set-policy FILE` takes a v1 policy (`constraint`, `booleanPolicy`,
+//! `listPolicy`, `restoreDefault`) and, as a Runpool convenience, a v2 one too.
 
 use crate::api::{Api, has_status};
 use crate::output::Format;
@@ -8,6 +13,7 @@ use crate::{Ctx, table};
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
+use std::path::PathBuf;
 
 /// `--folder` / `--organization`; `--project` is the global flag (falling back to
 /// `core/project` when neither of these is given).
@@ -57,6 +63,42 @@ pub enum OrgPoliciesCmd {
         /// Also list constraints with no policy set here.
         #[arg(long)]
         show_unset: bool,
+    },
+    /// Set a policy from a JSON or YAML file (a v1 policy: `constraint`, `booleanPolicy`,
+    /// `listPolicy` or `restoreDefault`; or a v2 policy with `name` and `spec`).
+    SetPolicy {
+        policy_file: PathBuf,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// `runpool org-policies ...` (gcloud's Org Policy v2 group).
+#[derive(Subcommand, Debug)]
+pub enum OrgPoliciesV2Cmd {
+    /// Create or replace a policy from a JSON or YAML file holding a v2 policy
+    /// (`name: projects/P/policies/CONSTRAINT`, `spec: {rules: [...]}`); rules may carry
+    /// conditions over tags, e.g. `condition: {expression: "resource.matchTag('ORG/env', 'dev')"}`.
+    SetPolicy { policy_file: PathBuf },
+    /// Show the policy set at the resource (or, with --effective, the one in force there).
+    Describe {
+        constraint: String,
+        #[command(flatten)]
+        target: Target,
+        /// Show the effective policy, merged down the hierarchy, conditions evaluated.
+        #[arg(long)]
+        effective: bool,
+    },
+    /// Remove the policy set at the resource.
+    Delete {
+        constraint: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List the policies set at the resource.
+    List {
+        #[command(flatten)]
+        target: Target,
     },
 }
 
@@ -147,6 +189,149 @@ async fn set_enforce(ctx: &Ctx, constraint: &str, target: &Target, enforce: bool
     Ok(())
 }
 
+/// Read a policy file (YAML is a superset of JSON, so one parser reads both).
+fn read_policy_file(file: &PathBuf) -> Result<Value> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("Unable to read policy file {}: {e}", file.display()))?;
+    let v: Value = serde_yaml_ng::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "Policy file {} is not valid JSON or YAML: {e}",
+            file.display()
+        )
+    })?;
+    if !v.is_object() {
+        bail!("Policy file {} must hold a policy object.", file.display());
+    }
+    Ok(v)
+}
+
+/// Whether a file holds a v2 policy (rather than a v1 one).
+fn is_v2(p: &Value) -> bool {
+    p.get("spec").is_some()
+        || p.get("dryRunSpec").is_some()
+        || p["name"].as_str().is_some_and(|n| n.contains("/policies/"))
+}
+
+/// A v1 policy (`constraint`, `booleanPolicy`, `listPolicy`, `restoreDefault`) as the v2
+/// policy that means the same, named under `parent`.
+pub fn v1_to_v2(parent: &str, v1: &Value) -> Result<Value> {
+    let Some(constraint) = v1["constraint"].as_str() else {
+        bail!("The policy file names no constraint (`constraint: constraints/...`).");
+    };
+    let mut spec = json!({});
+    if v1.get("restoreDefault").is_some() {
+        spec["reset"] = json!(true);
+    } else if let Some(b) = v1.get("booleanPolicy") {
+        spec["rules"] = json!([{"enforce": b["enforced"].as_bool().unwrap_or(false)}]);
+    } else if let Some(l) = v1.get("listPolicy") {
+        let rule = match l["allValues"].as_str() {
+            Some("ALLOW") => json!({"allowAll": true}),
+            Some("DENY") => json!({"denyAll": true}),
+            _ => {
+                let mut values = json!({});
+                for (v1k, v2k) in [
+                    ("allowedValues", "allowedValues"),
+                    ("deniedValues", "deniedValues"),
+                ] {
+                    if let Some(a) = l.get(v1k) {
+                        values[v2k] = a.clone();
+                    }
+                }
+                json!({"values": values})
+            }
+        };
+        spec["rules"] = json!([rule]);
+        if l["inheritFromParent"].as_bool() == Some(true) {
+            spec["inheritFromParent"] = json!(true);
+        }
+    } else {
+        bail!("The policy file sets none of booleanPolicy, listPolicy or restoreDefault.");
+    }
+    let mut p = json!({
+        "name": format!("{parent}/policies/{}", constraint_id(constraint)),
+        "spec": spec,
+    });
+    if let Some(e) = v1["etag"].as_str() {
+        p["etag"] = json!(e);
+    }
+    Ok(p)
+}
+
+/// `PATCH` the policy (the server creates it when missing, as gcloud's set-policy expects)
+/// and print the result.
+async fn set_v2_policy(ctx: &Ctx, policy: &Value) -> Result<()> {
+    let Some(name) = policy["name"].as_str().filter(|n| n.contains("/policies/")) else {
+        bail!(
+            "The policy file must name the policy: `name: projects/PROJECT/policies/CONSTRAINT`."
+        );
+    };
+    let api = ctx.api().await?;
+    let result = api.patch(&format!("/v2/{name}"), policy).await?;
+    ctx.print_one(&result, Format::Yaml);
+    Ok(())
+}
+
+async fn describe(ctx: &Ctx, constraint: &str, target: &Target, effective: bool) -> Result<()> {
+    let parent = parent(ctx, target)?;
+    let api = ctx.api().await?;
+    let id = constraint_id(constraint);
+    let policy = if effective {
+        api.get(&format!("/v2/{parent}/policies/{id}:getEffectivePolicy"))
+            .await?
+    } else {
+        // v1's getOrgPolicy answered an empty policy when none was set, and the legacy
+        // gcloud command printed that; keep doing so rather than failing.
+        get_policy(&api, &parent, constraint)
+            .await?
+            .unwrap_or_else(|| json!({"name": format!("{parent}/policies/{id}")}))
+    };
+    ctx.print_one(&policy, Format::Yaml);
+    Ok(())
+}
+
+async fn delete(ctx: &Ctx, constraint: &str, target: &Target) -> Result<()> {
+    let parent = parent(ctx, target)?;
+    let api = ctx.api().await?;
+    let name = format!("{parent}/policies/{}", constraint_id(constraint));
+    api.delete(&format!("/v2/{name}")).await?;
+    eprintln!("Deleted [{name}].");
+    Ok(())
+}
+
+/// `runpool org-policies ...`
+pub async fn run_v2(ctx: &Ctx, cmd: &OrgPoliciesV2Cmd) -> Result<()> {
+    match cmd {
+        OrgPoliciesV2Cmd::SetPolicy { policy_file } => {
+            let p = read_policy_file(policy_file)?;
+            if !is_v2(&p) {
+                bail!(
+                    "Policy file {} does not hold a v2 policy (`name` and `spec`); for a v1 policy use `runpool resource-manager org-policies set-policy`.",
+                    policy_file.display()
+                );
+            }
+            set_v2_policy(ctx, &p).await
+        }
+        OrgPoliciesV2Cmd::Describe {
+            constraint,
+            target,
+            effective,
+        } => describe(ctx, constraint, target, *effective).await,
+        OrgPoliciesV2Cmd::Delete { constraint, target } => delete(ctx, constraint, target).await,
+        OrgPoliciesV2Cmd::List { target } => {
+            let parent = parent(ctx, target)?;
+            let api = ctx.api().await?;
+            let policies = api
+                .list_all(&format!("/v2/{parent}/policies"), &[], "policies")
+                .await?;
+            ctx.print_list(
+                policies,
+                table("table(name.segment():label=CONSTRAINT, spec.rules.len():label=RULES, etag)"),
+            );
+            Ok(())
+        }
+    }
+}
+
 /// A v2 policy as a row of gcloud's legacy list table.
 fn list_row(p: &Value) -> Value {
     let rules = p["spec"]["rules"].as_array().cloned().unwrap_or_default();
@@ -175,28 +360,19 @@ pub async fn run(ctx: &Ctx, cmd: &OrgPoliciesCmd) -> Result<()> {
             constraint,
             target,
             effective,
+        } => describe(ctx, constraint, target, *effective).await?,
+        Delete { constraint, target } => delete(ctx, constraint, target).await?,
+        SetPolicy {
+            policy_file,
+            target,
         } => {
-            let parent = parent(ctx, target)?;
-            let api = ctx.api().await?;
-            let id = constraint_id(constraint);
-            let policy = if *effective {
-                api.get(&format!("/v2/{parent}/policies/{id}:getEffectivePolicy"))
-                    .await?
+            let p = read_policy_file(policy_file)?;
+            let v2 = if is_v2(&p) {
+                p
             } else {
-                // v1's getOrgPolicy answered an empty policy when none was set, and the legacy
-                // gcloud command printed that; keep doing so rather than failing.
-                get_policy(&api, &parent, constraint)
-                    .await?
-                    .unwrap_or_else(|| json!({"name": format!("{parent}/policies/{id}")}))
+                v1_to_v2(&parent(ctx, target)?, &p)?
             };
-            ctx.print_one(&policy, Format::Yaml);
-        }
-        Delete { constraint, target } => {
-            let parent = parent(ctx, target)?;
-            let api = ctx.api().await?;
-            let name = format!("{parent}/policies/{}", constraint_id(constraint));
-            api.delete(&format!("/v2/{name}")).await?;
-            eprintln!("Deleted [{name}].");
+            set_v2_policy(ctx, &v2).await?
         }
         List { target, show_unset } => {
             let parent = parent(ctx, target)?;
@@ -268,6 +444,30 @@ mod tests {
             json!({"name":"projects/123/policies/iam.x","etag":"E1",
                    "spec":{"etag":"S1","rules":[{"enforce":true}]}})
         );
+    }
+
+    #[test]
+    fn v1_policies_become_v2() {
+        let b = json!({"constraint": "constraints/iam.x", "booleanPolicy": {"enforced": true}});
+        assert_eq!(
+            v1_to_v2("projects/p", &b).unwrap(),
+            json!({"name": "projects/p/policies/iam.x", "spec": {"rules": [{"enforce": true}]}})
+        );
+        let r = json!({"constraint": "iam.x", "restoreDefault": {}, "etag": "E"});
+        assert_eq!(
+            v1_to_v2("folders/1", &r).unwrap(),
+            json!({"name": "folders/1/policies/iam.x", "spec": {"reset": true}, "etag": "E"})
+        );
+        let l = json!({"constraint": "iam.l", "listPolicy": {"allowedValues": ["a"], "inheritFromParent": true}});
+        assert_eq!(
+            v1_to_v2("projects/p", &l).unwrap()["spec"],
+            json!({"rules": [{"values": {"allowedValues": ["a"]}}], "inheritFromParent": true})
+        );
+        assert!(v1_to_v2("projects/p", &json!({"booleanPolicy": {}})).is_err());
+        assert!(is_v2(
+            &json!({"name": "projects/p/policies/iam.x", "spec": {}})
+        ));
+        assert!(!is_v2(&b));
     }
 
     #[test]

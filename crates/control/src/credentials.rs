@@ -507,7 +507,11 @@ impl Control {
                 .and_then(|p| p.spec.as_ref())
             {
                 use google_cloud_orgpolicy_v2::model::policy_spec::policy_rule::Kind;
-                return spec.rules.iter().any(|r| match &r.kind {
+                // Conditional rules count only where their condition holds for the
+                // account's project.
+                let project = format!("projects/{}", a.project_number);
+                let rules = crate::orgpolicy::applicable_rules(&st, spec, &project);
+                return rules.iter().any(|r| match &r.kind {
                     Some(Kind::AllowAll(true)) => true,
                     Some(Kind::Values(v)) => v.allowed_values.iter().any(|x| x == a.email()),
                     _ => false,

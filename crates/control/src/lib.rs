@@ -30,6 +30,8 @@ pub mod roles;
 pub mod serviceaccounts;
 pub mod state;
 pub mod store;
+pub mod tag_condition;
+pub mod tags;
 pub mod troubleshoot;
 pub mod workerpools;
 pub mod world;
@@ -322,6 +324,12 @@ fn build_snapshot(state: &State) -> authz::Snapshot {
     for p in state.projects.values() {
         snap = update_snapshot(snap, &Change::Project(p.clone()));
     }
+    for (n, k) in &state.tag_keys {
+        snap = update_snapshot(snap, &Change::TagKey(n.clone(), Some(k.clone())));
+    }
+    for (n, v) in &state.tag_values {
+        snap = update_snapshot(snap, &Change::TagValue(n.clone(), Some(v.clone())));
+    }
     for a in state.service_accounts.values() {
         snap = update_snapshot_sa(snap, state, a);
     }
@@ -345,6 +353,10 @@ fn update_snapshot(snap: authz::Snapshot, change: &Change) -> authz::Snapshot {
         Change::Project(p) => snap.with_resource(&p.name, parent(&p.parent).as_deref()),
         Change::IamPolicy(r, p) => snap.with_policy(r, &iam::to_authz(p)),
         Change::Group(g, m) => snap.with_group(g, m),
+        // Tag values sit below their key, keys below their organization or project.
+        Change::TagKey(n, Some(k)) => snap.with_resource(n, Some(&k.parent)),
+        Change::TagValue(n, Some(v)) => snap.with_resource(n, Some(&v.parent)),
+        Change::TagKey(n, None) | Change::TagValue(n, None) => snap.without_resource(n),
         _ => snap,
     }
 }

@@ -1,10 +1,17 @@
 //! Organization Policy v2: the constraint catalog, policies on organizations, folders and
 //! projects, and boolean evaluation down the hierarchy (nearest policy wins; `reset` restores
 //! the constraint's default).
+//!
+//! Rules may carry a `condition` over the tags of the resource being evaluated
+//! ([`crate::tag_condition`]): a conditional rule applies only where its condition is true
+//! for that resource's effective tags (its own and its ancestors'). In a boolean policy, as
+//! Google specifies, there is exactly one rule without a condition, conditional rules set
+//! `enforce` to the opposite of it, and a conditional rule that holds takes precedence.
 
 use crate::error::{Error, Result};
 use crate::resourcemanager::Node;
 use crate::state::{Change, State};
+use crate::tag_condition::{ResourceTag, TagCondition};
 use crate::{Caller, Control, Target};
 use google_cloud_orgpolicy_v2::model::{
     Constraint, Policy, PolicySpec, constraint, policy_spec::PolicyRule, policy_spec::policy_rule,
@@ -100,26 +107,66 @@ pub(crate) fn new_etag() -> String {
     format!("CO{:x}", rand::rng().random::<u64>())
 }
 
-/// The `enforce` of a spec's unconditional rule. Conditional rules match on resource tags;
-/// Runpool has no tags yet, so only the unconditional rule decides.
-fn unconditional_enforce(spec: &PolicySpec) -> Option<bool> {
+/// Whether a rule applies to a resource with these effective tags: no condition, or one
+/// that holds. A stored condition that no longer parses (conditions are checked when
+/// written) applies nowhere.
+fn rule_applies(rule: &PolicyRule, tags: &[ResourceTag]) -> bool {
+    match &rule.condition {
+        None => true,
+        Some(c) => TagCondition::parse(&c.expression).is_ok_and(|c| c.eval(tags)),
+    }
+}
+
+/// What a (non-reset) boolean spec decides for a resource: a conditional rule that holds
+/// wins, else the unconditional rule. `None` when the spec has no rule to decide with.
+fn boolean_decision(spec: &PolicySpec, tags: &mut dyn FnMut() -> Vec<ResourceTag>) -> Option<bool> {
+    let enforce = |r: &PolicyRule| match r.kind {
+        Some(policy_rule::Kind::Enforce(e)) => Some(e),
+        _ => None,
+    };
+    if spec.rules.iter().any(|r| r.condition.is_some()) {
+        let tags = tags();
+        if let Some(e) = spec
+            .rules
+            .iter()
+            .filter(|r| r.condition.is_some() && rule_applies(r, &tags))
+            .find_map(enforce)
+        {
+            return Some(e);
+        }
+    }
     spec.rules
         .iter()
         .filter(|r| r.condition.is_none())
-        .find_map(|r| match r.kind {
-            Some(policy_rule::Kind::Enforce(e)) => Some(e),
-            _ => None,
-        })
+        .find_map(enforce)
 }
 
-/// Whether a (non-reset) boolean spec enforces its constraint.
-pub(crate) fn spec_enforces(spec: &PolicySpec) -> bool {
-    unconditional_enforce(spec).unwrap_or(false)
+/// Whether a (non-reset) boolean spec enforces its constraint on a resource whose effective
+/// tags are those of `tags_of` (for a project being created: its parent's, since a resource
+/// cannot carry tags of its own before it exists).
+pub(crate) fn spec_enforces(state: &State, spec: &PolicySpec, tags_of: &str) -> bool {
+    boolean_decision(spec, &mut || state.resource_tags(tags_of)).unwrap_or(false)
 }
 
-/// Evaluate a boolean constraint at `resource` (canonical name) down the hierarchy.
+/// The rules of a list policy that apply to `resource`, conditions evaluated over its tags.
+pub fn applicable_rules(state: &State, spec: &PolicySpec, resource: &str) -> Vec<PolicyRule> {
+    let tags = if spec.rules.iter().any(|r| r.condition.is_some()) {
+        state.resource_tags(resource)
+    } else {
+        vec![]
+    };
+    spec.rules
+        .iter()
+        .filter(|r| rule_applies(r, &tags))
+        .cloned()
+        .collect()
+}
+
+/// Evaluate a boolean constraint at `resource` (canonical name) down the hierarchy: the
+/// nearest policy decides, its conditions evaluated over `resource`'s effective tags.
 pub fn enforced_in(state: &State, resource: &str, short: &str) -> bool {
     let Some(k) = known(short) else { return false };
+    let mut tags: Option<Vec<ResourceTag>> = None;
     let mut cursor = Some(resource.to_string());
     while let Some(node) = cursor {
         if let Some(spec) = state
@@ -130,17 +177,11 @@ pub fn enforced_in(state: &State, resource: &str, short: &str) -> bool {
             if spec.reset {
                 return k.enforced_by_default;
             }
-            // Conditional rules match on resource tags; Runpool has no tags yet, so only the
-            // unconditional rule decides.
-            if let Some(e) = spec
-                .rules
-                .iter()
-                .filter(|r| r.condition.is_none())
-                .find_map(|r| match r.kind {
-                    Some(policy_rule::Kind::Enforce(e)) => Some(e),
-                    _ => None,
-                })
-            {
+            let mut lazy = || {
+                tags.get_or_insert_with(|| state.resource_tags(resource))
+                    .clone()
+            };
+            if let Some(e) = boolean_decision(spec, &mut lazy) {
                 return e;
             }
         }
@@ -225,7 +266,8 @@ impl Control {
             })
     }
 
-    /// `getEffectivePolicy`: the merged result, without etag or conditions.
+    /// `getEffectivePolicy`: the merged result for this resource, conditions evaluated over
+    /// its effective tags, without etag or conditions.
     pub fn effective_org_policy(&self, caller: &Caller, name: &str) -> Result<Policy> {
         let (parent, short) = split_policy_name(name)?;
         let node = self.policy_parent(caller, parent, "orgpolicy.policy.get")?;
@@ -256,7 +298,9 @@ impl Control {
                 }
                 cursor = st.parent_of(&n).map(str::to_string);
             }
-            let mut rules = found.map(|s| s.rules).unwrap_or_default();
+            let mut rules = found
+                .map(|s| applicable_rules(&st, &s, &node.name))
+                .unwrap_or_default();
             if rules.is_empty() {
                 let mut rule = PolicyRule::new();
                 rule.kind = Some(policy_rule::Kind::AllowAll(true));
@@ -274,11 +318,22 @@ impl Control {
     }
 
     /// Check a policy's spec against its constraint, as the API does on create and update.
-    fn validate(short: &str, p: &Policy) -> Result<()> {
+    pub(crate) fn validate(short: &str, p: &Policy) -> Result<()> {
         let k = known(short).ok_or_else(|| {
             Error::not_found(format!("Constraint 'constraints/{short}' was not found."))
         })?;
         for spec in p.spec.iter().chain(p.dry_run_spec.iter()) {
+            for (i, r) in spec.rules.iter().enumerate() {
+                if let Some(c) = &r.condition {
+                    TagCondition::parse(&c.expression).map_err(|e| {
+                        Error::invalid(format!(
+                            "Invalid condition in rule {} of the policy for constraints/{short}: {e}. Expression: \"{}\". A condition is 1 to 10 subexpressions resource.matchTag('ORGANIZATION_ID/KEY', 'VALUE'), resource.matchTagId('tagKeys/ID', 'tagValues/ID'), resource.hasTagKey('ORGANIZATION_ID/KEY') or resource.hasTagKeyId('tagKeys/ID'), joined by && or ||.",
+                            i + 1,
+                            c.expression
+                        ))
+                    })?;
+                }
+            }
             if spec.reset && (!spec.rules.is_empty() || spec.inherit_from_parent) {
                 return Err(Error::invalid(
                     "A policy with reset set must have no rules and inherit_from_parent false.",
@@ -302,6 +357,24 @@ impl Control {
                     return Err(Error::invalid(
                         "A boolean policy must have exactly one rule without a condition.",
                     ));
+                }
+                let base = spec
+                    .rules
+                    .iter()
+                    .find(|r| r.condition.is_none())
+                    .and_then(|r| match r.kind {
+                        Some(policy_rule::Kind::Enforce(e)) => Some(e),
+                        _ => None,
+                    });
+                let same = spec.rules.iter().any(|r| {
+                    r.condition.is_some()
+                        && matches!(r.kind, Some(policy_rule::Kind::Enforce(e)) if Some(e) == base)
+                });
+                if same {
+                    return Err(Error::invalid(format!(
+                        "Conditional rules of a boolean policy must set enforce to the opposite of the rule without a condition (enforce: {}).",
+                        !base.unwrap_or(false)
+                    )));
                 }
             } else if spec
                 .rules
@@ -416,5 +489,208 @@ impl Control {
             .map(|n| n.name)
             .unwrap_or_else(|| resource.to_string());
         enforced_in(&st, &name, short)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use google_cloud_resourcemanager_v3::model::{
+        Folder, Organization, Project, TagBinding, TagKey, TagValue,
+    };
+    use google_cloud_type::model::Expr;
+
+    const C: &str = "iam.disableCrossProjectServiceAccountUsage";
+
+    /// organizations/1 → folders/2 → projects/3 (tagged-proj), organizations/1 → projects/4
+    /// (plain-proj); tag key `1/env` with values dev (tagValues/11) and prod (tagValues/12).
+    fn state() -> State {
+        let mut st = State::default();
+        let mut o = Organization::new();
+        o.name = "organizations/1".into();
+        st.apply(Change::Organization(o));
+        let mut f = Folder::new();
+        f.name = "folders/2".into();
+        f.parent = "organizations/1".into();
+        st.apply(Change::Folder(f));
+        for (n, id, parent) in [
+            ("projects/3", "tagged-proj", "folders/2"),
+            ("projects/4", "plain-proj", "organizations/1"),
+        ] {
+            let mut p = Project::new();
+            p.name = n.into();
+            p.project_id = id.into();
+            p.parent = parent.into();
+            st.apply(Change::Project(p));
+        }
+        let mut k = TagKey::new();
+        k.name = "tagKeys/10".into();
+        k.parent = "organizations/1".into();
+        k.short_name = "env".into();
+        k.namespaced_name = "1/env".into();
+        st.apply(Change::TagKey(k.name.clone(), Some(k)));
+        for (id, short) in [("tagValues/11", "dev"), ("tagValues/12", "prod")] {
+            let mut v = TagValue::new();
+            v.name = id.into();
+            v.parent = "tagKeys/10".into();
+            v.short_name = short.into();
+            v.namespaced_name = format!("1/env/{short}");
+            st.apply(Change::TagValue(id.into(), Some(v)));
+        }
+        st
+    }
+
+    fn bind(st: &mut State, node: &str, value: &str) {
+        let parent = format!("{}{node}", crate::tags::FULL_NAME_PREFIX);
+        let mut b = TagBinding::new();
+        b.name = crate::tags::binding_name(&parent, value);
+        b.parent = parent;
+        b.tag_value = value.into();
+        st.apply(Change::TagBinding(b.name.clone(), Some(b)));
+    }
+
+    fn rule(enforce: bool, condition: Option<&str>) -> PolicyRule {
+        let mut r = PolicyRule::new();
+        r.kind = Some(policy_rule::Kind::Enforce(enforce));
+        r.condition = condition.map(|c| {
+            let mut e = Expr::new();
+            e.expression = c.into();
+            e
+        });
+        r
+    }
+
+    fn set(st: &mut State, node: &str, rules: Vec<PolicyRule>) {
+        let mut spec = PolicySpec::new();
+        spec.rules = rules;
+        let mut p = Policy::new();
+        p.name = format!("{node}/policies/{C}");
+        p.spec = Some(spec);
+        Control::validate(C, &p).expect("valid policy");
+        st.apply(Change::OrgPolicy(node.into(), C.into(), Some(p)));
+    }
+
+    const DEV: &str = "resource.matchTag('1/env', 'dev')";
+
+    #[test]
+    fn a_conditional_rule_applies_only_where_its_tag_is() {
+        let mut st = state();
+        set(
+            &mut st,
+            "organizations/1",
+            vec![rule(true, None), rule(false, Some(DEV))],
+        );
+        bind(&mut st, "projects/4", "tagValues/11");
+        assert!(!enforced_in(&st, "projects/4", C), "tagged env=dev");
+        assert!(enforced_in(&st, "projects/3", C), "untagged");
+        assert!(enforced_in(&st, "organizations/1", C), "the org itself");
+    }
+
+    #[test]
+    fn tags_are_inherited_and_a_lower_binding_overrides_the_same_key() {
+        let mut st = state();
+        set(
+            &mut st,
+            "organizations/1",
+            vec![rule(true, None), rule(false, Some(DEV))],
+        );
+        bind(&mut st, "folders/2", "tagValues/11");
+        assert!(
+            !enforced_in(&st, "projects/3", C),
+            "dev inherited from the folder"
+        );
+        assert!(!enforced_in(&st, "folders/2", C));
+        bind(&mut st, "projects/3", "tagValues/12");
+        assert!(
+            enforced_in(&st, "projects/3", C),
+            "prod on the project wins"
+        );
+        let tags = st.effective_tags("projects/3");
+        assert_eq!(tags.len(), 1);
+        assert_eq!((tags[0].1.short_name.as_str(), tags[0].2), ("prod", false));
+    }
+
+    #[test]
+    fn conditions_are_evaluated_for_the_resource_not_where_the_policy_sits() {
+        // The policy is on the folder; the tag on the project below it.
+        let mut st = state();
+        set(
+            &mut st,
+            "folders/2",
+            vec![rule(false, None), rule(true, Some(DEV))],
+        );
+        assert!(!enforced_in(&st, "projects/3", C));
+        bind(&mut st, "projects/3", "tagValues/11");
+        assert!(enforced_in(&st, "projects/3", C));
+        assert!(
+            !enforced_in(&st, "folders/2", C),
+            "the folder is not tagged"
+        );
+        // matchTagId and hasTagKey forms.
+        set(
+            &mut st,
+            "folders/2",
+            vec![
+                rule(false, None),
+                rule(
+                    true,
+                    Some("resource.matchTagId('tagKeys/10', 'tagValues/11')"),
+                ),
+            ],
+        );
+        assert!(enforced_in(&st, "projects/3", C));
+        set(
+            &mut st,
+            "folders/2",
+            vec![
+                rule(false, None),
+                rule(true, Some("!resource.hasTagKey('1/env')")),
+            ],
+        );
+        assert!(!enforced_in(&st, "projects/3", C));
+        assert!(enforced_in(&st, "folders/2", C));
+    }
+
+    #[test]
+    fn validation_refuses_bad_conditions_and_same_direction_rules() {
+        let policy = |rules: Vec<PolicyRule>| {
+            let mut spec = PolicySpec::new();
+            spec.rules = rules;
+            let mut p = Policy::new();
+            p.spec = Some(spec);
+            Control::validate(C, &p)
+        };
+        let e = policy(vec![
+            rule(true, None),
+            rule(false, Some("resource.matchTag('env')")),
+        ])
+        .unwrap_err();
+        assert!(
+            e.message.starts_with("Invalid condition in rule 2"),
+            "{}",
+            e.message
+        );
+        let e = policy(vec![rule(true, None), rule(true, Some(DEV))]).unwrap_err();
+        assert!(e.message.contains("opposite"), "{}", e.message);
+        let e = policy(vec![rule(false, Some(DEV))]).unwrap_err();
+        assert!(e.message.contains("exactly one rule without a condition"));
+        assert!(policy(vec![rule(true, None), rule(false, Some(DEV))]).is_ok());
+    }
+
+    #[test]
+    fn list_rules_keep_only_those_whose_condition_holds() {
+        let mut st = state();
+        bind(&mut st, "projects/4", "tagValues/11");
+        let mut spec = PolicySpec::new();
+        let mut all = PolicyRule::new();
+        all.kind = Some(policy_rule::Kind::DenyAll(true));
+        let mut cond = PolicyRule::new();
+        cond.kind = Some(policy_rule::Kind::AllowAll(true));
+        let mut e = Expr::new();
+        e.expression = DEV.into();
+        cond.condition = Some(e);
+        spec.rules = vec![all, cond];
+        assert_eq!(applicable_rules(&st, &spec, "projects/4").len(), 2);
+        assert_eq!(applicable_rules(&st, &spec, "projects/3").len(), 1);
     }
 }

@@ -456,7 +456,7 @@ pub(crate) fn default_compute_account(
         .get(&(project.name.clone(), c.to_string()))
         .and_then(|p| p.spec.as_ref());
     let restricted = match own {
-        Some(spec) if !spec.reset => crate::orgpolicy::spec_enforces(spec),
+        Some(spec) if !spec.reset => crate::orgpolicy::spec_enforces(st, spec, &project.parent),
         Some(_) => false,
         None => !project.parent.is_empty() && crate::orgpolicy::enforced_in(st, &project.parent, c),
     };

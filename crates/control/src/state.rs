@@ -9,7 +9,9 @@ use google_cloud_iam_v1::model::Policy as IamPolicy;
 use google_cloud_longrunning::model::Operation;
 use google_cloud_orgpolicy_v2::model::Policy as OrgPolicy;
 use google_cloud_recommender_v1::model::Recommendation;
-use google_cloud_resourcemanager_v3::model::{Folder, Organization, Project};
+use google_cloud_resourcemanager_v3::model::{
+    Folder, Organization, Project, TagBinding, TagKey, TagValue,
+};
 use google_cloud_run_v2::model::{Revision, WorkerPool};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -110,6 +112,13 @@ pub struct State {
     /// Recommendations once marked (claimed, succeeded, failed, dismissed), by name: their
     /// content frozen as it was.
     pub recommendations: BTreeMap<String, Recommendation>,
+    /// `tagKeys/N` → key
+    pub tag_keys: BTreeMap<String, TagKey>,
+    /// `tagValues/N` → value
+    pub tag_values: BTreeMap<String, TagValue>,
+    /// `tagBindings/{encoded parent}/tagValues/N` → binding (ordered, so a node's bindings
+    /// are one range)
+    pub tag_bindings: BTreeMap<String, TagBinding>,
 }
 
 /// One change to the state.
@@ -133,6 +142,9 @@ pub enum Change {
     OperationDeleted(String),
     Setting(String, String),
     Recommendation(String, Recommendation),
+    TagKey(String, Option<TagKey>),
+    TagValue(String, Option<TagValue>),
+    TagBinding(String, Option<TagBinding>),
 }
 
 fn json<T: Serialize>(v: &T) -> String {
@@ -197,6 +209,21 @@ impl Change {
             },
             Change::Setting(k, v) => put("setting", k, v.clone()),
             Change::Recommendation(n, r) => put("recommendation", n, json(r)),
+            Change::TagKey(n, Some(k)) => put("tag_key", n, json(k)),
+            Change::TagKey(n, None) => Write::Delete {
+                kind: "tag_key",
+                key: n.clone(),
+            },
+            Change::TagValue(n, Some(v)) => put("tag_value", n, json(v)),
+            Change::TagValue(n, None) => Write::Delete {
+                kind: "tag_value",
+                key: n.clone(),
+            },
+            Change::TagBinding(n, Some(b)) => put("tag_binding", n, json(b)),
+            Change::TagBinding(n, None) => Write::Delete {
+                kind: "tag_binding",
+                key: n.clone(),
+            },
         }
     }
 
@@ -223,6 +250,9 @@ impl Change {
             "operation" => Change::Operation(parse(row)?),
             "setting" => Change::Setting(row.key.clone(), row.value.clone()),
             "recommendation" => Change::Recommendation(row.key.clone(), parse(row)?),
+            "tag_key" => Change::TagKey(row.key.clone(), Some(parse(row)?)),
+            "tag_value" => Change::TagValue(row.key.clone(), Some(parse(row)?)),
+            "tag_binding" => Change::TagBinding(row.key.clone(), Some(parse(row)?)),
             other => return Err(Error::internal(format!("unknown stored kind {other}"))),
         })
     }
@@ -312,6 +342,30 @@ impl State {
             Change::Recommendation(n, r) => {
                 self.recommendations.insert(n, r);
             }
+            Change::TagKey(n, k) => match k {
+                Some(k) => {
+                    self.tag_keys.insert(n, k);
+                }
+                None => {
+                    self.tag_keys.remove(&n);
+                }
+            },
+            Change::TagValue(n, v) => match v {
+                Some(v) => {
+                    self.tag_values.insert(n, v);
+                }
+                None => {
+                    self.tag_values.remove(&n);
+                }
+            },
+            Change::TagBinding(n, b) => match b {
+                Some(b) => {
+                    self.tag_bindings.insert(n, b);
+                }
+                None => {
+                    self.tag_bindings.remove(&n);
+                }
+            },
         }
     }
 

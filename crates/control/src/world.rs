@@ -6,10 +6,25 @@
 //!   - domain: example.com
 //!     iam: [{role: roles/owner, members: [user:admin@example.com]}]
 //!     orgPolicies: [{constraint: iam.disableCrossProjectServiceAccountUsage, enforce: false}]
+//!     # Tag keys and their values (Resource Manager v3 tags), owned by the organization.
+//!     tagKeys:
+//!       - shortName: env
+//!         values: [{shortName: dev}, {shortName: prod}]
 //!     folders:
 //!       - displayName: eng
+//!         # Tag bindings: KEY/VALUE of this organization, or namespaced ORG_ID/KEY/VALUE.
+//!         tags: [env/dev]
 //!         folders: [{displayName: team-a, projects: [{projectId: a-prod}]}]
-//!     projects: [{projectId: demo-project}]
+//!     projects:
+//!       - projectId: demo-project
+//!         orgPolicies:
+//!           # `enforce` is the rule without a condition; `rules` add conditional ones
+//!           # (Org Policy v2 conditions over the evaluated resource's tags).
+//!           - constraint: iam.disableCrossProjectServiceAccountUsage
+//!             enforce: true
+//!             rules:
+//!               - condition: "resource.matchTag('123456789012/env', 'dev')"
+//!                 enforce: false
 //! groups:
 //!   - email: devs@example.com
 //!     members: [user:alice@example.com, group:leads@example.com]
@@ -21,7 +36,7 @@ use crate::{Control, resourcemanager as rm};
 use google_cloud_iam_v1::model::{Binding, Policy};
 use google_cloud_orgpolicy_v2::model::{Policy as OrgPolicy, PolicySpec, policy_spec};
 use google_cloud_resourcemanager_v3::model::{
-    Folder, Organization, Project, folder, organization, project,
+    Folder, Organization, Project, TagBinding, TagKey, TagValue, folder, organization, project,
 };
 use serde::Deserialize;
 
@@ -45,9 +60,36 @@ pub struct OrgSpec {
     #[serde(default)]
     pub org_policies: Vec<OrgPolicySpec>,
     #[serde(default)]
+    pub tag_keys: Vec<TagKeySpec>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
     pub folders: Vec<FolderSpec>,
     #[serde(default)]
     pub projects: Vec<ProjectSpec>,
+}
+
+/// A tag key of an organization, with its values.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TagKeySpec {
+    pub short_name: String,
+    /// Numeric id (`tagKeys/ID`); generated when absent.
+    pub id: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub values: Vec<TagValueSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TagValueSpec {
+    pub short_name: String,
+    /// Numeric id (`tagValues/ID`); generated when absent.
+    pub id: Option<String>,
+    #[serde(default)]
+    pub description: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,6 +101,8 @@ pub struct FolderSpec {
     pub iam: Vec<BindingSpec>,
     #[serde(default)]
     pub org_policies: Vec<OrgPolicySpec>,
+    #[serde(default)]
+    pub tags: Vec<String>,
     #[serde(default)]
     pub folders: Vec<FolderSpec>,
     #[serde(default)]
@@ -76,6 +120,8 @@ pub struct ProjectSpec {
     pub iam: Vec<BindingSpec>,
     #[serde(default)]
     pub org_policies: Vec<OrgPolicySpec>,
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,7 +141,8 @@ pub struct ConditionSpec {
     pub description: String,
 }
 
-/// A boolean org policy: `enforce: true|false`, or `reset: true`.
+/// A boolean org policy: `enforce: true|false` (the rule without a condition) and
+/// conditional `rules`, or `reset: true`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OrgPolicySpec {
@@ -103,6 +150,16 @@ pub struct OrgPolicySpec {
     pub enforce: Option<bool>,
     #[serde(default)]
     pub reset: bool,
+    #[serde(default)]
+    pub rules: Vec<OrgPolicyRuleSpec>,
+}
+
+/// A conditional rule: `enforce` where `condition` (over resource tags) holds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OrgPolicyRuleSpec {
+    pub condition: String,
+    pub enforce: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -235,6 +292,8 @@ pub(crate) fn project_changes(
 struct Seeder {
     state: State,
     changes: Vec<Change>,
+    /// The organization being seeded (`organizations/N`): short `KEY/VALUE` tags name its keys.
+    org: String,
 }
 
 impl Seeder {
@@ -279,12 +338,26 @@ impl Seeder {
                 rule.kind = Some(policy_spec::policy_rule::Kind::Enforce(e));
                 spec.rules.push(rule);
             }
+            for r in &s.rules {
+                let mut rule = policy_spec::PolicyRule::new();
+                rule.kind = Some(policy_spec::policy_rule::Kind::Enforce(r.enforce));
+                let mut expr = google_cloud_type::model::Expr::new();
+                expr.expression = r.condition.clone();
+                rule.condition = Some(expr);
+                spec.rules.push(rule);
+            }
             spec.etag = crate::orgpolicy::new_etag();
             spec.update_time = Some(rm::now());
             let mut p = OrgPolicy::new();
             p.name = format!("{resource}/policies/{short}");
             p.spec = Some(spec);
             p.etag = crate::orgpolicy::new_etag();
+            Control::validate(&short, &p).map_err(|e| {
+                Error::invalid(format!(
+                    "Invalid world file: org policy {} on {resource}: {}",
+                    s.constraint, e.message
+                ))
+            })?;
             self.push(Change::OrgPolicy(resource.to_string(), short, Some(p)));
         }
         Ok(())
@@ -315,6 +388,124 @@ impl Seeder {
         for c in project_changes(&self.state, &p, None, &spec.iam) {
             self.push(c);
         }
+        self.tags(&p.name, &spec.tags)
+    }
+
+    fn tag_id(&self, given: &Option<String>, collection: &str) -> Result<String> {
+        match given {
+            Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                let name = format!("{collection}/{n}");
+                if self.state.tag_keys.contains_key(&name)
+                    || self.state.tag_values.contains_key(&name)
+                {
+                    return Err(Error::invalid(format!(
+                        "Invalid world file: {name} is declared twice."
+                    )));
+                }
+                Ok(name)
+            }
+            Some(n) => Err(Error::invalid(format!(
+                "Invalid world file: id '{n}' must be numeric."
+            ))),
+            None => Ok(format!(
+                "{collection}/{}",
+                crate::tags::new_tag_id(&self.state)
+            )),
+        }
+    }
+
+    /// The organization's tag keys and their values.
+    fn tag_keys(&mut self, org: &str, specs: &[TagKeySpec]) -> Result<()> {
+        let ns = org.trim_start_matches("organizations/").to_string();
+        for k in specs {
+            let bad = |what: &str, name: &str| {
+                Error::invalid(format!(
+                    "Invalid world file: tag {what} short name '{name}' is invalid or declared twice."
+                ))
+            };
+            if !crate::tag_condition::valid_short_name(&k.short_name)
+                || self
+                    .state
+                    .tag_key_by_namespaced(&format!("{ns}/{}", k.short_name))
+                    .is_some()
+            {
+                return Err(bad("key", &k.short_name));
+            }
+            let mut key = TagKey::new();
+            key.name = self.tag_id(&k.id, "tagKeys")?;
+            key.parent = org.to_string();
+            key.short_name = k.short_name.clone();
+            key.namespaced_name = format!("{ns}/{}", k.short_name);
+            key.description = k.description.clone();
+            key.create_time = Some(rm::now());
+            key.update_time = key.create_time;
+            key.etag = "T1".to_string();
+            self.push(Change::TagKey(key.name.clone(), Some(key.clone())));
+            for v in &k.values {
+                if !crate::tag_condition::valid_short_name(&v.short_name)
+                    || self
+                        .state
+                        .tag_value_by_namespaced(&format!(
+                            "{}/{}",
+                            key.namespaced_name, v.short_name
+                        ))
+                        .is_some()
+                {
+                    return Err(bad("value", &v.short_name));
+                }
+                let mut value = TagValue::new();
+                value.name = self.tag_id(&v.id, "tagValues")?;
+                value.parent = key.name.clone();
+                value.short_name = v.short_name.clone();
+                value.namespaced_name = format!("{}/{}", key.namespaced_name, v.short_name);
+                value.description = v.description.clone();
+                value.create_time = Some(rm::now());
+                value.update_time = value.create_time;
+                value.etag = "T1".to_string();
+                self.push(Change::TagValue(value.name.clone(), Some(value)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Tag bindings on a node: `KEY/VALUE` of the organization being seeded, or a namespaced
+    /// `ORG_ID/KEY/VALUE` (`tagValues/ID` too).
+    fn tags(&mut self, node: &str, tags: &[String]) -> Result<()> {
+        for t in tags {
+            let ns = self.org.trim_start_matches("organizations/");
+            let value = if t.starts_with("tagValues/") {
+                self.state.tag_values.get(t)
+            } else if t.split('/').count() == 2 {
+                self.state.tag_value_by_namespaced(&format!("{ns}/{t}"))
+            } else {
+                self.state.tag_value_by_namespaced(t)
+            }
+            .cloned()
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "Invalid world file: tag '{t}' on {node} names no declared tag value."
+                ))
+            })?;
+            let key = self.state.tag_keys[&value.parent].clone();
+            if self
+                .state
+                .effective_tags(node)
+                .iter()
+                .any(|(k, _, inherited)| !inherited && k.name == key.name)
+            {
+                return Err(Error::invalid(format!(
+                    "Invalid world file: {node} is given two values of tag key {}.",
+                    key.namespaced_name
+                )));
+            }
+            let parent = format!("{}{node}", crate::tags::FULL_NAME_PREFIX);
+            let mut b = TagBinding::new();
+            b.name = crate::tags::binding_name(&parent, &value.name);
+            b.parent = parent;
+            b.tag_value = value.name.clone();
+            b.tag_value_namespaced_name = value.namespaced_name.clone();
+            self.push(Change::TagBinding(b.name.clone(), Some(b)));
+        }
         Ok(())
     }
 
@@ -329,6 +520,7 @@ impl Seeder {
         let name = f.name.clone();
         self.push(Change::Folder(f));
         self.bindings(&name, &spec.iam);
+        self.tags(&name, &spec.tags)?;
         self.org_policies(&name, &spec.org_policies)?;
         for sub in &spec.folders {
             self.folder(&name, sub)?;
@@ -347,6 +539,7 @@ impl Control {
             let mut s = Seeder {
                 state: st.clone(),
                 changes: vec![],
+                org: String::new(),
             };
             for g in &world.groups {
                 for m in &g.members {
@@ -368,8 +561,11 @@ impl Control {
                     &org.name[14..].chars().take(7).collect::<String>()
                 )));
                 let name = org.name.clone();
+                s.org = name.clone();
                 s.push(Change::Organization(org));
                 s.bindings(&name, &o.iam);
+                s.tag_keys(&name, &o.tag_keys)?;
+                s.tags(&name, &o.tags)?;
                 s.org_policies(&name, &o.org_policies)?;
                 for f in &o.folders {
                     s.folder(&name, f)?;

@@ -5,6 +5,7 @@
 //! service method with the authenticated caller, and render the answer; no rule lives here.
 
 pub mod audit;
+mod console;
 mod images;
 mod logging;
 mod oauth;
@@ -15,6 +16,7 @@ mod roles;
 mod run;
 mod run_v1;
 mod serviceaccounts;
+mod tags;
 mod troubleshooter;
 pub mod wire;
 
@@ -45,13 +47,19 @@ pub const DEFAULT_PORT: u16 = 8484;
 #[derive(Clone)]
 pub struct AppState {
     pub control: Arc<Control>,
+    /// The web console's pending one-time sign-in codes.
+    pub(crate) console_codes: Arc<console::Codes>,
 }
 
 /// Every route Runpool serves.
 pub fn router(control: Arc<Control>) -> Router {
-    let state = AppState { control };
+    let state = AppState {
+        control,
+        console_codes: Arc::default(),
+    };
     Router::new()
         .merge(rm::router())
+        .merge(tags::router())
         .merge(orgpolicy::router())
         .merge(roles::router())
         .merge(recommender::router())
@@ -62,6 +70,7 @@ pub fn router(control: Arc<Control>) -> Router {
         .merge(troubleshooter::router())
         .merge(logging::router())
         .merge(images::router())
+        .merge(console::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
