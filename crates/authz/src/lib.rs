@@ -23,6 +23,7 @@
 pub mod catalog;
 pub mod condition;
 pub mod cover;
+pub mod deny;
 pub mod member;
 pub mod policy;
 pub mod snapshot;

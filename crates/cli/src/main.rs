@@ -24,6 +24,7 @@ mod api;
 mod auth;
 mod config;
 mod console;
+mod deny_policies;
 mod folders;
 mod iam_policy;
 mod images;
@@ -152,6 +153,9 @@ enum IamCmd {
     /// Manage service accounts and their keys.
     #[command(subcommand)]
     ServiceAccounts(service_accounts::ServiceAccountsCmd),
+    /// Manage IAM deny policies (IAM v2).
+    #[command(subcommand)]
+    Policies(deny_policies::PoliciesCmd),
 }
 
 /// What every client command gets: global flags and the stored properties.
@@ -336,6 +340,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::OrgPolicies(c) => org_policies::run_v2(&ctx()?, c).await,
         Command::Iam(IamCmd::Roles(c)) => roles::run(&ctx()?, c).await,
         Command::Iam(IamCmd::ServiceAccounts(c)) => service_accounts::run(&ctx()?, c).await,
+        Command::Iam(IamCmd::Policies(c)) => deny_policies::run(&ctx()?, c).await,
         Command::Run(c) => worker_pools::run(&ctx()?, c).await,
         Command::Terraform(c) => terraform::run(&ctx()?, c).await,
         Command::PolicyIntelligence(c) => troubleshoot::run(&ctx()?, c).await,

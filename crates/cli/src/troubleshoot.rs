@@ -108,6 +108,28 @@ fn role_included(b: &Value) -> bool {
     b["rolePermission"] == "ROLE_PERMISSION_INCLUDED"
 }
 
+/// (resource, deny policy name) of every deny policy whose rules deny the access.
+fn denying_policies(resp: &Value) -> Vec<(String, String)> {
+    resp["denyPolicyExplanation"]["explainedResources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| {
+            r["explainedPolicies"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["denyAccessState"] == "DENY_ACCESS_STATE_DENIED")
+                .map(move |p| {
+                    (
+                        s(r, "fullResourceName").to_string(),
+                        s(&p["policy"], "name").to_string(),
+                    )
+                })
+        })
+        .collect()
+}
+
 /// The readable summary: overall state, per-policy binding lines, a conclusion.
 pub fn summary(resp: &Value, principal: &str, permission: &str) -> String {
     let overall = s(resp, "overallAccessState");
@@ -178,6 +200,9 @@ pub fn summary(resp: &Value, principal: &str, permission: &str) -> String {
     }
     if s(&resp["denyPolicyExplanation"], "denyAccessState") == "DENY_ACCESS_STATE_DENIED" {
         out += "\nDeny policies: DENIED\n";
+        for (resource, policy) in denying_policies(resp) {
+            out += &format!("  - {policy} (on {resource}) denies it\n");
+        }
     }
     out += &format!("\n{}\n", conclusion(resp, principal, permission));
     out
@@ -209,9 +234,12 @@ pub fn conclusion(resp: &Value, principal: &str, permission: &str) -> String {
             if s(&resp["denyPolicyExplanation"], "denyAccessState") == "DENY_ACCESS_STATE_DENIED"
                 && all.iter().any(|(_, b)| granted(s(b, "allowAccessState")))
             {
+                let names: Vec<String> =
+                    denying_policies(resp).into_iter().map(|(_, p)| p).collect();
                 return format!(
-                    "Conclusion: {principal} lacks {permission}: an allow binding grants it, but a \
-                     deny policy denies it."
+                    "Conclusion: {principal} lacks {permission}: an allow binding grants it, but \
+                     deny policy {} denies it.",
+                    names.join(", ")
                 );
             }
             // The nearest miss first: role and member right, condition false.

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod auth;
 pub mod credentials;
 pub mod crypto;
+pub mod denypolicies;
 pub mod error;
 pub mod iam;
 pub mod identity;
@@ -150,6 +151,7 @@ impl Control {
         let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
         let mut snap = (*self.snapshot.load_full()).clone();
         let roles_changed = changes.iter().any(|c| matches!(c, Change::CustomRole(_)));
+        let deny_changed = changes.iter().any(denypolicies::affects_deny);
         for c in changes {
             snap = update_snapshot(snap, &c);
             st.apply(c.clone());
@@ -164,6 +166,9 @@ impl Control {
         if roles_changed {
             // Policies were indexed against the old catalog: rebuild so role ids line up.
             snap = build_snapshot(&st);
+        } else if deny_changed && (!st.deny_policies.is_empty() || snap.has_deny_rules()) {
+            // Deny conditions are resolved against tags and the hierarchy: work them out again.
+            snap = snap.with_deny_rules(denypolicies::compile(&st));
         }
         self.snapshot.store(Arc::new(snap));
         drop(st);
@@ -260,6 +265,24 @@ impl Control {
         self.audit.get()
     }
 
+    /// Resolve a hierarchy node (`projects/ID`, `folders/N`, `organizations/N`) and check
+    /// `permission` on it as the API of `service` does (the service names the denial).
+    pub(crate) fn service_node(
+        &self,
+        caller: &Caller,
+        name: &str,
+        permission: &str,
+        service: &str,
+    ) -> Result<resourcemanager::Node> {
+        let node = self.node(name, permission)?;
+        let target = Target {
+            service,
+            ..node.target()
+        };
+        self.authorize(caller, permission, &target)?;
+        Ok(node)
+    }
+
     /// `Ok` if the caller holds `permission` on the target, else Google's denial.
     pub fn authorize(&self, caller: &Caller, permission: &str, target: &Target) -> Result<()> {
         if self.allowed(caller, permission, target) {
@@ -341,6 +364,9 @@ fn build_snapshot(state: &State) -> authz::Snapshot {
     }
     for (r, p) in &state.iam_policies {
         snap = snap.with_policy(r, &iam::to_authz(p));
+    }
+    if !state.deny_policies.is_empty() {
+        snap = snap.with_deny_rules(denypolicies::compile(state));
     }
     snap
 }

@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::store::{Row, Write};
 use google_cloud_iam_admin_v1::model::{Role, ServiceAccount};
 use google_cloud_iam_v1::model::Policy as IamPolicy;
+use google_cloud_iam_v2::model::Policy as DenyPolicy;
 use google_cloud_longrunning::model::Operation;
 use google_cloud_orgpolicy_v2::model::Policy as OrgPolicy;
 use google_cloud_recommender_v1::model::Recommendation;
@@ -119,6 +120,8 @@ pub struct State {
     /// `tagBindings/{encoded parent}/tagValues/N` → binding (ordered, so a node's bindings
     /// are one range)
     pub tag_bindings: BTreeMap<String, TagBinding>,
+    /// `policies/{attachment}/denypolicies/ID` → deny policy (IAM v2)
+    pub deny_policies: BTreeMap<String, DenyPolicy>,
 }
 
 /// One change to the state.
@@ -145,6 +148,7 @@ pub enum Change {
     TagKey(String, Option<TagKey>),
     TagValue(String, Option<TagValue>),
     TagBinding(String, Option<TagBinding>),
+    DenyPolicy(String, Option<DenyPolicy>),
 }
 
 fn json<T: Serialize>(v: &T) -> String {
@@ -224,6 +228,11 @@ impl Change {
                 kind: "tag_binding",
                 key: n.clone(),
             },
+            Change::DenyPolicy(n, Some(p)) => put("deny_policy", n, json(p)),
+            Change::DenyPolicy(n, None) => Write::Delete {
+                kind: "deny_policy",
+                key: n.clone(),
+            },
         }
     }
 
@@ -253,6 +262,7 @@ impl Change {
             "tag_key" => Change::TagKey(row.key.clone(), Some(parse(row)?)),
             "tag_value" => Change::TagValue(row.key.clone(), Some(parse(row)?)),
             "tag_binding" => Change::TagBinding(row.key.clone(), Some(parse(row)?)),
+            "deny_policy" => Change::DenyPolicy(row.key.clone(), Some(parse(row)?)),
             other => return Err(Error::internal(format!("unknown stored kind {other}"))),
         })
     }
@@ -364,6 +374,14 @@ impl State {
                 }
                 None => {
                     self.tag_bindings.remove(&n);
+                }
+            },
+            Change::DenyPolicy(n, p) => match p {
+                Some(p) => {
+                    self.deny_policies.insert(n, p);
+                }
+                None => {
+                    self.deny_policies.remove(&n);
                 }
             },
         }

@@ -20,6 +20,8 @@ pub struct ExaminedResource {
 pub struct Troubleshooting {
     pub explanation: authz::Explanation,
     pub resources: Vec<ExaminedResource>,
+    /// The deny policies on the resource's ancestry, nearest first, rule by rule.
+    pub deny: Vec<crate::denypolicies::ExplainedDenyPolicies>,
 }
 
 /// `user:` or `serviceAccount:` for a bare email, as the troubleshooter takes principals.
@@ -180,9 +182,11 @@ impl Control {
                 }
             })
             .collect();
+        let deny = self.explain_deny(caller, &who.principal, permission, &name);
         Ok(Troubleshooting {
             explanation,
             resources,
+            deny,
         })
     }
 }

@@ -142,7 +142,7 @@ pub fn valid_pool_id(id: &str) -> bool {
         && b[b.len() - 1] != b'-'
 }
 
-fn uuid4() -> String {
+pub(crate) fn uuid4() -> String {
     let mut b = [0u8; 16];
     rand::Rng::fill(&mut rand::rng(), &mut b);
     b[6] = (b[6] & 0x0f) | 0x40;

@@ -196,6 +196,8 @@ organizations:
         members: [user:admin@example.com]
       - role: roles/orgpolicy.policyAdmin
         members: [user:admin@example.com]
+      - role: roles/iam.denyAdmin
+        members: [user:admin@example.com]
       - role: roles/resourcemanager.projectCreator
         members: [domain:example.com]
     projects:

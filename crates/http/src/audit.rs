@@ -51,7 +51,13 @@ pub fn describe(method: &Method, path: &str) -> Option<(&'static str, String, St
             )
         }
     } else if let Some(r) = path.strip_prefix("/v2/") {
-        if r.starts_with("entries") {
+        if r.starts_with("policies/") {
+            (
+                "iam.googleapis.com",
+                "google.iam.v2.Policies".to_string(),
+                r.to_string(),
+            )
+        } else if r.starts_with("entries") {
             (
                 "logging.googleapis.com",
                 "google.logging.v2.LoggingServiceV2".to_string(),

@@ -6,6 +6,7 @@
 
 pub mod audit;
 mod console;
+mod denypolicies;
 mod images;
 mod logging;
 mod oauth;
@@ -63,6 +64,7 @@ pub fn router(control: Arc<Control>) -> Router {
         .merge(orgpolicy::router())
         .merge(roles::router())
         .merge(recommender::router())
+        .merge(denypolicies::router())
         .merge(run::router())
         .merge(run_v1::router())
         .merge(serviceaccounts::router())

@@ -16,7 +16,8 @@ use google_cloud_iam_v1::model::Policy;
 use google_cloud_policytroubleshooter_iam_v3::model as pt;
 use google_cloud_policytroubleshooter_v1::model as v1;
 use runpool_authz::{ConditionOutcome, ExplainedBinding};
-use runpool_control::Error;
+use runpool_control::troubleshoot::{ExaminedResource, Troubleshooting};
+use runpool_control::{Caller, Error};
 use std::collections::HashMap;
 
 const OVERALL: &[(i64, &str)] = &[
@@ -105,6 +106,67 @@ const ENUMS: Enums = &[
     ),
     ("denyPolicyExplanation.denyAccessState", DENY),
     ("denyPolicyExplanation.relevance", RELEVANCE),
+    (
+        "denyPolicyExplanation.explainedResources.denyAccessState",
+        DENY,
+    ),
+    (
+        "denyPolicyExplanation.explainedResources.relevance",
+        RELEVANCE,
+    ),
+    (
+        "denyPolicyExplanation.explainedResources.explainedPolicies.denyAccessState",
+        DENY,
+    ),
+    (
+        "denyPolicyExplanation.explainedResources.explainedPolicies.relevance",
+        RELEVANCE,
+    ),
+    (
+        "denyPolicyExplanation.explainedResources.explainedPolicies.ruleExplanations.denyAccessState",
+        DENY,
+    ),
+    (
+        "denyPolicyExplanation.explainedResources.explainedPolicies.ruleExplanations.relevance",
+        RELEVANCE,
+    ),
+    (
+        "denyPolicyExplanation.explainedResources.explainedPolicies.ruleExplanations.combinedDeniedPermission.permissionMatchingState",
+        PERMISSION_PATTERN,
+    ),
+    (
+        "denyPolicyExplanation.explainedResources.explainedPolicies.ruleExplanations.combinedDeniedPermission.relevance",
+        RELEVANCE,
+    ),
+    (
+        "denyPolicyExplanation.explainedResources.explainedPolicies.ruleExplanations.combinedExceptionPermission.permissionMatchingState",
+        PERMISSION_PATTERN,
+    ),
+    (
+        "denyPolicyExplanation.explainedResources.explainedPolicies.ruleExplanations.combinedExceptionPermission.relevance",
+        RELEVANCE,
+    ),
+    (
+        "denyPolicyExplanation.explainedResources.explainedPolicies.ruleExplanations.combinedDeniedPrincipal.membership",
+        MEMBERSHIP,
+    ),
+    (
+        "denyPolicyExplanation.explainedResources.explainedPolicies.ruleExplanations.combinedDeniedPrincipal.relevance",
+        RELEVANCE,
+    ),
+    (
+        "denyPolicyExplanation.explainedResources.explainedPolicies.ruleExplanations.combinedExceptionPrincipal.membership",
+        MEMBERSHIP,
+    ),
+    (
+        "denyPolicyExplanation.explainedResources.explainedPolicies.ruleExplanations.combinedExceptionPrincipal.relevance",
+        RELEVANCE,
+    ),
+];
+const PERMISSION_PATTERN: &[(i64, &str)] = &[
+    (0, "PERMISSION_PATTERN_MATCHING_STATE_UNSPECIFIED"),
+    (1, "PERMISSION_PATTERN_MATCHED"),
+    (2, "PERMISSION_PATTERN_NOT_MATCHED"),
 ];
 
 /// v1's one access state, for the response, each policy and each binding.
@@ -167,19 +229,105 @@ pub fn router() -> Router<AppState> {
         .route("/v1/iam:troubleshoot", post(troubleshoot_v1))
 }
 
-/// Every member of the policy binding an explained binding stands for (same role, same
-/// condition), each to be shown matched or not, as Google lists them.
-fn bound_members(policy: &Policy, b: &ExplainedBinding) -> Vec<String> {
-    policy
-        .bindings
+/// v1's and v3's access tuples, which carry the same three fields.
+trait AccessTuple {
+    fn parts(&self) -> (&str, &str, &str);
+}
+
+/// v1's and v3's heuristic relevance: high or normal.
+trait Relevance {
+    fn of(high: bool) -> Self;
+}
+
+macro_rules! same_shape {
+    ($tuple:ty, $relevance:ty) => {
+        impl AccessTuple for $tuple {
+            fn parts(&self) -> (&str, &str, &str) {
+                (&self.principal, &self.full_resource_name, &self.permission)
+            }
+        }
+        impl Relevance for $relevance {
+            fn of(high: bool) -> Self {
+                if high { Self::High } else { Self::Normal }
+            }
+        }
+    };
+}
+same_shape!(pt::AccessTuple, pt::HeuristicRelevance);
+same_shape!(v1::AccessTuple, v1::HeuristicRelevance);
+
+/// The control explanation of a request's access tuple, which both versions require.
+fn examine<T: AccessTuple>(
+    s: &AppState,
+    c: &Caller,
+    tuple: Option<T>,
+) -> ApiResult<(T, Troubleshooting)> {
+    let tuple = tuple.ok_or_else(|| ApiError(Error::invalid("access_tuple is required.")))?;
+    let (principal, full_resource_name, permission) = tuple.parts();
+    let t = s
+        .control
+        .troubleshoot(c, principal, full_resource_name, permission)?;
+    Ok((tuple, t))
+}
+
+/// One examined binding as both versions read it.
+struct Verdict<'a> {
+    binding: &'a ExplainedBinding,
+    /// A member of the binding includes the principal.
+    matched: bool,
+    /// The binding's own relevance is high.
+    high: bool,
+    /// Every member of the policy binding it stands for (same role, same condition), and
+    /// whether it includes the principal: each is shown matched or not, as Google lists them.
+    members: Vec<(String, bool)>,
+}
+
+impl<'a> Verdict<'a> {
+    fn of(policy: &Policy, b: &'a ExplainedBinding) -> Self {
+        let matched = !b.memberships.is_empty();
+        let members = policy
+            .bindings
+            .iter()
+            .find(|pb| {
+                pb.role == b.role
+                    && pb.condition.as_ref().map(|c| &c.expression)
+                        == b.condition.as_ref().map(|(e, _)| &e.expression)
+            })
+            .map(|pb| pb.members.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| {
+                let hit = b.memberships.iter().any(|(bm, _)| *bm == m);
+                (m, hit)
+            })
+            .collect();
+        Verdict {
+            binding: b,
+            matched,
+            high: b.grants || (matched && b.role_includes_permission),
+            members,
+        }
+    }
+}
+
+/// Each examined resource, with its bindings' verdicts where the caller may read its policy.
+fn examined(
+    t: &Troubleshooting,
+) -> impl Iterator<Item = (&ExaminedResource, Option<Vec<Verdict<'_>>>)> {
+    t.explanation
+        .examined
         .iter()
-        .find(|pb| {
-            pb.role == b.role
-                && pb.condition.as_ref().map(|c| &c.expression)
-                    == b.condition.as_ref().map(|(e, _)| &e.expression)
+        .zip(&t.resources)
+        .map(|(examined, res)| {
+            let verdicts = res.policy.as_ref().map(|policy| {
+                examined
+                    .bindings
+                    .iter()
+                    .map(|b| Verdict::of(policy, b))
+                    .collect()
+            });
+            (res, verdicts)
         })
-        .map(|pb| pb.members.clone())
-        .unwrap_or_default()
 }
 
 fn expr_of(expr: &runpool_authz::Expr) -> google_cloud_type::model::Expr {
@@ -190,18 +338,174 @@ fn expr_of(expr: &runpool_authz::Expr) -> google_cloud_type::model::Expr {
     e
 }
 
-fn annotated(
-    m: pt::MembershipMatchingState,
-    high: bool,
-) -> pt::allow_binding_explanation::AnnotatedAllowMembership {
+fn annotated(hit: bool, high: bool) -> pt::allow_binding_explanation::AnnotatedAllowMembership {
     let mut a = pt::allow_binding_explanation::AnnotatedAllowMembership::new();
-    a.membership = m;
-    a.relevance = if high {
-        pt::HeuristicRelevance::High
+    a.membership = if hit {
+        pt::MembershipMatchingState::MembershipMatched
     } else {
-        pt::HeuristicRelevance::Normal
+        pt::MembershipMatchingState::MembershipNotMatched
     };
+    a.relevance = Relevance::of(high);
     a
+}
+
+fn allow_state(granted: bool) -> pt::AllowAccessState {
+    if granted {
+        pt::AllowAccessState::Granted
+    } else {
+        pt::AllowAccessState::NotGranted
+    }
+}
+
+/// v3's explanation of one binding.
+fn binding_v3(v: &Verdict) -> pt::AllowBindingExplanation {
+    let b = v.binding;
+    let mut be = pt::AllowBindingExplanation::new();
+    be.role = b.role.clone();
+    be.role_permission = if b.role_includes_permission {
+        pt::RolePermissionInclusionState::RolePermissionIncluded
+    } else {
+        pt::RolePermissionInclusionState::RolePermissionNotIncluded
+    };
+    be.role_permission_relevance = Relevance::of(!b.role_includes_permission);
+    be.combined_membership = Some(annotated(
+        v.matched,
+        !v.matched && b.role_includes_permission,
+    ));
+    be.memberships = v
+        .members
+        .iter()
+        .map(|(m, hit)| (m.clone(), annotated(*hit, *hit)))
+        .collect::<HashMap<_, _>>();
+    if let Some((expr, outcome)) = &b.condition {
+        be.condition = Some(expr_of(expr));
+        let mut ce = pt::ConditionExplanation::new();
+        ce.value = match outcome {
+            ConditionOutcome::True => Some(serde_json::Value::Bool(true)),
+            ConditionOutcome::False => Some(serde_json::Value::Bool(false)),
+            ConditionOutcome::Error(_) => None,
+        };
+        if let ConditionOutcome::Error(msg) = outcome {
+            let mut st = google_cloud_rpc::model::Status::new();
+            st.code = 3;
+            st.message = msg.clone();
+            ce.errors.push(st);
+        }
+        be.condition_explanation = Some(ce);
+    }
+    be.allow_access_state = allow_state(b.grants);
+    be.relevance = Relevance::of(v.high);
+    be
+}
+
+fn deny_state(denied: bool) -> pt::DenyAccessState {
+    if denied {
+        pt::DenyAccessState::Denied
+    } else {
+        pt::DenyAccessState::NotDenied
+    }
+}
+
+fn permission_matching(hit: bool) -> pt::deny_rule_explanation::AnnotatedPermissionMatching {
+    let mut a = pt::deny_rule_explanation::AnnotatedPermissionMatching::new();
+    a.permission_matching_state = if hit {
+        pt::PermissionPatternMatchingState::PermissionPatternMatched
+    } else {
+        pt::PermissionPatternMatchingState::PermissionPatternNotMatched
+    };
+    a.relevance = Relevance::of(hit);
+    a
+}
+
+fn principal_matching(hit: bool) -> pt::deny_rule_explanation::AnnotatedDenyPrincipalMatching {
+    let mut a = pt::deny_rule_explanation::AnnotatedDenyPrincipalMatching::new();
+    a.membership = if hit {
+        pt::MembershipMatchingState::MembershipMatched
+    } else {
+        pt::MembershipMatchingState::MembershipNotMatched
+    };
+    a.relevance = Relevance::of(hit);
+    a
+}
+
+/// The deny side of v3's answer: every deny policy on the ancestry, rule by rule (whether
+/// it names the principal and the permission, its exceptions, its condition).
+fn deny_explanation(t: &Troubleshooting) -> pt::DenyPolicyExplanation {
+    let mut denied = false;
+    let mut unknown = false;
+    let resources = t
+        .deny
+        .iter()
+        .map(|d| {
+            let mut er = pt::ExplainedDenyResource::new();
+            er.full_resource_name = t
+                .resources
+                .iter()
+                .find(|r| r.name == d.node)
+                .map(|r| r.full_resource_name.clone())
+                .unwrap_or_else(|| format!("//cloudresourcemanager.googleapis.com/{}", d.node));
+            let Some(policies) = &d.policies else {
+                unknown = true;
+                er.deny_access_state = pt::DenyAccessState::UnknownInfo;
+                er.relevance = pt::HeuristicRelevance::Normal;
+                return er;
+            };
+            let mut any_here = false;
+            er.explained_policies = policies
+                .iter()
+                .map(|(policy, rules)| {
+                    let mut ep = pt::ExplainedDenyPolicy::new();
+                    ep.policy = Some(policy.clone());
+                    ep.rule_explanations = rules
+                        .iter()
+                        .map(|v| {
+                            let mut re = pt::DenyRuleExplanation::new();
+                            re.deny_access_state = deny_state(v.denies);
+                            re.combined_denied_permission =
+                                Some(permission_matching(v.denied_permission));
+                            re.combined_exception_permission =
+                                Some(permission_matching(v.exception_permission));
+                            re.combined_denied_principal =
+                                Some(principal_matching(v.denied_principal));
+                            re.combined_exception_principal =
+                                Some(principal_matching(v.exception_principal));
+                            if let Some((expr, holds)) = &v.condition {
+                                let mut e = google_cloud_type::model::Expr::new();
+                                e.expression = expr.clone();
+                                re.condition = Some(e);
+                                let mut ce = pt::ConditionExplanation::new();
+                                ce.value = Some(serde_json::Value::Bool(*holds));
+                                re.condition_explanation = Some(ce);
+                            }
+                            re.relevance = Relevance::of(v.denies);
+                            re
+                        })
+                        .collect();
+                    let here = rules.iter().any(|v| v.denies);
+                    any_here |= here;
+                    ep.deny_access_state = deny_state(here);
+                    ep.relevance = Relevance::of(here);
+                    ep
+                })
+                .collect();
+            denied |= any_here;
+            er.deny_access_state = deny_state(any_here);
+            er.relevance = Relevance::of(any_here);
+            er
+        })
+        .collect();
+    let mut deny = pt::DenyPolicyExplanation::new();
+    deny.deny_access_state = if denied {
+        pt::DenyAccessState::Denied
+    } else if unknown {
+        pt::DenyAccessState::UnknownInfo
+    } else {
+        pt::DenyAccessState::NotDenied
+    };
+    deny.explained_resources = resources;
+    deny.relevance = Relevance::of(denied);
+    deny.permission_deniable = true;
+    deny
 }
 
 async fn troubleshoot(
@@ -210,22 +514,13 @@ async fn troubleshoot(
     p: Params,
     Body(req): Body<pt::TroubleshootIamPolicyRequest>,
 ) -> ApiResult {
-    let tuple = req
-        .access_tuple
-        .ok_or_else(|| ApiError(Error::invalid("access_tuple is required.")))?;
-    let t = s.control.troubleshoot(
-        &c,
-        &tuple.principal,
-        &tuple.full_resource_name,
-        &tuple.permission,
-    )?;
-    let granted = t.explanation.granted;
+    let (tuple, t) = examine(&s, &c, req.access_tuple)?;
     let mut unknown = false;
     let mut policies = vec![];
-    for (examined, res) in t.explanation.examined.iter().zip(&t.resources) {
+    for (res, verdicts) in examined(&t) {
         let mut ep = pt::ExplainedAllowPolicy::new();
         ep.full_resource_name = res.full_resource_name.clone();
-        let Some(policy) = &res.policy else {
+        let Some(verdicts) = verdicts else {
             // The caller may not read this policy: Google answers UNKNOWN_INFO for it.
             unknown = true;
             ep.allow_access_state = pt::AllowAccessState::UnknownInfo;
@@ -233,100 +528,28 @@ async fn troubleshoot(
             policies.push(ep);
             continue;
         };
-        ep.policy = Some(policy.clone());
-        let mut any = false;
-        for b in &examined.bindings {
-            let mut be = pt::AllowBindingExplanation::new();
-            be.role = b.role.clone();
-            be.role_permission = if b.role_includes_permission {
-                pt::RolePermissionInclusionState::RolePermissionIncluded
-            } else {
-                pt::RolePermissionInclusionState::RolePermissionNotIncluded
-            };
-            be.role_permission_relevance = if b.role_includes_permission {
-                pt::HeuristicRelevance::Normal
-            } else {
-                pt::HeuristicRelevance::High
-            };
-            let matched = !b.memberships.is_empty();
-            be.combined_membership = Some(annotated(
-                if matched {
-                    pt::MembershipMatchingState::MembershipMatched
-                } else {
-                    pt::MembershipMatchingState::MembershipNotMatched
-                },
-                !matched && b.role_includes_permission,
-            ));
-            be.memberships = bound_members(policy, b)
-                .iter()
-                .map(|m| {
-                    let hit = b.memberships.iter().any(|(bm, _)| bm == m);
-                    let state = if hit {
-                        pt::MembershipMatchingState::MembershipMatched
-                    } else {
-                        pt::MembershipMatchingState::MembershipNotMatched
-                    };
-                    (m.clone(), annotated(state, hit))
-                })
-                .collect::<HashMap<_, _>>();
-            if let Some((expr, outcome)) = &b.condition {
-                be.condition = Some(expr_of(expr));
-                let mut ce = pt::ConditionExplanation::new();
-                ce.value = match outcome {
-                    ConditionOutcome::True => Some(serde_json::Value::Bool(true)),
-                    ConditionOutcome::False => Some(serde_json::Value::Bool(false)),
-                    ConditionOutcome::Error(_) => None,
-                };
-                if let ConditionOutcome::Error(msg) = outcome {
-                    let mut st = google_cloud_rpc::model::Status::new();
-                    st.code = 3;
-                    st.message = msg.clone();
-                    ce.errors.push(st);
-                }
-                be.condition_explanation = Some(ce);
-            }
-            be.allow_access_state = if b.grants {
-                pt::AllowAccessState::Granted
-            } else {
-                pt::AllowAccessState::NotGranted
-            };
-            be.relevance = if b.grants || (matched && b.role_includes_permission) {
-                pt::HeuristicRelevance::High
-            } else {
-                pt::HeuristicRelevance::Normal
-            };
-            any |= b.grants;
-            ep.binding_explanations.push(be);
-        }
-        ep.allow_access_state = if any {
-            pt::AllowAccessState::Granted
-        } else {
-            pt::AllowAccessState::NotGranted
-        };
-        ep.relevance = if any {
-            pt::HeuristicRelevance::High
-        } else {
-            pt::HeuristicRelevance::Normal
-        };
+        ep.policy = res.policy.clone();
+        ep.binding_explanations = verdicts.iter().map(binding_v3).collect();
+        let any = verdicts.iter().any(|v| v.binding.grants);
+        ep.allow_access_state = allow_state(any);
+        ep.relevance = Relevance::of(any);
         policies.push(ep);
     }
     let mut allow = pt::AllowPolicyExplanation::new();
-    allow.allow_access_state = if granted {
-        pt::AllowAccessState::Granted
-    } else if unknown {
+    allow.allow_access_state = if !t.explanation.granted && unknown {
         pt::AllowAccessState::UnknownInfo
     } else {
-        pt::AllowAccessState::NotGranted
+        allow_state(t.explanation.granted)
     };
     allow.explained_policies = policies;
     allow.relevance = pt::HeuristicRelevance::High;
-    // Runpool has no deny policies yet: nothing is denied.
-    let mut deny = pt::DenyPolicyExplanation::new();
-    deny.deny_access_state = pt::DenyAccessState::NotDenied;
-    deny.relevance = pt::HeuristicRelevance::Normal;
-    deny.permission_deniable = true;
+    let deny = deny_explanation(&t);
     let mut resp = pt::TroubleshootIamPolicyResponse::new();
+    // A deny rule wins over any grant.
     resp.overall_access_state = match allow.allow_access_state {
+        _ if deny.deny_access_state == pt::DenyAccessState::Denied => {
+            pt::troubleshoot_iam_policy_response::OverallAccessState::CannotAccess
+        }
         pt::AllowAccessState::Granted => {
             pt::troubleshoot_iam_policy_response::OverallAccessState::CanAccess
         }
@@ -348,12 +571,40 @@ fn annotated_v1(included: bool) -> v1::binding_explanation::AnnotatedMembership 
     } else {
         v1::binding_explanation::Membership::NotIncluded
     };
-    a.relevance = if included {
-        v1::HeuristicRelevance::High
-    } else {
-        v1::HeuristicRelevance::Normal
-    };
+    a.relevance = Relevance::of(included);
     a
+}
+
+/// v1's explanation of one binding: no condition evaluation, and `UNKNOWN_CONDITIONAL` where
+/// only a condition that could not be evaluated stands between it and a grant.
+fn binding_v1(v: &Verdict) -> v1::BindingExplanation {
+    let b = v.binding;
+    let mut be = v1::BindingExplanation::new();
+    be.role = b.role.clone();
+    be.role_permission = if b.role_includes_permission {
+        v1::binding_explanation::RolePermission::Included
+    } else {
+        v1::binding_explanation::RolePermission::NotIncluded
+    };
+    be.role_permission_relevance = Relevance::of(!b.role_includes_permission);
+    be.memberships = v
+        .members
+        .iter()
+        .map(|(m, hit)| (m.clone(), annotated_v1(*hit)))
+        .collect::<HashMap<_, _>>();
+    be.condition = b.condition.as_ref().map(|(e, _)| expr_of(e));
+    let undecided = v.matched
+        && b.role_includes_permission
+        && matches!(b.condition, Some((_, ConditionOutcome::Error(_))));
+    be.access = if b.grants {
+        v1::AccessState::Granted
+    } else if undecided {
+        v1::AccessState::UnknownConditional
+    } else {
+        v1::AccessState::NotGranted
+    };
+    be.relevance = Relevance::of(v.high);
+    be
 }
 
 /// v1 `iam.troubleshoot`: the v3 explanation in v1's shape (see the module doc).
@@ -363,67 +614,21 @@ async fn troubleshoot_v1(
     p: Params,
     Body(req): Body<v1::TroubleshootIamPolicyRequest>,
 ) -> ApiResult {
-    let tuple = req
-        .access_tuple
-        .ok_or_else(|| ApiError(Error::invalid("access_tuple is required.")))?;
-    let t = s.control.troubleshoot(
-        &c,
-        &tuple.principal,
-        &tuple.full_resource_name,
-        &tuple.permission,
-    )?;
+    let (_, t) = examine(&s, &c, req.access_tuple)?;
     let mut info_denied = false;
     let mut conditional = false;
     let mut policies = vec![];
-    for (examined, res) in t.explanation.examined.iter().zip(&t.resources) {
+    for (res, verdicts) in examined(&t) {
         let mut ep = v1::ExplainedPolicy::new();
-        let Some(policy) = &res.policy else {
+        let Some(verdicts) = verdicts else {
             info_denied = true;
             ep.access = v1::AccessState::UnknownInfoDenied;
             policies.push(ep);
             continue;
         };
         ep.full_resource_name = res.full_resource_name.clone();
-        ep.policy = Some(policy.clone());
-        for b in &examined.bindings {
-            let matched = !b.memberships.is_empty();
-            let mut be = v1::BindingExplanation::new();
-            be.role = b.role.clone();
-            be.role_permission = if b.role_includes_permission {
-                v1::binding_explanation::RolePermission::Included
-            } else {
-                v1::binding_explanation::RolePermission::NotIncluded
-            };
-            be.role_permission_relevance = if b.role_includes_permission {
-                v1::HeuristicRelevance::Normal
-            } else {
-                v1::HeuristicRelevance::High
-            };
-            be.memberships = bound_members(policy, b)
-                .into_iter()
-                .map(|m| {
-                    let hit = b.memberships.iter().any(|(bm, _)| *bm == m);
-                    (m, annotated_v1(hit))
-                })
-                .collect::<HashMap<_, _>>();
-            be.condition = b.condition.as_ref().map(|(e, _)| expr_of(e));
-            let undecided = matched
-                && b.role_includes_permission
-                && matches!(b.condition, Some((_, ConditionOutcome::Error(_))));
-            be.access = if b.grants {
-                v1::AccessState::Granted
-            } else if undecided {
-                v1::AccessState::UnknownConditional
-            } else {
-                v1::AccessState::NotGranted
-            };
-            be.relevance = if b.grants || (matched && b.role_includes_permission) {
-                v1::HeuristicRelevance::High
-            } else {
-                v1::HeuristicRelevance::Normal
-            };
-            ep.binding_explanations.push(be);
-        }
+        ep.policy = res.policy.clone();
+        ep.binding_explanations = verdicts.iter().map(binding_v1).collect();
         let states: Vec<&v1::AccessState> =
             ep.binding_explanations.iter().map(|b| &b.access).collect();
         ep.access = if states.contains(&&v1::AccessState::Granted) {
@@ -434,11 +639,7 @@ async fn troubleshoot_v1(
         } else {
             v1::AccessState::NotGranted
         };
-        ep.relevance = if ep.access == v1::AccessState::NotGranted {
-            v1::HeuristicRelevance::Normal
-        } else {
-            v1::HeuristicRelevance::High
-        };
+        ep.relevance = Relevance::of(ep.access != v1::AccessState::NotGranted);
         policies.push(ep);
     }
     let mut resp = v1::TroubleshootIamPolicyResponse::new();
