@@ -14,6 +14,7 @@ to log every HTTP request and response the clients exchange.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import pytest
 from google.api_core.client_options import ClientOptions
+from google.cloud import orgpolicy_v2, resourcemanager_v3
 from google.oauth2.credentials import Credentials
 
 HERE = Path(__file__).resolve().parent
@@ -118,6 +120,17 @@ def rpc_status(exc) -> str | None:
     return None
 
 
+def error_info(exc) -> dict:
+    """The google.rpc.ErrorInfo detail of a client exception's error body."""
+    infos = [
+        d
+        for d in exc.response.json()["error"].get("details", [])
+        if d.get("@type") == "type.googleapis.com/google.rpc.ErrorInfo"
+    ]
+    assert infos, exc.response.json()
+    return infos[0]
+
+
 def _run(binary: str, config_dir: str, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, RUNPOOL_CONFIG=config_dir)
     return subprocess.run(
@@ -157,8 +170,14 @@ def _drain(stream, sink: list[str]) -> None:
         sink.append(line)
 
 
-@pytest.fixture(scope="session")
-def server():
+@contextlib.contextmanager
+def started_server(world: str | None = None):
+    """Run ``runpool serve --port 0 --ephemeral`` with a temporary ``RUNPOOL_CONFIG`` (and
+    ``--world`` with the YAML ``world``, if given); yield its Server, with no token yet.
+
+    On the way out the server gets SIGTERM, so it stops the worker pool instances it runs
+    before it exits, and its config directory is removed.
+    """
     binary = os.environ.get("RUNPOOL_BIN", str(DEFAULT_BIN))
     if not Path(binary).is_file():
         pytest.exit(
@@ -167,10 +186,14 @@ def server():
             returncode=2,
         )
     config_dir = tempfile.mkdtemp(prefix="runpool-conformance-")
-    env = dict(os.environ, RUNPOOL_CONFIG=config_dir)
+    args = [binary, "serve", "--port", "0", "--ephemeral"]
+    if world is not None:
+        world_file = Path(config_dir) / "world.yaml"
+        world_file.write_text(world)
+        args += ["--world", str(world_file)]
     proc = subprocess.Popen(
-        [binary, "serve", "--port", "0", "--ephemeral"],
-        env=env,
+        args,
+        env=dict(os.environ, RUNPOOL_CONFIG=config_dir),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -204,30 +227,15 @@ def server():
             time.sleep(0.05)
         info = json.loads(info_path.read_text())
 
-        srv = Server(
+        yield Server(
             endpoint=endpoint,
             token="",
             config_dir=config_dir,
             binary=binary,
             admin_credential_file=info["adminCredentialFile"],
-            token_source="cli",
+            token_source="endpoint",
         )
-        # Prefer the CLI; fall back to the admin endpoint if it does not work.
-        configured = _run(binary, config_dir, "config", "set", "api_endpoint", endpoint)
-        token = None
-        if configured.returncode == 0:
-            login = _run(binary, config_dir, "auth", "login", ADMIN)
-            if login.returncode == 0:
-                out = _run(binary, config_dir, "auth", "print-access-token")
-                if out.returncode == 0 and out.stdout.strip():
-                    token = out.stdout.strip()
-        if token is None:
-            srv.token_source = "endpoint"
-            token = _endpoint_token(srv, ADMIN)
-        srv.token = token
-        yield srv
     finally:
-        # SIGTERM, so the server stops the worker pool instances it runs before it exits.
         proc.terminate()
         try:
             proc.wait(timeout=30)
@@ -235,6 +243,24 @@ def server():
             proc.kill()
             proc.wait(timeout=10)
         shutil.rmtree(config_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def server():
+    with started_server() as srv:
+        # Prefer the CLI; fall back to the admin endpoint if it does not work.
+        binary, config_dir = srv.binary, srv.config_dir
+        configured = _run(binary, config_dir, "config", "set", "api_endpoint", srv.endpoint)
+        token = None
+        if configured.returncode == 0:
+            login = _run(binary, config_dir, "auth", "login", ADMIN)
+            if login.returncode == 0:
+                out = _run(binary, config_dir, "auth", "print-access-token")
+                if out.returncode == 0 and out.stdout.strip():
+                    token = out.stdout.strip()
+                    srv.token_source = "cli"
+        srv.token = token or _endpoint_token(srv, ADMIN)
+        yield srv
 
 
 @pytest.fixture(scope="session")
@@ -291,6 +317,36 @@ def new_project(server, org_name, unique_id):
         )
     )
     return op.result(timeout=30)
+
+
+@pytest.fixture
+def project(new_project):
+    """A fresh project (admin is its owner), for tests that work in a project of their own."""
+    return new_project
+
+
+# --- clients (and a constraint) shared by the test modules ---------------------------------------
+
+# The boolean constraint the tests set and read back; Runpool enforces it when a worker pool
+# runs as a service account of another project.
+CROSS_PROJECT = "iam.disableCrossProjectServiceAccountUsage"
+
+
+def client_fixture(cls):
+    """A module-scoped fixture: a ``cls`` client of the server, as admin. A test module names
+    its clients with it (``keys = client_fixture(TagKeysClient)``)."""
+
+    @pytest.fixture(scope="module")
+    def client(server):
+        return server.client(cls)
+
+    return client
+
+
+projects = client_fixture(resourcemanager_v3.ProjectsClient)
+folders = client_fixture(resourcemanager_v3.FoldersClient)
+organizations = client_fixture(resourcemanager_v3.OrganizationsClient)
+orgpolicy = client_fixture(orgpolicy_v2.OrgPolicyClient)
 
 
 # --- service accounts and keys (shared by test_service_accounts.py and test_credentials.py) -----

@@ -8,24 +8,7 @@ from google.iam.v1 import iam_policy_pb2
 from google.longrunning import operations_pb2
 from google.protobuf import field_mask_pb2
 
-from conftest import ALICE, rpc_status
-
-CROSS_PROJECT = "iam.disableCrossProjectServiceAccountUsage"
-
-
-@pytest.fixture(scope="module")
-def projects(server):
-    return server.client(resourcemanager_v3.ProjectsClient)
-
-
-@pytest.fixture(scope="module")
-def folders(server):
-    return server.client(resourcemanager_v3.FoldersClient)
-
-
-@pytest.fixture(scope="module")
-def orgpolicy(server):
-    return server.client(orgpolicy_v2.OrgPolicyClient)
+from conftest import ALICE, CROSS_PROJECT, rpc_status
 
 
 @pytest.fixture

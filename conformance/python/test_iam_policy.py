@@ -16,11 +16,6 @@ CONDITION = expr_pb2.Expr(
 )
 
 
-@pytest.fixture(scope="module")
-def projects(server):
-    return server.client(resourcemanager_v3.ProjectsClient)
-
-
 @pytest.fixture
 def alice_projects(server, alice_token):
     return server.client(resourcemanager_v3.ProjectsClient, token=alice_token)

@@ -4,15 +4,9 @@ import pytest
 from google.api_core import exceptions
 from google.cloud import orgpolicy_v2
 
-from conftest import rpc_status
+from conftest import CROSS_PROJECT, rpc_status
 
-CROSS_PROJECT = "iam.disableCrossProjectServiceAccountUsage"
 AUTO_GRANTS = "iam.automaticIamGrantsForDefaultServiceAccounts"
-
-
-@pytest.fixture(scope="module")
-def orgpolicy(server):
-    return server.client(orgpolicy_v2.OrgPolicyClient)
 
 
 def effective(client, parent, constraint):

@@ -26,7 +26,7 @@ from google.api_core import exceptions
 from google.cloud import recommender_v1, run_v2
 from google.iam.v1 import iam_policy_pb2
 
-from conftest import grant_on_project, rpc_status
+from conftest import error_info, grant_on_project, rpc_status
 
 IAM_RECOMMENDER = "google.iam.policy.Recommender"
 IAM_INSIGHT = "google.iam.policy.Insight"
@@ -39,11 +39,6 @@ State = recommender_v1.RecommendationStateInfo.State
 @pytest.fixture(scope="module")
 def rec(server):
     return server.client(recommender_v1.RecommenderClient)
-
-
-@pytest.fixture
-def project(new_project):
-    return new_project
 
 
 def iam_parent(project) -> str:
@@ -60,6 +55,13 @@ def project_resource(project) -> str:
 
 def new_user() -> str:
     return f"user:u{uuid.uuid4().hex[:10]}@example.com"
+
+
+def new_reviewer(server, project) -> str:
+    """A fresh member granted roles/iam.securityReviewer on the project (and using none of it)."""
+    member = new_user()
+    grant_on_project(server, project.name, "roles/iam.securityReviewer", member)
+    return member
 
 
 def for_member(recommendations, member: str, role: str | None = None):
@@ -80,6 +82,23 @@ def one_for(rec, project, member: str, role: str | None = None, **request):
     return found[0]
 
 
+def in_state(list_method, parent: str, state: str) -> list:
+    """What a list method returns under ``parent`` filtered to ``stateInfo.state = state``."""
+    return list(list_method(request={"parent": parent, "filter": f"stateInfo.state = {state}"}))
+
+
+def names_in_state(rec, project, state: str) -> list[str]:
+    """The names of the project's IAM recommendations in ``state``."""
+    return [x.name for x in in_state(rec.list_recommendations, iam_parent(project), state)]
+
+
+def assert_mark_refused(mark, r, etag: str, exc_class, status: str):
+    """``mark`` (a ``mark_recommendation_*`` method) on ``r`` with ``etag`` fails: ``status``."""
+    with pytest.raises(exc_class) as err:
+        mark(request={"name": r.name, "etag": etag})
+    assert rpc_status(err.value) == status
+
+
 def role_permissions(server, role: str) -> list[str]:
     return server.discovery("iam", "v1").roles().get(name=role).execute()["includedPermissions"]
 
@@ -92,22 +111,11 @@ def same(a, b) -> bool:
     return plain(a) == plain(b)
 
 
-def error_info(exc) -> dict:
-    infos = [
-        d
-        for d in exc.response.json()["error"].get("details", [])
-        if d.get("@type") == "type.googleapis.com/google.rpc.ErrorInfo"
-    ]
-    assert infos, exc.response.json()
-    return infos[0]
-
-
 # --- google.iam.policy.Recommender -------------------------------------------------------------
 
 
 def test_unused_grant_gets_remove_role(server, rec, project):
-    member = new_user()
-    grant_on_project(server, project.name, "roles/iam.securityReviewer", member)
+    member = new_reviewer(server, project)
 
     r = one_for(rec, project, member)
     assert r.name.startswith(
@@ -214,9 +222,8 @@ def test_partly_used_role_gets_replace_role(server, token_for, rec, project):
 
 
 def test_used_role_without_smaller_cover_gets_no_recommendation(server, token_for, rec, project):
-    member = new_user()
+    member = new_reviewer(server, project)
     email = member.split(":", 1)[1]
-    grant_on_project(server, project.name, "roles/iam.securityReviewer", member)
     assert one_for(rec, project, member).recommender_subtype == "REMOVE_ROLE"
 
     # exercise resourcemanager.projects.getIamPolicy, which roles/iam.securityReviewer grants
@@ -239,13 +246,10 @@ def test_used_role_without_smaller_cover_gets_no_recommendation(server, token_fo
 
 
 def test_mark_claimed_then_succeeded(server, rec, project):
-    member = new_user()
-    grant_on_project(server, project.name, "roles/iam.securityReviewer", member)
+    member = new_reviewer(server, project)
     r = one_for(rec, project, member)
 
-    with pytest.raises(exceptions.Conflict) as err:
-        rec.mark_recommendation_claimed(request={"name": r.name, "etag": '"stale"'})
-    assert rpc_status(err.value) == "ABORTED"
+    assert_mark_refused(rec.mark_recommendation_claimed, r, '"stale"', exceptions.Conflict, "ABORTED")
 
     claimed = rec.mark_recommendation_claimed(
         request={"name": r.name, "etag": r.etag, "state_metadata": {"ticket": "SEC-1"}}
@@ -258,56 +262,42 @@ def test_mark_claimed_then_succeeded(server, rec, project):
     assert rec.get_recommendation(name=r.name).state_info.state == State.CLAIMED
 
     # the pre-claim etag is stale now
-    with pytest.raises(exceptions.Conflict) as err:
-        rec.mark_recommendation_succeeded(request={"name": r.name, "etag": r.etag})
-    assert rpc_status(err.value) == "ABORTED"
+    assert_mark_refused(rec.mark_recommendation_succeeded, r, r.etag, exceptions.Conflict, "ABORTED")
 
     done = rec.mark_recommendation_succeeded(
         request={"name": r.name, "etag": claimed.etag, "state_metadata": {"ticket": "SEC-1"}}
     )
     assert done.state_info.state == State.SUCCEEDED
 
-    active = rec.list_recommendations(
-        request={"parent": iam_parent(project), "filter": "stateInfo.state = ACTIVE"}
-    )
+    active = in_state(rec.list_recommendations, iam_parent(project), "ACTIVE")
     assert r.name not in {x.name for x in active}
     assert all(x.state_info.state == State.ACTIVE for x in active)
-    succeeded = rec.list_recommendations(
-        request={"parent": iam_parent(project), "filter": "stateInfo.state = SUCCEEDED"}
-    )
-    assert [x.name for x in succeeded] == [r.name]
+    assert names_in_state(rec, project, "SUCCEEDED") == [r.name]
 
     # only an ACTIVE recommendation can be dismissed
-    with pytest.raises(exceptions.BadRequest) as err:
-        rec.mark_recommendation_dismissed(request={"name": r.name, "etag": done.etag})
-    assert rpc_status(err.value) == "FAILED_PRECONDITION"
+    assert_mark_refused(
+        rec.mark_recommendation_dismissed, r, done.etag, exceptions.BadRequest, "FAILED_PRECONDITION"
+    )
 
 
 def test_mark_dismissed(server, rec, project):
-    member = new_user()
-    grant_on_project(server, project.name, "roles/iam.securityReviewer", member)
+    member = new_reviewer(server, project)
     r = one_for(rec, project, member)
 
-    with pytest.raises(exceptions.Conflict) as err:
-        rec.mark_recommendation_dismissed(request={"name": r.name, "etag": '"stale"'})
-    assert rpc_status(err.value) == "ABORTED"
+    assert_mark_refused(rec.mark_recommendation_dismissed, r, '"stale"', exceptions.Conflict, "ABORTED")
 
     dismissed = rec.mark_recommendation_dismissed(request={"name": r.name, "etag": r.etag})
     assert dismissed.state_info.state == State.DISMISSED
     assert rec.get_recommendation(name=r.name).state_info.state == State.DISMISSED
-    listed = rec.list_recommendations(
-        request={"parent": iam_parent(project), "filter": "stateInfo.state = DISMISSED"}
-    )
-    assert [x.name for x in listed] == [r.name]
+    assert names_in_state(rec, project, "DISMISSED") == [r.name]
     # a dismissed recommendation cannot be claimed
-    with pytest.raises(exceptions.BadRequest) as err:
-        rec.mark_recommendation_claimed(request={"name": r.name, "etag": dismissed.etag})
-    assert rpc_status(err.value) == "FAILED_PRECONDITION"
+    assert_mark_refused(
+        rec.mark_recommendation_claimed, r, dismissed.etag, exceptions.BadRequest, "FAILED_PRECONDITION"
+    )
 
 
 def test_list_filters_by_subtype_and_priority(server, rec, project):
-    member = new_user()
-    grant_on_project(server, project.name, "roles/iam.securityReviewer", member)
+    member = new_reviewer(server, project)
     parent = iam_parent(project)
 
     both = rec.list_recommendations(
@@ -326,8 +316,7 @@ def test_list_filters_by_subtype_and_priority(server, rec, project):
 
 
 def test_list_and_get_insights(server, rec, project):
-    member = new_user()
-    grant_on_project(server, project.name, "roles/iam.securityReviewer", member)
+    member = new_reviewer(server, project)
     r = one_for(rec, project, member)
 
     insights = list(rec.list_insights(parent=insight_parent(project)))
@@ -342,17 +331,9 @@ def test_list_and_get_insights(server, rec, project):
     assert same(rec.get_insight(name=insight.name), insight)
 
     # filters compare enum names (stateInfo.state = ACTIVE), as Google's documented filters do
-    active = list(
-        rec.list_insights(
-            request={"parent": insight_parent(project), "filter": "stateInfo.state = ACTIVE"}
-        )
-    )
+    active = in_state(rec.list_insights, insight_parent(project), "ACTIVE")
     assert insight.name in {i.name for i in active}
-    assert list(
-        rec.list_insights(
-            request={"parent": insight_parent(project), "filter": "stateInfo.state = DISMISSED"}
-        )
-    ) == []
+    assert in_state(rec.list_insights, insight_parent(project), "DISMISSED") == []
 
     with pytest.raises(exceptions.NotFound):
         rec.get_insight(name=f"{insight_parent(project)}/insights/{uuid.uuid4()}")
@@ -379,8 +360,7 @@ def test_unknown_recommendation_recommender_and_location(rec, project):
 
 
 def test_permission_denied_without_recommender_permissions(server, token_for, rec, project):
-    member = new_user()
-    grant_on_project(server, project.name, "roles/iam.securityReviewer", member)
+    member = new_reviewer(server, project)
     r = one_for(rec, project, member)
 
     outsider_email = f"o{uuid.uuid4().hex[:8]}@example.com"
@@ -423,8 +403,7 @@ def test_permission_denied_without_recommender_permissions(server, token_for, re
 
 
 def test_enum_names_on_the_plain_json_wire(server, project):
-    member = new_user()
-    grant_on_project(server, project.name, "roles/iam.securityReviewer", member)
+    member = new_reviewer(server, project)
     headers = {"Authorization": f"Bearer {server.token}"}
     body = requests.get(
         f"{server.endpoint}/v1/{iam_parent(project)}/recommendations", headers=headers, timeout=30

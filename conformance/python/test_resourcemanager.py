@@ -13,21 +13,6 @@ State = resourcemanager_v3.Project.State
 FolderState = resourcemanager_v3.Folder.State
 
 
-@pytest.fixture(scope="module")
-def projects(server):
-    return server.client(resourcemanager_v3.ProjectsClient)
-
-
-@pytest.fixture(scope="module")
-def folders(server):
-    return server.client(resourcemanager_v3.FoldersClient)
-
-
-@pytest.fixture(scope="module")
-def organizations(server):
-    return server.client(resourcemanager_v3.OrganizationsClient)
-
-
 # --- organizations -----------------------------------------------------------------------------
 
 

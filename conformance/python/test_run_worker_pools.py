@@ -26,17 +26,19 @@ from google.protobuf import field_mask_pb2
 
 from conftest import (
     ALICE,
+    CROSS_PROJECT,
+    client_fixture,
     create_service_account,
+    error_info,
     grant_on_project,
     grant_on_service_account,
     rpc_status,
 )
 
-REGION = "us-central1"
+REGION = "us-central1"  # where the worker pools go, in each test's fresh project
 IMAGE = "us-docker.pkg.dev/cloudrun/container/worker-pool"
 IMAGE_2 = "us-docker.pkg.dev/cloudrun/container/worker-pool:v2"
 ALICE_MEMBER = f"user:{ALICE}"
-CROSS_PROJECT = "iam.disableCrossProjectServiceAccountUsage"
 ACT_AS_DENIED = "Permission 'iam.serviceaccounts.actAs' denied on service account {} (or it may not exist)."
 SERVICE_AGENT_DENIED = "Google Cloud Run Service Agent does not have permission to get access tokens"
 WORKER_POOL_TYPE = "type.googleapis.com/google.cloud.run.v2.WorkerPool"
@@ -45,20 +47,8 @@ WORKER_POOL_TYPE = "type.googleapis.com/google.cloud.run.v2.WorkerPool"
 # --- helpers ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def pools(server):
-    return server.client(run_v2.WorkerPoolsClient)
-
-
-@pytest.fixture(scope="module")
-def revisions(server):
-    return server.client(run_v2.RevisionsClient)
-
-
-@pytest.fixture
-def project(new_project):
-    """A fresh project (admin is its owner); worker pools go in its us-central1."""
-    return new_project
+pools = client_fixture(run_v2.WorkerPoolsClient)
+revisions = client_fixture(run_v2.RevisionsClient)
 
 
 def number_of(project) -> str:
@@ -112,16 +102,6 @@ def grant_on_pool(pools, name: str, role: str, member: str):
 
 def body_message(exc) -> str:
     return exc.response.json()["error"]["message"]
-
-
-def error_info(exc) -> dict:
-    infos = [
-        d
-        for d in exc.response.json()["error"].get("details", [])
-        if d.get("@type") == "type.googleapis.com/google.rpc.ErrorInfo"
-    ]
-    assert infos, exc.response.json()
-    return infos[0]
 
 
 def assert_absent(pools, project, pool_id):

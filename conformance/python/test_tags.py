@@ -5,32 +5,16 @@ import uuid
 
 import pytest
 from google.api_core import exceptions
-from google.cloud import orgpolicy_v2, resourcemanager_v3
+from google.cloud import resourcemanager_v3
 
-from conftest import rpc_status
+from conftest import CROSS_PROJECT, client_fixture, rpc_status
 
-CROSS_PROJECT = "iam.disableCrossProjectServiceAccountUsage"
 FULL = "//cloudresourcemanager.googleapis.com/"
 
 
-@pytest.fixture(scope="module")
-def keys(server):
-    return server.client(resourcemanager_v3.TagKeysClient)
-
-
-@pytest.fixture(scope="module")
-def values(server):
-    return server.client(resourcemanager_v3.TagValuesClient)
-
-
-@pytest.fixture(scope="module")
-def bindings(server):
-    return server.client(resourcemanager_v3.TagBindingsClient)
-
-
-@pytest.fixture(scope="module")
-def orgpolicy(server):
-    return server.client(orgpolicy_v2.OrgPolicyClient)
+keys = client_fixture(resourcemanager_v3.TagKeysClient)
+values = client_fixture(resourcemanager_v3.TagValuesClient)
+bindings = client_fixture(resourcemanager_v3.TagBindingsClient)
 
 
 @pytest.fixture
@@ -46,6 +30,19 @@ def env_key(keys, values, org_name):
             tag_value=resourcemanager_v3.TagValue(parent=key.name, short_name=v)
         ).result(timeout=30)
     return key, made
+
+
+def enforced_unless(name, expression):
+    """A policy ``name`` of the boolean constraint: enforced, except where ``expression`` holds."""
+    return {
+        "name": name,
+        "spec": {
+            "rules": [
+                {"enforce": True},
+                {"enforce": False, "condition": {"expression": expression}},
+            ]
+        },
+    }
 
 
 def test_tag_key_and_value_lifecycle(keys, values, org_name):
@@ -113,20 +110,7 @@ def test_a_conditional_rule_follows_the_tag(bindings, orgpolicy, env_key, new_pr
     # Written on the new project, conditioned on a tag it does not carry yet.
     orgpolicy.create_policy(
         parent=new_project.name,
-        policy={
-            "name": name,
-            "spec": {
-                "rules": [
-                    {"enforce": True},
-                    {
-                        "enforce": False,
-                        "condition": {
-                            "expression": f"resource.matchTag('{key.namespaced_name}', 'dev')"
-                        },
-                    },
-                ]
-            },
-        },
+        policy=enforced_unless(name, f"resource.matchTag('{key.namespaced_name}', 'dev')"),
     )
 
     def enforced():
@@ -148,15 +132,7 @@ def test_a_bad_condition_is_invalid_argument(orgpolicy, new_project):
     with pytest.raises(exceptions.BadRequest) as err:
         orgpolicy.create_policy(
             parent=new_project.name,
-            policy={
-                "name": name,
-                "spec": {
-                    "rules": [
-                        {"enforce": True},
-                        {"enforce": False, "condition": {"expression": "resource.matchTag('env')"}},
-                    ]
-                },
-            },
+            policy=enforced_unless(name, "resource.matchTag('env')"),
         )
     assert rpc_status(err.value) == "INVALID_ARGUMENT"
     with pytest.raises(exceptions.NotFound):

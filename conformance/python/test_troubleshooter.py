@@ -16,16 +16,6 @@ UNKNOWN_INFO_DENIED (v1).
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import shutil
-import subprocess
-import tempfile
-import threading
-import time
-from pathlib import Path
-
 import pytest
 import requests
 from google.api_core import exceptions
@@ -35,7 +25,7 @@ from google.cloud import resourcemanager_v3
 from google.iam.v1 import iam_policy_pb2, options_pb2, policy_pb2
 from google.type import expr_pb2
 
-from conftest import DEFAULT_BIN, Server, _drain, _endpoint_token, rpc_status
+from conftest import Server, _endpoint_token, rpc_status, started_server
 
 PROJECT_ID = "ts-project"
 RESOURCE = f"//cloudresourcemanager.googleapis.com/projects/{PROJECT_ID}"
@@ -72,54 +62,10 @@ groups:
 @pytest.fixture(scope="module")
 def world_server():
     """A server of its own, started with the world above (admin token as ``token``)."""
-    binary = os.environ.get("RUNPOOL_BIN", str(DEFAULT_BIN))
-    config_dir = tempfile.mkdtemp(prefix="runpool-conformance-world-")
-    world = Path(config_dir) / "world.yaml"
-    world.write_text(WORLD)
-    proc = subprocess.Popen(
-        [binary, "serve", "--port", "0", "--ephemeral", "--world", str(world)],
-        env=dict(os.environ, RUNPOOL_CONFIG=config_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    stderr_lines: list[str] = []
-    threading.Thread(target=_drain, args=(proc.stderr, stderr_lines), daemon=True).start()
-    try:
-        endpoint = None
-        deadline = time.monotonic() + 60
-        while endpoint is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            m = re.search(r"Listening on (http://\S+)", line)
-            endpoint = m and m.group(1)
-        assert endpoint, "runpool serve --world did not start:\n" + "".join(stderr_lines)
-        threading.Thread(target=_drain, args=(proc.stdout, []), daemon=True).start()
-        info_path = Path(config_dir) / "servers" / f"{endpoint.rsplit(':', 1)[1]}.json"
-        for _ in range(100):
-            if info_path.is_file():
-                break
-            time.sleep(0.05)
-        srv = Server(
-            endpoint=endpoint,
-            token="",
-            config_dir=config_dir,
-            binary=binary,
-            admin_credential_file=json.loads(info_path.read_text())["adminCredentialFile"],
-            token_source="endpoint",
-        )
+    with started_server(world=WORLD) as srv:
         srv.token = _endpoint_token(srv, "admin@example.com")
         _set_conditional_bindings(srv)
         yield srv
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        shutil.rmtree(config_dir, ignore_errors=True)
 
 
 def _set_conditional_bindings(srv: Server):
@@ -165,6 +111,29 @@ def troubleshoot(client, principal: str, permission: str, resource: str = RESOUR
     )
 
 
+def troubleshoot_as_carol(world_server, client_class):
+    """Eve's ``run.workerpools.list``, asked by carol, who holds roles/run.viewer only: she may
+    read neither the project's nor the org's policy."""
+    client = world_server.client(client_class, token=_endpoint_token(world_server, "carol@example.com"))
+    return troubleshoot(client, EVE, "run.workerpools.list")
+
+
+def troubleshoot_plain_json(server, version: str, principal: str, permission: str) -> dict:
+    """``POST /{version}/iam:troubleshoot`` with ``requests``: the plain-JSON wire, enum names."""
+    return requests.post(
+        f"{server.endpoint}/{version}/iam:troubleshoot",
+        headers={"Authorization": f"Bearer {server.token}"},
+        json={
+            "accessTuple": {
+                "principal": principal,
+                "fullResourceName": RESOURCE,
+                "permission": permission,
+            }
+        },
+        timeout=30,
+    ).json()
+
+
 def project_policy(explained_policies):
     """The explained policy of the project (the first: the checked resource itself)."""
     first = explained_policies[0]
@@ -173,6 +142,9 @@ def project_policy(explained_policies):
 
 
 def binding(policy, role: str, condition: str | None = None):
+    """The explanation of the policy's one binding of ``role`` (under ``condition``, if given),
+    which the explained policy itself must hold."""
+    assert any(b.role == role for b in policy.policy.bindings)
     found = [
         b
         for b in policy.binding_explanations
@@ -207,7 +179,6 @@ def test_v3_granted_through_nested_group(v3_client):
     policy = project_policy(allow.explained_policies)
     assert policy.allow_access_state == Allow.ALLOW_ACCESS_STATE_GRANTED
     assert policy.relevance == Relevance3.HEURISTIC_RELEVANCE_HIGH
-    assert any(b.role == "roles/run.viewer" for b in policy.policy.bindings)
 
     b = binding(policy, "roles/run.viewer")
     assert b.allow_access_state == Allow.ALLOW_ACCESS_STATE_GRANTED
@@ -270,11 +241,7 @@ def test_v3_conditional_binding_whose_condition_is_true(v3_client):
 
 
 def test_v3_policies_the_caller_may_not_read_are_unknown(world_server):
-    # carol holds roles/run.viewer only: she may read neither the project's nor the org's policy
-    client = world_server.client(
-        v3.PolicyTroubleshooterClient, token=_endpoint_token(world_server, "carol@example.com")
-    )
-    r = troubleshoot(client, EVE, "run.workerpools.list")
+    r = troubleshoot_as_carol(world_server, v3.PolicyTroubleshooterClient)
     assert r.overall_access_state == Overall.UNKNOWN_INFO
     allow = r.allow_policy_explanation
     assert allow.allow_access_state == Allow.ALLOW_ACCESS_STATE_UNKNOWN_INFO
@@ -294,18 +261,7 @@ def test_v3_bad_requests(v3_client):
 
 
 def test_v3_enum_names_on_the_plain_json_wire(world_server):
-    body = requests.post(
-        f"{world_server.endpoint}/v3/iam:troubleshoot",
-        headers={"Authorization": f"Bearer {world_server.token}"},
-        json={
-            "accessTuple": {
-                "principal": LENA,
-                "fullResourceName": RESOURCE,
-                "permission": "run.workerpools.list",
-            }
-        },
-        timeout=30,
-    ).json()
+    body = troubleshoot_plain_json(world_server, "v3", LENA, "run.workerpools.list")
     assert body["overallAccessState"] == "CAN_ACCESS"
     allow = body["allowPolicyExplanation"]
     assert allow["allowAccessState"] == "ALLOW_ACCESS_STATE_GRANTED"
@@ -335,7 +291,6 @@ def test_v1_granted_through_nested_group(v1_client):
     policy = project_policy(r.explained_policies)
     assert policy.access == Access.GRANTED
     assert policy.relevance == Relevance1.HIGH
-    assert any(b.role == "roles/run.viewer" for b in policy.policy.bindings)
 
     b = binding(policy, "roles/run.viewer")
     assert b.access == Access.GRANTED
@@ -379,10 +334,7 @@ def test_v1_conditional_bindings(v1_client):
 
 
 def test_v1_policies_the_caller_may_not_read(world_server):
-    client = world_server.client(
-        v1.IamCheckerClient, token=_endpoint_token(world_server, "carol@example.com")
-    )
-    r = troubleshoot(client, EVE, "run.workerpools.list")
+    r = troubleshoot_as_carol(world_server, v1.IamCheckerClient)
     assert r.access == Access.UNKNOWN_INFO_DENIED
     assert r.explained_policies
     for p in r.explained_policies:
@@ -400,18 +352,7 @@ def test_v1_bad_request(v1_client):
 
 
 def test_v1_enum_names_on_the_plain_json_wire(world_server):
-    body = requests.post(
-        f"{world_server.endpoint}/v1/iam:troubleshoot",
-        headers={"Authorization": f"Bearer {world_server.token}"},
-        json={
-            "accessTuple": {
-                "principal": LENA,
-                "fullResourceName": RESOURCE,
-                "permission": "run.workerpools.list",
-            }
-        },
-        timeout=30,
-    ).json()
+    body = troubleshoot_plain_json(world_server, "v1", LENA, "run.workerpools.list")
     assert body["access"] == "GRANTED"
     policy = body["explainedPolicies"][0]
     assert policy["access"] == "GRANTED"

@@ -9,7 +9,7 @@ import { AppContext, Project } from './context';
 import { href, navigate, useRoute } from './router';
 import { emailOf, session, setSession, signInFromLocation, switchUser, useSession } from './session';
 import './style.css';
-import { Dialog, ErrorBanner, Field, Loading, useAsync } from './ui';
+import { Actions, Dialog, ErrorBanner, Field, Loading, ProjectSelect, useAsync } from './ui';
 import { DeployPage } from './pages/deploy';
 import { ConstraintPage, ManagePolicy, OrgPoliciesList } from './pages/orgpolicies';
 import { CreateServiceAccountPage, ServiceAccountDetails, ServiceAccountsList } from './pages/serviceaccounts';
@@ -86,14 +86,7 @@ function SwitchUser({ open, onClose }: { open: boolean; onClose: () => void }) {
           <input id="switch-email" type="email" required autoFocus value={email} onInput={(e) => setEmail((e.target as HTMLInputElement).value)} />
         </Field>
         {error ? <ErrorBanner error={error} title="Cannot switch user" /> : null}
-        <div class="actions">
-          <button type="submit" class="button primary" disabled={busy}>
-            Switch
-          </button>
-          <button type="button" class="button" onClick={onClose}>
-            Cancel
-          </button>
-        </div>
+        <Actions label="Switch" busy={busy} onCancel={onClose} />
       </form>
     </Dialog>
   );
@@ -140,14 +133,7 @@ function Shell({ signInError }: { signInError: unknown }) {
         </a>
         <label class="project-picker">
           <span>Project</span>
-          <select value={pid} onChange={(e) => setProject((e.target as HTMLSelectElement).value)} aria-label="Project">
-            {list.length === 0 ? <option value="">No project</option> : null}
-            {list.map((p) => (
-              <option key={p.projectId} value={p.projectId}>
-                {p.projectId}
-              </option>
-            ))}
-          </select>
+          <ProjectSelect label="Project" empty="No project" projects={list} value={pid} onChange={setProject} />
         </label>
         <div class="who">
           <span>

@@ -4,6 +4,7 @@
 import type { ComponentChildren, JSX } from 'preact';
 import { useCallback, useEffect, useId, useRef, useState } from 'preact/hooks';
 import { ApiError, asApiError } from './api';
+import type { Project } from './context';
 
 export interface Async<T> {
   data?: T;
@@ -48,6 +49,16 @@ export function ErrorBanner({ error, title }: { error: unknown; title?: string }
       <p class="message">{e.message}</p>
       {e.request ? <p class="muted small">Request: {e.request}</p> : null}
     </div>
+  );
+}
+
+/** An API read's error (as Google's, under `title`) and, until its first answer, `loading`. */
+export function ReadState({ read, title, loading }: { read: Async<unknown>; title?: string; loading?: string }) {
+  return (
+    <>
+      {read.error ? <ErrorBanner error={read.error} title={title} /> : null}
+      {read.loading && !read.data ? <Loading label={loading} /> : null}
+    </>
   );
 }
 
@@ -231,4 +242,93 @@ export function formatTime(t?: string): string {
   if (!t) return '';
   const d = new Date(t);
   return Number.isNaN(d.getTime()) ? t : d.toLocaleString();
+}
+
+/** A list page's heading, with its primary action: a link to `to`. */
+export function PageHead({ id, title, action, to }: { id: string; title: string; action: string; to: string }) {
+  return (
+    <div class="page-head">
+      <h1 id={id} tabIndex={-1}>
+        {title}
+      </h1>
+      <a class="button primary" href={to}>
+        {action}
+      </a>
+    </div>
+  );
+}
+
+/** A table (`label` names it) with a header row of `columns`; `children` are its rows. */
+export function Grid({ label, columns, children }: { label: string; columns: ComponentChildren[]; children: ComponentChildren }) {
+  return (
+    <table class="grid" aria-label={label}>
+      <thead>
+        <tr>
+          {columns.map((c, i) => (
+            <th key={i} scope="col">
+              {c}
+            </th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>{children}</tbody>
+    </table>
+  );
+}
+
+/**
+ * A form's or a dialog's buttons: its action (`label`; a submit button, or with `onClick` a
+ * plain one) in `kind`'s style, then Cancel.
+ */
+export function Actions({
+  label,
+  onCancel,
+  onClick,
+  busy,
+  kind = 'primary',
+}: {
+  label: string;
+  onCancel: () => void;
+  onClick?: () => void;
+  busy?: boolean;
+  kind?: 'primary' | 'danger';
+}) {
+  return (
+    <div class="actions">
+      <button type={onClick ? 'button' : 'submit'} class={`button ${kind}`} disabled={busy} onClick={onClick}>
+        {label}
+      </button>
+      <button type="button" class="button" onClick={onCancel}>
+        Cancel
+      </button>
+    </div>
+  );
+}
+
+/** A `<select>` of the projects' IDs; `empty`, if given, is its one option when there is none. */
+export function ProjectSelect({
+  projects,
+  value,
+  onChange,
+  id,
+  label,
+  empty,
+}: {
+  projects: Project[];
+  value: string;
+  onChange: (projectId: string) => void;
+  id?: string;
+  label?: string;
+  empty?: string;
+}) {
+  return (
+    <select id={id} value={value} onChange={(e) => onChange((e.target as HTMLSelectElement).value)} aria-label={label}>
+      {empty !== undefined && projects.length === 0 ? <option value="">{empty}</option> : null}
+      {projects.map((p) => (
+        <option key={p.projectId} value={p.projectId}>
+          {p.projectId}
+        </option>
+      ))}
+    </select>
+  );
 }

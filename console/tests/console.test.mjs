@@ -5,32 +5,16 @@
 // Run: node --test --test-concurrency=1 console/tests/   (scripts/test does, after cargo test)
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { join } from 'node:path';
-import { RESULTS, Server, browser, newPage, shot, signIn } from './harness.mjs';
+import { RESULTS, browserForFile, shot, signIn, withServer } from './harness.mjs';
 
 const POOLS = '/v2/projects/app-project/locations/us-central1/workerPools';
 const AGENT = 'service-300000000001@serverless-robot-prod.iam.gserviceaccount.com';
 const actAsDenied = (email) =>
   `Permission 'iam.serviceaccounts.actAs' denied on service account ${email} (or it may not exist).`;
 
-let b;
-before(async () => {
-  b = await browser();
-});
-after(async () => {
-  await b?.close();
-});
-
-/** Run `fn(server)` against a fresh server, stopping it whatever happens. */
-async function withServer(fn) {
-  const s = await Server.start();
-  try {
-    await fn(s);
-  } finally {
-    await s.stop();
-  }
-}
+const openPage = browserForFile();
 
 async function createAccount(s, project, id) {
   const admin = await s.token('admin@example.com');
@@ -102,7 +86,7 @@ async function grantInConsole(page, project, email, principal, roleName, roleTit
 describe('the web console', () => {
   test('the one-time link signs the browser in as the CLI account, once; an admin can switch users', async () => {
     await withServer(async (s) => {
-      const page = await newPage(b);
+      const page = await openPage();
       const link = s.signInLink('admin@example.com');
       await page.goto(link);
       await page.getByTestId('whoami').filter({ hasText: 'admin@example.com' }).waitFor();
@@ -111,7 +95,7 @@ describe('the web console', () => {
       await shot(page, 'sign-in', 'signed-in');
 
       // A second use of the same link fails, and says why.
-      const again = await newPage(b);
+      const again = await openPage();
       await again.goto(link);
       await again.getByRole('alert').filter({ hasText: 'already used' }).waitFor();
       await shot(again, 'sign-in', 'second-use-refused');
@@ -119,7 +103,7 @@ describe('the web console', () => {
       // `--account` picks another of the CLI's accounts.
       s.cli(['auth', 'login', 'dev@example.com'], { check: true });
       const devLink = s.cli(['console', '--no-browser', '--account', 'admin@example.com'], { check: true }).stdout.trim();
-      const third = await newPage(b);
+      const third = await openPage();
       await third.goto(devLink);
       await third.getByTestId('whoami').filter({ hasText: 'admin@example.com' }).waitFor();
 
@@ -135,7 +119,7 @@ describe('the web console', () => {
 
   test('create an account from the Security tab while deploying; the details pane shows it', async () => {
     await withServer(async (s) => {
-      const page = await newPage(b);
+      const page = await openPage();
       await signIn(page, s, 'admin@example.com');
       await openDeployForm(page, 'wp-new');
       await shot(page, 'create-account', 'security-tab');
@@ -193,7 +177,7 @@ describe('the web console', () => {
   test('a deployer without Service Account User sees the denial; a grant on Principals with access lets the deploy through', async () => {
     await withServer(async (s) => {
       const email = await createAccount(s, 'app-project', 'worker-sa');
-      const dev = await newPage(b);
+      const dev = await openPage();
       await signIn(dev, s, 'dev@example.com');
       await openDeployForm(dev, 'wp-dev');
       await dev.getByLabel('Service account', { exact: true }).selectOption(email);
@@ -202,7 +186,7 @@ describe('the web console', () => {
       await dev.locator('.preflight li[data-rule="ActAs"]').waitFor();
       await shot(dev, 'act-as', 'denied');
 
-      const admin = await newPage(b);
+      const admin = await openPage();
       await signIn(admin, s, 'admin@example.com');
       await grantInConsole(admin, 'app-project', email, 'user:dev@example.com', 'roles/iam.serviceAccountUser', 'Service Account User', 'act-as');
 
@@ -224,7 +208,7 @@ describe('the web console', () => {
       // What the pool's code may do as the account: pull work, write logs.
       await grantOnProject(s, 'app-project', `serviceAccount:${email}`, 'roles/pubsub.subscriber');
       await grantOnProject(s, 'app-project', `serviceAccount:${email}`, 'roles/logging.logWriter');
-      const dev = await newPage(b);
+      const dev = await openPage();
       await signIn(dev, s, 'dev@example.com');
       await openDeployForm(dev, 'wp-cross');
       await dev.getByLabel('Service account', { exact: true }).selectOption(email);
@@ -236,7 +220,7 @@ describe('the web console', () => {
 
       // Organization policies: the account's project → the constraint → Manage policy →
       // Override parent's policy → Add a rule → Enforcement Off → Set policy.
-      const admin = await newPage(b);
+      const admin = await openPage();
       await signIn(admin, s, 'admin@example.com');
       await nav(admin, 'Organization policies').click();
       await admin.getByLabel('Resource (organization, folder or project)').selectOption('projects/identity-project');

@@ -9,6 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -168,6 +169,31 @@ export class Server {
 /** Launch Chromium with a fresh profile; every page error fails the test that collects them. */
 export async function browser() {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+}
+
+/**
+ * One Chromium for the calling test file: launched before its tests, closed after them. Call it
+ * at the file's top level; the function it returns opens a new page in that browser (newPage).
+ */
+export function browserForFile() {
+  let b;
+  before(async () => {
+    b = await browser();
+  });
+  after(async () => {
+    await b?.close();
+  });
+  return () => newPage(b);
+}
+
+/** Run `fn(server)` against a fresh server (Server.start), stopping it whatever happens. */
+export async function withServer(fn, world = WORLD) {
+  const s = await Server.start(world);
+  try {
+    return await fn(s);
+  } finally {
+    await s.stop();
+  }
 }
 
 /** A new page that records uncaught errors and console errors into `page.errors`. */

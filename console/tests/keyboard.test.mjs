@@ -3,16 +3,10 @@
 // error, never a blank screen.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { Server, browser, newPage, shot, signIn } from './harness.mjs';
+import { test } from 'node:test';
+import { browserForFile, shot, signIn, withServer } from './harness.mjs';
 
-let b;
-before(async () => {
-  b = await browser();
-});
-after(async () => {
-  await b?.close();
-});
+const openPage = browserForFile();
 
 /** Visible controls without an accessible name (label, aria-label(ledby), or text). */
 async function unlabelled(page) {
@@ -29,9 +23,8 @@ async function unlabelled(page) {
 }
 
 test('every control is labelled and the seed’s steps work from the keyboard', async () => {
-  const s = await Server.start();
-  try {
-    const page = await newPage(b);
+  await withServer(async (s) => {
+    const page = await openPage();
     await signIn(page, s, 'admin@example.com');
     assert.deepEqual(await unlabelled(page), []);
 
@@ -97,7 +90,5 @@ test('every control is labelled and the seed’s steps work from the keyboard', 
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByText('runpool console', { exact: true }).waitFor();
     assert.deepEqual(page.errors, []);
-  } finally {
-    await s.stop();
-  }
+  });
 });

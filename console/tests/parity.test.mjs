@@ -6,16 +6,10 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { after, before, test } from 'node:test';
-import { Server, browser, newPage, shot, signIn } from './harness.mjs';
+import { test } from 'node:test';
+import { browserForFile, shot, signIn, withServer } from './harness.mjs';
 
-let b;
-before(async () => {
-  b = await browser();
-});
-after(async () => {
-  await b?.close();
-});
+const openPage = browserForFile();
 
 /** The same request with curl (plain HTTP); falls back to fetch where curl is missing. */
 async function curl(r) {
@@ -48,13 +42,12 @@ const errorOf = (text) => {
 };
 
 test('a request the console makes with a user’s token is refused exactly when the same request from curl is', async () => {
-  const s = await Server.start();
-  try {
+  await withServer(async (s) => {
     const admin = await s.token('admin@example.com');
     const [st, sa] = await s.rest(admin, 'POST', '/v1/projects/app-project/serviceAccounts', { accountId: 'worker-sa' });
     assert.equal(st, 200);
 
-    const page = await newPage(b);
+    const page = await openPage();
     const seen = [];
     page.on('requestfinished', async (req) => {
       const url = new URL(req.url());
@@ -151,7 +144,5 @@ test('a request the console makes with a user’s token is refused exactly when 
     assert.ok(shownErrors.some((m) => m.includes('orgpolicy.')));
     console.log(`replayed ${rows.length} requests with curl:\n  ${rows.join('\n  ')}`);
     assert.deepEqual(page.errors, []);
-  } finally {
-    await s.stop();
-  }
+  });
 });

@@ -202,6 +202,57 @@ export function PreflightFailures({ violations, pid }: { violations: Violation[]
   );
 }
 
+interface ItemField<T> {
+  key: keyof T & string;
+  label: string;
+  placeholder?: string;
+}
+
+const ENV_FIELDS: ItemField<Form['env'][number]>[] = [
+  { key: 'name', label: 'Name' },
+  { key: 'value', label: 'Value' },
+];
+
+const VOLUME_FIELDS: ItemField<Form['volumes'][number]>[] = [
+  { key: 'name', label: 'Volume name' },
+  { key: 'sizeLimit', label: 'Size limit', placeholder: 'e.g. 256Mi' },
+  { key: 'mountPath', label: 'Mount path', placeholder: '/cache' },
+];
+
+/** Item `i` of a list in the form (an environment variable, a volume): a text input for each of its fields, and Remove. */
+function ItemRow<T extends Record<string, string>>({
+  items,
+  i,
+  noun,
+  fields,
+  onChange,
+}: {
+  items: T[];
+  i: number;
+  noun: string;
+  fields: ItemField<T>[];
+  onChange: (items: T[]) => void;
+}) {
+  return (
+    <div class="row">
+      {fields.map((f) => (
+        <label key={f.key}>
+          {f.label} {i + 1}
+          <input
+            type="text"
+            placeholder={f.placeholder}
+            value={items[i][f.key]}
+            onInput={(e) => onChange(items.map((x, j) => (j === i ? { ...x, [f.key]: (e.target as HTMLInputElement).value } : x)))}
+          />
+        </label>
+      ))}
+      <button type="button" class="small-button" aria-label={`Remove ${noun} ${i + 1}`} onClick={() => onChange(items.filter((_, j) => j !== i))}>
+        Remove
+      </button>
+    </div>
+  );
+}
+
 export function DeployPage({ region, name }: { region?: string; name?: string }) {
   const { project, projects } = useApp();
   const pid = project?.projectId ?? '';
@@ -406,28 +457,8 @@ export function DeployPage({ region, name }: { region?: string; name?: string })
                 </Field>
                 <fieldset>
                   <legend>Environment variables</legend>
-                  {form.env.map((v, i) => (
-                    <div class="row" key={i}>
-                      <label>
-                        Name {i + 1}
-                        <input
-                          type="text"
-                          value={v.name}
-                          onInput={(e) => set('env', form.env.map((x, j) => (j === i ? { ...x, name: (e.target as HTMLInputElement).value } : x)))}
-                        />
-                      </label>
-                      <label>
-                        Value {i + 1}
-                        <input
-                          type="text"
-                          value={v.value}
-                          onInput={(e) => set('env', form.env.map((x, j) => (j === i ? { ...x, value: (e.target as HTMLInputElement).value } : x)))}
-                        />
-                      </label>
-                      <button type="button" class="small-button" aria-label={`Remove variable ${i + 1}`} onClick={() => set('env', form.env.filter((_, j) => j !== i))}>
-                        Remove
-                      </button>
-                    </div>
+                  {form.env.map((_, i) => (
+                    <ItemRow key={i} items={form.env} i={i} noun="variable" fields={ENV_FIELDS} onChange={(env) => set('env', env)} />
                   ))}
                   <button type="button" class="button" onClick={() => set('env', [...form.env, { name: '', value: '' }])}>
                     Add variable
@@ -439,38 +470,8 @@ export function DeployPage({ region, name }: { region?: string; name?: string })
               <fieldset>
                 <legend>In-memory volumes</legend>
                 {form.volumes.length === 0 ? <p class="muted">No volumes.</p> : null}
-                {form.volumes.map((v, i) => (
-                  <div class="row" key={i}>
-                    <label>
-                      Volume name {i + 1}
-                      <input
-                        type="text"
-                        value={v.name}
-                        onInput={(e) => set('volumes', form.volumes.map((x, j) => (j === i ? { ...x, name: (e.target as HTMLInputElement).value } : x)))}
-                      />
-                    </label>
-                    <label>
-                      Size limit {i + 1}
-                      <input
-                        type="text"
-                        placeholder="e.g. 256Mi"
-                        value={v.sizeLimit}
-                        onInput={(e) => set('volumes', form.volumes.map((x, j) => (j === i ? { ...x, sizeLimit: (e.target as HTMLInputElement).value } : x)))}
-                      />
-                    </label>
-                    <label>
-                      Mount path {i + 1}
-                      <input
-                        type="text"
-                        placeholder="/cache"
-                        value={v.mountPath}
-                        onInput={(e) => set('volumes', form.volumes.map((x, j) => (j === i ? { ...x, mountPath: (e.target as HTMLInputElement).value } : x)))}
-                      />
-                    </label>
-                    <button type="button" class="small-button" aria-label={`Remove volume ${i + 1}`} onClick={() => set('volumes', form.volumes.filter((_, j) => j !== i))}>
-                      Remove
-                    </button>
-                  </div>
+                {form.volumes.map((_, i) => (
+                  <ItemRow key={i} items={form.volumes} i={i} noun="volume" fields={VOLUME_FIELDS} onChange={(volumes) => set('volumes', volumes)} />
                 ))}
                 <button type="button" class="button" onClick={() => set('volumes', [...form.volumes, { name: '', sizeLimit: '', mountPath: '' }])}>
                   Add volume

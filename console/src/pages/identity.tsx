@@ -339,6 +339,11 @@ function Box({
   );
 }
 
+/** A principal's box in the left column, at height `y`: its arrow's state colours it. */
+function PrincipalBox(p: { y: number; kind: string; title: string; lines: string[]; state: CheckState }) {
+  return <Box x={10} w={300} h={96} {...p} />;
+}
+
 function Arrow({ d, state, label, lx, ly, id }: { d: string; state: CheckState; label: string; lx: number; ly: number; id: string }) {
   return (
     <g class={`edge ${state}`}>
@@ -375,11 +380,8 @@ export function IdentityDiagram({ a }: { a: Analysis }) {
             </marker>
           ))}
         </defs>
-        <Box
-          x={10}
+        <PrincipalBox
           y={40}
-          w={300}
-          h={96}
           kind="deployer"
           title="Deployer"
           lines={[...emailLines(a.deployer), a.deployerIsYou ? '(you)' : '(deployed the latest revision)']}
@@ -412,16 +414,7 @@ export function IdentityDiagram({ a }: { a: Analysis }) {
             <Line x={862} y={84} text="None: fine for a pool that calls no Google API" width={266} cls="edge-sub" />
           ) : null}
         </g>
-        <Box
-          x={10}
-          y={200}
-          w={300}
-          h={96}
-          kind="agent"
-          title="Cloud Run service agent"
-          lines={emailLines(a.agent)}
-          state={a.tokenCreator.state}
-        />
+        <PrincipalBox y={200} kind="agent" title="Cloud Run service agent" lines={emailLines(a.agent)} state={a.tokenCreator.state} />
         <Arrow id={id} d="M 310 248 L 500 248 L 500 186" state={a.tokenCreator.state} label="Token Creator" lx={400} ly={238} />
         {a.cross ? (
           <>

@@ -7,7 +7,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { ApiError, asApiError, call, get, listAll, post } from '../api';
 import { useApp } from '../context';
 import { href, navigate, useRoute } from '../router';
-import { ErrorBanner, Field, Loading, Notice, useAsync } from '../ui';
+import { ErrorBanner, Field, Grid, Loading, Notice, ReadState, useAsync } from '../ui';
 import { useTitle } from './workerpools';
 
 interface Node {
@@ -103,31 +103,20 @@ export function OrgPoliciesList({ resource }: { resource: string }) {
         Organization policies
       </h1>
       <ResourcePicker value={resource} onChange={(r) => navigate(href(['orgpolicies'], { resource: r, project: pid }))} />
-      {data.error ? <ErrorBanner error={data.error} title={`Cannot list the policies of ${resource}`} /> : null}
-      {data.loading && !data.data ? <Loading label="Loading constraints…" /> : null}
+      <ReadState read={data} title={`Cannot list the policies of ${resource}`} loading="Loading constraints…" />
       {data.data ? (
-        <table class="grid" aria-label="Constraints">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Constraint</th>
-              <th scope="col">Policy source</th>
-              <th scope="col">Effective</th>
+        <Grid label="Constraints" columns={['Name', 'Constraint', 'Policy source', 'Effective']}>
+          {data.data.map(({ c, policy, effective }) => (
+            <tr key={c.name}>
+              <td>
+                <a href={href(['orgpolicies', short(c.name)], { resource, project: pid })}>{c.displayName}</a>
+              </td>
+              <td class="mono">{short(c.name)}</td>
+              <td>{sourceText(policy)}</td>
+              <td>{effective ? effectiveText(effective, !!c.booleanConstraint) : '?'}</td>
             </tr>
-          </thead>
-          <tbody>
-            {data.data.map(({ c, policy, effective }) => (
-              <tr key={c.name}>
-                <td>
-                  <a href={href(['orgpolicies', short(c.name)], { resource, project: pid })}>{c.displayName}</a>
-                </td>
-                <td class="mono">{short(c.name)}</td>
-                <td>{sourceText(policy)}</td>
-                <td>{effective ? effectiveText(effective, !!c.booleanConstraint) : '?'}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </Grid>
       ) : null}
     </section>
   );
@@ -164,8 +153,7 @@ export function ConstraintPage({ resource, constraint }: { resource: string; con
       </h1>
       <p class="mono muted">constraints/{constraint} · on {resource}</p>
       {saved ? <Notice kind="success">Policy set on {resource}.</Notice> : null}
-      {d.error ? <ErrorBanner error={d.error} title="Cannot read the policy" /> : null}
-      {d.loading && !d.data ? <Loading /> : null}
+      <ReadState read={d} title="Cannot read the policy" />
       {d.data ? (
         <>
           <p>{d.data.c.description}</p>

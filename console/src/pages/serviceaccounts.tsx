@@ -6,7 +6,7 @@ import { ApiError, asApiError, enc, get, listAll, post } from '../api';
 import { Project, memberOf, useApp } from '../context';
 import { RolePicker, useRoleTitles } from '../roles';
 import { href, navigate, useRoute } from '../router';
-import { Dialog, ErrorBanner, Field, Loading, Notice, Tabs, useAsync } from '../ui';
+import { Actions, Dialog, ErrorBanner, Field, Grid, Loading, Notice, PageHead, ProjectSelect, ReadState, Tabs, useAsync } from '../ui';
 import { useTitle } from './workerpools';
 
 export interface ServiceAccount {
@@ -93,13 +93,7 @@ export function CreateServiceAccountForm({
     <form onSubmit={submit} class="form" aria-label="Create service account">
       {projects && projects.length > 0 ? (
         <Field id={`${idPrefix}-project`} label="Project">
-          <select id={`${idPrefix}-project`} value={proj} onChange={(e) => setProj((e.target as HTMLSelectElement).value)}>
-            {projects.map((p) => (
-              <option key={p.projectId} value={p.projectId}>
-                {p.projectId}
-              </option>
-            ))}
-          </select>
+          <ProjectSelect id={`${idPrefix}-project`} projects={projects} value={proj} onChange={setProj} />
         </Field>
       ) : null}
       <Field id={`${idPrefix}-name`} label="Service account name">
@@ -130,14 +124,7 @@ export function CreateServiceAccountForm({
         <RolePicker id={`${idPrefix}-role`} value={role} onChange={setRole} />
       </Field>
       {error ? <ErrorBanner error={error} title="Cannot create the service account" /> : null}
-      <div class="actions">
-        <button type="submit" class="button primary" disabled={busy}>
-          {busy ? 'Creating…' : 'Create'}
-        </button>
-        <button type="button" class="button" onClick={onCancel}>
-          Cancel
-        </button>
-      </div>
+      <Actions label={busy ? 'Creating…' : 'Create'} busy={busy} onCancel={onCancel} />
     </form>
   );
 }
@@ -149,40 +136,27 @@ export function ServiceAccountsList() {
   const accounts = useAsync(() => (pid ? listAccounts(pid) : Promise.resolve([])), [pid]);
   return (
     <section aria-labelledby="h-sas">
-      <div class="page-head">
-        <h1 id="h-sas" tabIndex={-1}>
-          Service accounts
-        </h1>
-        <a class="button primary" href={href(['iam', 'serviceaccounts', 'create'], { project: pid })}>
-          Create service account
-        </a>
-      </div>
+      <PageHead
+        id="h-sas"
+        title="Service accounts"
+        action="Create service account"
+        to={href(['iam', 'serviceaccounts', 'create'], { project: pid })}
+      />
       <p class="muted">Service accounts of project {pid}.</p>
-      {accounts.error ? <ErrorBanner error={accounts.error} title="Cannot list service accounts" /> : null}
-      {accounts.loading && !accounts.data ? <Loading label="Loading service accounts…" /> : null}
+      <ReadState read={accounts} title="Cannot list service accounts" loading="Loading service accounts…" />
       {accounts.data ? (
-        <table class="grid" aria-label="Service accounts">
-          <thead>
-            <tr>
-              <th scope="col">Email</th>
-              <th scope="col">Status</th>
-              <th scope="col">Name</th>
-              <th scope="col">Description</th>
+        <Grid label="Service accounts" columns={['Email', 'Status', 'Name', 'Description']}>
+          {accounts.data.map((a) => (
+            <tr key={a.email}>
+              <td>
+                <a href={href(['iam', 'serviceaccounts', a.email], { project: pid })}>{a.email}</a>
+              </td>
+              <td>{a.disabled ? 'Disabled' : 'Enabled'}</td>
+              <td>{a.displayName}</td>
+              <td>{a.description}</td>
             </tr>
-          </thead>
-          <tbody>
-            {accounts.data.map((a) => (
-              <tr key={a.email}>
-                <td>
-                  <a href={href(['iam', 'serviceaccounts', a.email], { project: pid })}>{a.email}</a>
-                </td>
-                <td>{a.disabled ? 'Disabled' : 'Enabled'}</td>
-                <td>{a.displayName}</td>
-                <td>{a.description}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </Grid>
       ) : null}
     </section>
   );
@@ -372,65 +346,39 @@ function PrincipalsWithAccess({ email }: { email: string }) {
           <Field id="grant-role" label="Select a role">
             <RolePicker id="grant-role" value={role} onChange={setRole} />
           </Field>
-          <div class="actions">
-            <button type="submit" class="button primary" disabled={busy}>
-              {busy ? 'Saving…' : 'Save'}
-            </button>
-            <button type="button" class="button" onClick={() => setGranting(false)}>
-              Cancel
-            </button>
-          </div>
+          <Actions label={busy ? 'Saving…' : 'Save'} busy={busy} onCancel={() => setGranting(false)} />
         </form>
       ) : null}
-      {policy.error ? <ErrorBanner error={policy.error} title="Cannot read who has access" /> : null}
-      {policy.loading && !policy.data ? <Loading /> : null}
+      <ReadState read={policy} title="Cannot read who has access" />
       {policy.data && rows.length === 0 ? <Notice>No principal holds a role on this account itself (roles may still be inherited from its project, folders or organization).</Notice> : null}
       {rows.length > 0 ? (
-        <table class="grid" aria-label="Principals with access">
-          <thead>
-            <tr>
-              <th scope="col">Principal</th>
-              <th scope="col">Role</th>
-              <th scope="col">
-                <span class="sr-only">Actions</span>
-              </th>
+        <Grid label="Principals with access" columns={['Principal', 'Role', <span class="sr-only">Actions</span>]}>
+          {rows.map((r) => (
+            <tr key={`${r.member}|${r.role}`}>
+              <td class="mono">{r.member}</td>
+              <td>
+                {title(r.role)} <span class="muted small mono">{r.role}</span>
+                {r.condition ? <span class="chip">condition: {r.condition}</span> : null}
+              </td>
+              <td>
+                <button
+                  type="button"
+                  class="small-button"
+                  aria-label={`Remove ${r.role} from ${r.member}`}
+                  onClick={() => setRemoving({ member: r.member, role: r.role })}
+                >
+                  Remove
+                </button>
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {rows.map((r) => (
-              <tr key={`${r.member}|${r.role}`}>
-                <td class="mono">{r.member}</td>
-                <td>
-                  {title(r.role)} <span class="muted small mono">{r.role}</span>
-                  {r.condition ? <span class="chip">condition: {r.condition}</span> : null}
-                </td>
-                <td>
-                  <button
-                    type="button"
-                    class="small-button"
-                    aria-label={`Remove ${r.role} from ${r.member}`}
-                    onClick={() => setRemoving({ member: r.member, role: r.role })}
-                  >
-                    Remove
-                  </button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </Grid>
       ) : null}
       <Dialog open={removing !== null} title="Remove access?" onClose={() => setRemoving(null)}>
         <p>
           Remove <strong>{removing ? title(removing.role) : ''}</strong> from <span class="mono">{removing?.member}</span>?
         </p>
-        <div class="actions">
-          <button type="button" class="button danger" onClick={remove}>
-            Remove
-          </button>
-          <button type="button" class="button" onClick={() => setRemoving(null)}>
-            Cancel
-          </button>
-        </div>
+        <Actions kind="danger" label="Remove" onClick={remove} onCancel={() => setRemoving(null)} />
       </Dialog>
     </div>
   );

@@ -5,7 +5,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { call, enc, get, waitOperation } from '../api';
 import { useApp } from '../context';
 import { href, navigate, useRoute } from '../router';
-import { Dialog, ErrorBanner, Loading, Notice, Tabs, formatTime, useAsync } from '../ui';
+import { Actions, Dialog, ErrorBanner, Grid, Loading, Notice, PageHead, ReadState, Tabs, formatTime, useAsync } from '../ui';
 import { IdentityPanel } from './identity';
 import { Recommendations, useRecommendations } from './recommendations';
 
@@ -35,52 +35,32 @@ export function WorkerPoolsList() {
   const items: any[] = pools.data?.items ?? [];
   return (
     <section aria-labelledby="h-pools">
-      <div class="page-head">
-        <h1 id="h-pools" tabIndex={-1}>
-          Worker pools
-        </h1>
-        <a class="button primary" href={href(['run', 'workerpools', 'create'], { project: pid })}>
-          Deploy container
-        </a>
-      </div>
+      <PageHead id="h-pools" title="Worker pools" action="Deploy container" to={href(['run', 'workerpools', 'create'], { project: pid })} />
       <p class="muted">Cloud Run worker pools in {pid || 'no project'}: long-running instances that pull work, with a service identity.</p>
-      {pools.error ? <ErrorBanner error={pools.error} title="Cannot list worker pools" /> : null}
-      {pools.loading && !pools.data ? <Loading label="Loading worker pools…" /> : null}
+      <ReadState read={pools} title="Cannot list worker pools" loading="Loading worker pools…" />
       {pools.data && items.length === 0 ? <Notice>No worker pools in {pid} yet. Click Deploy container to create one.</Notice> : null}
       {items.length > 0 ? (
-        <table class="grid" aria-label="Worker pools">
-          <thead>
-            <tr>
-              <th scope="col">Status</th>
-              <th scope="col">Name</th>
-              <th scope="col">Region</th>
-              <th scope="col">Service account</th>
-              <th scope="col">Last deployed by</th>
-              <th scope="col">Created</th>
-            </tr>
-          </thead>
-          <tbody>
-            {items.map((p) => {
-              const region = p.metadata.labels?.['cloud.googleapis.com/location'] ?? '';
-              const ready = (p.status?.conditions ?? []).find((c: any) => c.type === 'Ready');
-              const ok = ready?.status === 'True';
-              return (
-                <tr key={`${region}/${p.metadata.name}`}>
-                  <td>
-                    <span class={`pill ${ok ? 'ok' : 'running'}`}>{ok ? 'Ready' : ready?.message || 'Not ready'}</span>
-                  </td>
-                  <td>
-                    <a href={href(['run', 'workerpools', region, p.metadata.name], { project: pid })}>{p.metadata.name}</a>
-                  </td>
-                  <td>{region}</td>
-                  <td class="mono">{p.spec?.template?.spec?.serviceAccountName || 'Default compute service account'}</td>
-                  <td>{p.metadata.annotations?.['serving.knative.dev/lastModifier']}</td>
-                  <td>{formatTime(p.metadata.creationTimestamp)}</td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
+        <Grid label="Worker pools" columns={['Status', 'Name', 'Region', 'Service account', 'Last deployed by', 'Created']}>
+          {items.map((p) => {
+            const region = p.metadata.labels?.['cloud.googleapis.com/location'] ?? '';
+            const ready = (p.status?.conditions ?? []).find((c: any) => c.type === 'Ready');
+            const ok = ready?.status === 'True';
+            return (
+              <tr key={`${region}/${p.metadata.name}`}>
+                <td>
+                  <span class={`pill ${ok ? 'ok' : 'running'}`}>{ok ? 'Ready' : ready?.message || 'Not ready'}</span>
+                </td>
+                <td>
+                  <a href={href(['run', 'workerpools', region, p.metadata.name], { project: pid })}>{p.metadata.name}</a>
+                </td>
+                <td>{region}</td>
+                <td class="mono">{p.spec?.template?.spec?.serviceAccountName || 'Default compute service account'}</td>
+                <td>{p.metadata.annotations?.['serving.knative.dev/lastModifier']}</td>
+                <td>{formatTime(p.metadata.creationTimestamp)}</td>
+              </tr>
+            );
+          })}
+        </Grid>
       ) : null}
     </section>
   );
@@ -194,14 +174,7 @@ export function PoolDetails({ region, name }: { region: string; name: string }) 
       <Dialog open={deleting} title={`Delete worker pool ${name}?`} onClose={() => setDeleting(false)}>
         <p>Its instances stop and its revisions are deleted.</p>
         {deleteError ? <ErrorBanner error={deleteError} /> : null}
-        <div class="actions">
-          <button type="button" class="button danger" onClick={remove}>
-            Delete
-          </button>
-          <button type="button" class="button" onClick={() => setDeleting(false)}>
-            Cancel
-          </button>
-        </div>
+        <Actions kind="danger" label="Delete" onClick={remove} onCancel={() => setDeleting(false)} />
       </Dialog>
     </section>
   );
@@ -213,25 +186,15 @@ function Revisions({ path }: { path: string }) {
   if (!revs.data) return <Loading />;
   const items: any[] = revs.data.revisions ?? [];
   return (
-    <table class="grid" aria-label="Revisions">
-      <thead>
-        <tr>
-          <th scope="col">Revision</th>
-          <th scope="col">Service account</th>
-          <th scope="col">Image</th>
-          <th scope="col">Deployed</th>
+    <Grid label="Revisions" columns={['Revision', 'Service account', 'Image', 'Deployed']}>
+      {items.map((r) => (
+        <tr key={r.name}>
+          <td class="mono">{r.name.split('/').pop()}</td>
+          <td class="mono">{r.serviceAccount}</td>
+          <td class="mono">{r.containers?.[0]?.image}</td>
+          <td>{formatTime(r.createTime)}</td>
         </tr>
-      </thead>
-      <tbody>
-        {items.map((r) => (
-          <tr key={r.name}>
-            <td class="mono">{r.name.split('/').pop()}</td>
-            <td class="mono">{r.serviceAccount}</td>
-            <td class="mono">{r.containers?.[0]?.image}</td>
-            <td>{formatTime(r.createTime)}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+      ))}
+    </Grid>
   );
 }

@@ -349,18 +349,7 @@ pub async fn get_iam_policy(ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<(
 }
 
 pub async fn set_iam_policy(ctx: &Ctx, kind: ResourceKind, id: &str, file: &PathBuf) -> Result<()> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| anyhow::anyhow!("Unable to read policy file {}: {e}", file.display()))?;
-    // YAML is a superset of JSON, so one parser reads both formats gcloud accepts.
-    let policy: Value = serde_yaml_ng::from_str(&text).map_err(|e| {
-        anyhow::anyhow!(
-            "Policy file {} is not valid JSON or YAML: {e}",
-            file.display()
-        )
-    })?;
-    if !policy.is_object() {
-        bail!("Policy file {} must hold a policy object.", file.display());
-    }
+    let policy = crate::org_policies::read_policy_file(file)?;
     let api = ctx.api().await?;
     let result = set_policy(&api, kind, &kind.name(id), &policy).await?;
     eprintln!("Updated IAM policy for {} [{id}].", kind.noun());

@@ -27,6 +27,15 @@ pub struct Target {
     organization: Option<String>,
 }
 
+// What describe and delete name in both groups: a constraint's policy at a resource. (A
+// plain comment: a doc comment here would become those commands' help text.)
+#[derive(Args, Debug)]
+pub struct PolicyAt {
+    constraint: String,
+    #[command(flatten)]
+    target: Target,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum OrgPoliciesCmd {
     /// Turn on enforcement of a boolean constraint at the resource.
@@ -43,19 +52,14 @@ pub enum OrgPoliciesCmd {
     },
     /// Show the policy set at the resource (or, with --effective, the one in force there).
     Describe {
-        constraint: String,
         #[command(flatten)]
-        target: Target,
+        at: PolicyAt,
         /// Show the effective policy, merged down the hierarchy.
         #[arg(long)]
         effective: bool,
     },
     /// Remove the policy set at the resource.
-    Delete {
-        constraint: String,
-        #[command(flatten)]
-        target: Target,
-    },
+    Delete(PolicyAt),
     /// List the policies set at the resource.
     List {
         #[command(flatten)]
@@ -82,19 +86,14 @@ pub enum OrgPoliciesV2Cmd {
     SetPolicy { policy_file: PathBuf },
     /// Show the policy set at the resource (or, with --effective, the one in force there).
     Describe {
-        constraint: String,
         #[command(flatten)]
-        target: Target,
+        at: PolicyAt,
         /// Show the effective policy, merged down the hierarchy, conditions evaluated.
         #[arg(long)]
         effective: bool,
     },
     /// Remove the policy set at the resource.
-    Delete {
-        constraint: String,
-        #[command(flatten)]
-        target: Target,
-    },
+    Delete(PolicyAt),
     /// List the policies set at the resource.
     List {
         #[command(flatten)]
@@ -189,8 +188,9 @@ async fn set_enforce(ctx: &Ctx, constraint: &str, target: &Target, enforce: bool
     Ok(())
 }
 
-/// Read a policy file (YAML is a superset of JSON, so one parser reads both).
-fn read_policy_file(file: &PathBuf) -> Result<Value> {
+/// Read a policy file, for every `set-policy`/`set-iam-policy` command (org policies, IAM allow
+/// and deny policies). YAML is a superset of JSON, so one parser reads both formats gcloud accepts.
+pub(crate) fn read_policy_file(file: &PathBuf) -> Result<Value> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| anyhow::anyhow!("Unable to read policy file {}: {e}", file.display()))?;
     let v: Value = serde_yaml_ng::from_str(&text).map_err(|e| {
@@ -271,7 +271,8 @@ async fn set_v2_policy(ctx: &Ctx, policy: &Value) -> Result<()> {
     Ok(())
 }
 
-async fn describe(ctx: &Ctx, constraint: &str, target: &Target, effective: bool) -> Result<()> {
+async fn describe(ctx: &Ctx, at: &PolicyAt, effective: bool) -> Result<()> {
+    let PolicyAt { constraint, target } = at;
     let parent = parent(ctx, target)?;
     let api = ctx.api().await?;
     let id = constraint_id(constraint);
@@ -289,10 +290,10 @@ async fn describe(ctx: &Ctx, constraint: &str, target: &Target, effective: bool)
     Ok(())
 }
 
-async fn delete(ctx: &Ctx, constraint: &str, target: &Target) -> Result<()> {
-    let parent = parent(ctx, target)?;
+async fn delete(ctx: &Ctx, at: &PolicyAt) -> Result<()> {
+    let parent = parent(ctx, &at.target)?;
     let api = ctx.api().await?;
-    let name = format!("{parent}/policies/{}", constraint_id(constraint));
+    let name = format!("{parent}/policies/{}", constraint_id(&at.constraint));
     api.delete(&format!("/v2/{name}")).await?;
     eprintln!("Deleted [{name}].");
     Ok(())
@@ -311,12 +312,8 @@ pub async fn run_v2(ctx: &Ctx, cmd: &OrgPoliciesV2Cmd) -> Result<()> {
             }
             set_v2_policy(ctx, &p).await
         }
-        OrgPoliciesV2Cmd::Describe {
-            constraint,
-            target,
-            effective,
-        } => describe(ctx, constraint, target, *effective).await,
-        OrgPoliciesV2Cmd::Delete { constraint, target } => delete(ctx, constraint, target).await,
+        OrgPoliciesV2Cmd::Describe { at, effective } => describe(ctx, at, *effective).await,
+        OrgPoliciesV2Cmd::Delete(at) => delete(ctx, at).await,
         OrgPoliciesV2Cmd::List { target } => {
             let parent = parent(ctx, target)?;
             let api = ctx.api().await?;
@@ -356,12 +353,8 @@ pub async fn run(ctx: &Ctx, cmd: &OrgPoliciesCmd) -> Result<()> {
         DisableEnforce { constraint, target } => {
             set_enforce(ctx, constraint, target, false).await?
         }
-        Describe {
-            constraint,
-            target,
-            effective,
-        } => describe(ctx, constraint, target, *effective).await?,
-        Delete { constraint, target } => delete(ctx, constraint, target).await?,
+        Describe { at, effective } => describe(ctx, at, *effective).await?,
+        Delete(at) => delete(ctx, at).await?,
         SetPolicy {
             policy_file,
             target,

@@ -160,26 +160,114 @@ fn full_name(parent: &str) -> String {
     }
 }
 
-/// `tagKeys/ID` for a key given by id or namespaced name.
-async fn key_id(api: &Api, key: &str) -> Result<String> {
-    if key.starts_with("tagKeys/") {
-        return Ok(key.to_string());
-    }
-    let k = api
-        .get_q("/v3/tagKeys/namespaced", &[("name", key.to_string())])
-        .await?;
-    Ok(k["name"].as_str().unwrap_or_default().to_string())
+/// What differs between `tags keys …` and `tags values …`; the commands themselves are one
+/// implementation ([`item`]).
+struct Kind {
+    /// `tagKeys`: the collection, its path under `/v3/` and its list field.
+    collection: &'static str,
+    /// `tag key`, as messages call it.
+    noun: &'static str,
+    iam: ResourceKind,
+    /// The kind a `--parent` names, resolved to its id first: a value's key. (A key's parent
+    /// is an organization or project, passed on as given.)
+    parent: Option<&'static Kind>,
 }
 
-/// `tagValues/ID` for a value given by id or namespaced name.
-async fn value_id(api: &Api, value: &str) -> Result<String> {
-    if value.starts_with("tagValues/") {
-        return Ok(value.to_string());
+const KEYS: Kind = Kind {
+    collection: "tagKeys",
+    noun: "tag key",
+    iam: ResourceKind::TagKey,
+    parent: None,
+};
+
+const VALUES: Kind = Kind {
+    collection: "tagValues",
+    noun: "tag value",
+    iam: ResourceKind::TagValue,
+    parent: Some(&KEYS),
+};
+
+impl Kind {
+    /// `tagKeys/ID` (or `tagValues/ID`) for one given by id or namespaced name.
+    async fn id(&self, api: &Api, name: &str) -> Result<String> {
+        if name.starts_with(&format!("{}/", self.collection)) {
+            return Ok(name.to_string());
+        }
+        let found = api
+            .get_q(
+                &format!("/v3/{}/namespaced", self.collection),
+                &[("name", name.to_string())],
+            )
+            .await?;
+        Ok(found["name"].as_str().unwrap_or_default().to_string())
     }
-    let v = api
-        .get_q("/v3/tagValues/namespaced", &[("name", value.to_string())])
-        .await?;
-    Ok(v["name"].as_str().unwrap_or_default().to_string())
+
+    /// The `parent` a create or list request carries.
+    async fn parent(&self, api: &Api, parent: &str) -> Result<String> {
+        match self.parent {
+            Some(kind) => kind.id(api, parent).await,
+            None => Ok(parent.to_string()),
+        }
+    }
+}
+
+/// A `tags keys` or `tags values` subcommand, with what it names.
+enum Action<'a> {
+    Create {
+        short_name: &'a str,
+        parent: &'a str,
+        description: &'a Option<String>,
+    },
+    Describe(&'a str),
+    List(&'a str),
+    Update(&'a str, &'a str),
+    Delete(&'a str),
+    GetIamPolicy(&'a str),
+    /// `remove`: `None` to add the binding, `Some(all)` to remove it.
+    ModifyBinding(&'a str, &'a BindingArgs, Option<bool>),
+}
+
+/// [`KeysCmd`] and [`ValuesCmd`] have the same variants (their docs, and the name of the
+/// item's field, differ), so one mapping to [`Action`] serves both.
+macro_rules! action {
+    ($cmd:expr, $item:ident) => {
+        match $cmd {
+            Self::Create {
+                short_name,
+                parent,
+                description,
+            } => Action::Create {
+                short_name,
+                parent,
+                description,
+            },
+            Self::Describe { $item } => Action::Describe($item),
+            Self::List { parent } => Action::List(parent),
+            Self::Update { $item, description } => Action::Update($item, description),
+            Self::Delete { $item } => Action::Delete($item),
+            Self::GetIamPolicy { $item } => Action::GetIamPolicy($item),
+            Self::AddIamPolicyBinding { $item, binding } => {
+                Action::ModifyBinding($item, binding, None)
+            }
+            Self::RemoveIamPolicyBinding {
+                $item,
+                binding,
+                all,
+            } => Action::ModifyBinding($item, binding, Some(*all)),
+        }
+    };
+}
+
+impl KeysCmd {
+    fn action(&self) -> Action<'_> {
+        action!(self, key)
+    }
+}
+
+impl ValuesCmd {
+    fn action(&self) -> Action<'_> {
+        action!(self, value)
+    }
 }
 
 fn with_description(mut body: Value, description: &Option<String>) -> Value {
@@ -191,47 +279,53 @@ fn with_description(mut body: Value, description: &Option<String>) -> Value {
 
 pub async fn run(ctx: &Ctx, cmd: &TagsCmd) -> Result<()> {
     match cmd {
-        TagsCmd::Keys(c) => keys(ctx, c).await,
-        TagsCmd::Values(c) => values(ctx, c).await,
+        TagsCmd::Keys(c) => item(ctx, &KEYS, c.action()).await,
+        TagsCmd::Values(c) => item(ctx, &VALUES, c.action()).await,
         TagsCmd::Bindings(c) => bindings(ctx, c).await,
     }
 }
 
-async fn keys(ctx: &Ctx, cmd: &KeysCmd) -> Result<()> {
-    use KeysCmd::*;
-    const KIND: ResourceKind = ResourceKind::TagKey;
+/// A keys or values subcommand.
+async fn item(ctx: &Ctx, kind: &Kind, action: Action<'_>) -> Result<()> {
     let api = ctx.api().await?;
-    match cmd {
-        Create {
+    match action {
+        Action::Create {
             short_name,
             parent,
             description,
         } => {
+            let parent = kind.parent(&api, parent).await?;
             let body = with_description(
                 json!({"shortName": short_name, "parent": parent}),
                 description,
             );
-            let op = api.post("/v3/tagKeys", &body).await?;
-            let key = api.wait(op).await?;
+            let op = api.post(&format!("/v3/{}", kind.collection), &body).await?;
+            let made = api.wait(op).await?;
             eprintln!(
-                "Created tag key [{}] ({}).",
-                key["namespacedName"].as_str().unwrap_or(""),
-                key["name"].as_str().unwrap_or("")
+                "Created {} [{}] ({}).",
+                kind.noun,
+                made["namespacedName"].as_str().unwrap_or(""),
+                made["name"].as_str().unwrap_or("")
             );
-            ctx.print_one(&key, Format::Yaml);
+            ctx.print_one(&made, Format::Yaml);
         }
-        Describe { key } => {
-            let name = key_id(&api, key).await?;
+        Action::Describe(given) => {
+            let name = kind.id(&api, given).await?;
             ctx.print_one(&api.get(&format!("/v3/{name}")).await?, Format::Yaml);
         }
-        List { parent } => {
+        Action::List(parent) => {
+            let parent = kind.parent(&api, parent).await?;
             let items = api
-                .list_all("/v3/tagKeys", &[("parent", parent.clone())], "tagKeys")
+                .list_all(
+                    &format!("/v3/{}", kind.collection),
+                    &[("parent", parent)],
+                    kind.collection,
+                )
                 .await?;
             ctx.print_list(items, table("table(name, shortName, description)"));
         }
-        Update { key, description } => {
-            let name = key_id(&api, key).await?;
+        Action::Update(given, description) => {
+            let name = kind.id(&api, given).await?;
             let op = api
                 .call(
                     reqwest::Method::PATCH,
@@ -240,98 +334,21 @@ async fn keys(ctx: &Ctx, cmd: &KeysCmd) -> Result<()> {
                     Some(&json!({"description": description})),
                 )
                 .await?;
-            let k = api.wait(op).await?;
-            eprintln!("Updated tag key [{name}].");
-            ctx.print_one(&k, Format::Yaml);
+            let updated = api.wait(op).await?;
+            eprintln!("Updated {} [{name}].", kind.noun);
+            ctx.print_one(&updated, Format::Yaml);
         }
-        Delete { key } => {
-            let name = key_id(&api, key).await?;
+        Action::Delete(given) => {
+            let name = kind.id(&api, given).await?;
             api.wait(api.delete(&format!("/v3/{name}")).await?).await?;
-            eprintln!("Deleted tag key [{name}].");
+            eprintln!("Deleted {} [{name}].", kind.noun);
         }
-        GetIamPolicy { key } => {
-            iam_policy::get_iam_policy(ctx, KIND, &key_id(&api, key).await?).await?
+        Action::GetIamPolicy(given) => {
+            iam_policy::get_iam_policy(ctx, kind.iam, &kind.id(&api, given).await?).await?
         }
-        AddIamPolicyBinding { key, binding } => {
-            let id = key_id(&api, key).await?;
-            iam_policy::modify_binding(ctx, KIND, &id, binding, None).await?
-        }
-        RemoveIamPolicyBinding { key, binding, all } => {
-            let id = key_id(&api, key).await?;
-            iam_policy::modify_binding(ctx, KIND, &id, binding, Some(*all)).await?
-        }
-    }
-    Ok(())
-}
-
-async fn values(ctx: &Ctx, cmd: &ValuesCmd) -> Result<()> {
-    use ValuesCmd::*;
-    const KIND: ResourceKind = ResourceKind::TagValue;
-    let api = ctx.api().await?;
-    match cmd {
-        Create {
-            short_name,
-            parent,
-            description,
-        } => {
-            let parent = key_id(&api, parent).await?;
-            let body = with_description(
-                json!({"shortName": short_name, "parent": parent}),
-                description,
-            );
-            let op = api.post("/v3/tagValues", &body).await?;
-            let value = api.wait(op).await?;
-            eprintln!(
-                "Created tag value [{}] ({}).",
-                value["namespacedName"].as_str().unwrap_or(""),
-                value["name"].as_str().unwrap_or("")
-            );
-            ctx.print_one(&value, Format::Yaml);
-        }
-        Describe { value } => {
-            let name = value_id(&api, value).await?;
-            ctx.print_one(&api.get(&format!("/v3/{name}")).await?, Format::Yaml);
-        }
-        List { parent } => {
-            let parent = key_id(&api, parent).await?;
-            let items = api
-                .list_all("/v3/tagValues", &[("parent", parent)], "tagValues")
-                .await?;
-            ctx.print_list(items, table("table(name, shortName, description)"));
-        }
-        Update { value, description } => {
-            let name = value_id(&api, value).await?;
-            let op = api
-                .call(
-                    reqwest::Method::PATCH,
-                    &format!("/v3/{name}"),
-                    &[("updateMask", "description".to_string())],
-                    Some(&json!({"description": description})),
-                )
-                .await?;
-            let v = api.wait(op).await?;
-            eprintln!("Updated tag value [{name}].");
-            ctx.print_one(&v, Format::Yaml);
-        }
-        Delete { value } => {
-            let name = value_id(&api, value).await?;
-            api.wait(api.delete(&format!("/v3/{name}")).await?).await?;
-            eprintln!("Deleted tag value [{name}].");
-        }
-        GetIamPolicy { value } => {
-            iam_policy::get_iam_policy(ctx, KIND, &value_id(&api, value).await?).await?
-        }
-        AddIamPolicyBinding { value, binding } => {
-            let id = value_id(&api, value).await?;
-            iam_policy::modify_binding(ctx, KIND, &id, binding, None).await?
-        }
-        RemoveIamPolicyBinding {
-            value,
-            binding,
-            all,
-        } => {
-            let id = value_id(&api, value).await?;
-            iam_policy::modify_binding(ctx, KIND, &id, binding, Some(*all)).await?
+        Action::ModifyBinding(given, binding, remove) => {
+            let id = kind.id(&api, given).await?;
+            iam_policy::modify_binding(ctx, kind.iam, &id, binding, remove).await?
         }
     }
     Ok(())
@@ -373,7 +390,7 @@ async fn bindings(ctx: &Ctx, cmd: &BindingsCmd) -> Result<()> {
         Delete {
             tag_value, parent, ..
         } => {
-            let value = value_id(&api, tag_value).await?;
+            let value = VALUES.id(&api, tag_value).await?;
             let parent = full_name(parent);
             api.wait(api.delete(&binding_path(&parent, &value)).await?)
                 .await?;

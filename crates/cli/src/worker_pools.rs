@@ -635,14 +635,8 @@ async fn describe(ctx: &Ctx, id: &str, region_flag: &RegionArg) -> Result<()> {
     Ok(())
 }
 
-/// gcloud's human description of a (v1) worker pool: its ready marker, name and region, the
-/// instance split, scaling, how many instances run now, and the latest revision's template;
-/// the `Ready` condition's message when it is not ready. The running count is what the
-/// runtime reported on that condition (absent until it has).
-fn describe_text(pool: &Value) -> String {
-    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    let meta = &pool["metadata"];
-    let ann = &meta["annotations"];
+/// A pool's `Ready` condition, and gcloud's marker for it: ✔ ready, ✖ failed, … otherwise.
+fn readiness(pool: &Value) -> (Option<&Value>, &'static str) {
     let ready = pool["status"]["conditions"]
         .as_array()
         .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"));
@@ -651,6 +645,18 @@ fn describe_text(pool: &Value) -> String {
         Some("False") => "✖",
         _ => "…",
     };
+    (ready, marker)
+}
+
+/// gcloud's human description of a (v1) worker pool: its ready marker, name and region, the
+/// instance split, scaling, how many instances run now, and the latest revision's template;
+/// the `Ready` condition's message when it is not ready. The running count is what the
+/// runtime reported on that condition (absent until it has).
+fn describe_text(pool: &Value) -> String {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let meta = &pool["metadata"];
+    let ann = &meta["annotations"];
+    let (ready, marker) = readiness(pool);
     let message = ready.map(|c| s(&c["message"])).unwrap_or_default();
     let mut out = format!(
         "{marker} WorkerPool {} in region {}\n \n",
@@ -875,18 +881,11 @@ async fn list(ctx: &Ctx, region_flag: &RegionArg) -> Result<()> {
         ctx.print_list(items, Format::Yaml);
         return Ok(());
     }
-    // gcloud's columns, with its ready marker (✔ ready, ✖ failed, … otherwise).
+    // gcloud's columns, with its ready marker.
     let rows: Vec<Value> = items
         .iter()
         .map(|p| {
-            let ready = p["status"]["conditions"]
-                .as_array()
-                .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"));
-            let marker = match ready.map(|c| c["status"].as_str().unwrap_or_default()) {
-                Some("True") => "✔",
-                Some("False") => "✖",
-                _ => "…",
-            };
+            let (ready, marker) = readiness(p);
             json!({
                 "ready": marker,
                 "name": p["metadata"]["name"],

@@ -3,47 +3,37 @@
 
 mod common;
 
+use common::world::{FOLDER_ADMIN, ORG_ADMIN, Org, POLICY_ADMIN, folder, project};
 use common::{Api, Server};
 use serde_json::{Value, json};
 
-const WORLD: &str = r#"
-organizations:
-  - domain: example.com
-    id: "100000000001"
-    iam:
-      - role: roles/owner
-        members: [user:admin@example.com]
-      # roles/owner holds no organization or folder permissions; these do.
-      - role: roles/resourcemanager.organizationAdmin
-        members: [user:admin@example.com]
-      - role: roles/resourcemanager.folderAdmin
-        members: [user:admin@example.com]
-      - role: roles/orgpolicy.policyAdmin
-        members: [user:admin@example.com]
-    folders:
-      - displayName: eng
-        id: "200000000001"
-        folders:
-          - displayName: team-a
-            id: "200000000002"
-            projects: [{projectId: a-prod, number: "300000000001"}]
-      - displayName: ops
-        id: "200000000003"
-        projects: [{projectId: ops-prod, number: "300000000002"}]
-    projects:
-      - projectId: demo-project
-        number: "300000000003"
-groups:
+/// Projects under nested folders and directly under the organization, and groups in groups.
+fn world_yaml() -> String {
+    let eng = folder("eng", "200000000001")
+        .folder(folder("team-a", "200000000002").project(project("a-prod", "300000000001")));
+    let ops = folder("ops", "200000000003").project(project("ops-prod", "300000000002"));
+    Org::new()
+        .admin(ORG_ADMIN)
+        .admin(FOLDER_ADMIN)
+        .admin(POLICY_ADMIN)
+        .folder(eng)
+        .folder(ops)
+        .project(project("demo-project", "300000000003"))
+        .after(
+            "groups:
   - email: outer@example.com
     members: [group:middle@example.com]
   - email: middle@example.com
     members: [group:inner@example.com]
   - email: inner@example.com
     members: [user:carol@example.com]
-"#;
+",
+        )
+        .yaml()
+}
 
 fn world() -> (Server, Api) {
-    let server = Server::start_with_world(WORLD);
+    let server = Server::start_with_world(&world_yaml());
     let api = server.api();
     (server, api)
 }
@@ -179,12 +169,7 @@ fn conditions_on_request_time_grant_only_while_true() {
     let admin = api.token("admin@example.com");
     let (_, v1) = api.post(&admin, "/v3/projects/demo-project:getIamPolicy", json!({}));
     assert_eq!(v1["version"], 1);
-    let roles: Vec<&str> = v1["bindings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["role"].as_str().unwrap())
-        .collect();
+    let roles = common::strs(&v1["bindings"], "role");
     assert!(
         roles
             .iter()
@@ -310,7 +295,7 @@ fn calls_without_a_valid_token_are_unauthenticated() {
 #[test]
 fn policies_and_tokens_survive_a_restart() {
     let data = tempfile::tempdir().unwrap();
-    let server = Server::start_in(data.path(), WORLD);
+    let server = Server::start_in(data.path(), &world_yaml());
     let api = server.api();
     grant(
         &api,
@@ -322,7 +307,7 @@ fn policies_and_tokens_survive_a_restart() {
     let kim = api.token("kim@example.com");
     drop(server);
 
-    let server = Server::start_in(data.path(), WORLD);
+    let server = Server::start_in(data.path(), &world_yaml());
     let api = server.api();
     let (s, body) = api.get(&kim, "/v3/projects/demo-project");
     assert_eq!(

@@ -11,38 +11,13 @@
 
 mod common;
 
-use common::{Api, Run, Server};
+use common::session::{Session, act_as_denied, sa_base};
+use common::world::{AGENT, AGENT_EMAIL, IMG, POOLS};
+use common::world::{app_project, cross_project, project, shared_folder};
+use common::{Files, Run, Server};
 use serde_json::{Value, json};
 
-const WORLD: &str = r#"
-organizations:
-  - domain: example.com
-    id: "100000000001"
-    iam:
-      - role: roles/owner
-        members: [user:admin@example.com]
-      - role: roles/resourcemanager.organizationAdmin
-        members: [user:admin@example.com]
-      - role: roles/orgpolicy.policyAdmin
-        members: [user:admin@example.com]
-    folders:
-      - displayName: shared
-        id: "200000000001"
-        projects:
-          - {projectId: identity-project, number: "300000000002"}
-          - {projectId: open-project, number: "300000000003"}
-    projects:
-      - projectId: app-project
-        number: "300000000001"
-        iam:
-          - role: roles/run.developer
-            members: [user:dev@example.com]
-"#;
-
-const POOLS: &str = "/v2/projects/app-project/locations/us-central1/workerPools";
 const V1: &str = "/apis/run.googleapis.com/v1/namespaces/app-project/workerpools";
-const IMG: &str = "us-docker.pkg.dev/cloudrun/container/worker-pool:latest";
-const AGENT: &str = "service-300000000001@serverless-robot-prod.iam.gserviceaccount.com";
 const DEV: &str = "user:dev@example.com";
 const SA_USER: &str = "roles/iam.serviceAccountUser";
 const TOKEN_CREATOR: &str = "roles/iam.serviceAccountTokenCreator";
@@ -77,93 +52,41 @@ impl Case {
     }
 }
 
-fn act_as_denied(email: &str) -> String {
-    format!(
-        "Permission 'iam.serviceaccounts.actAs' denied on service account {email} (or it may not exist)."
-    )
+struct W {
+    session: Session,
+    /// dev@example.com's token (roles/run.developer on app-project).
+    dev: String,
+    files: Files,
 }
 
-struct W {
-    s: Server,
-    api: Api,
-    admin: String,
-    dev: String,
-    dir: tempfile::TempDir,
-}
+common::session::deref_session!(W, session);
 
 /// The world, the table of cases and a control account every rule allows; an existing pool
 /// `wp` (running as an app-project account) for the update paths.
 fn world() -> (W, Vec<Case>, String) {
-    let s = Server::start_with_world(WORLD);
-    s.ok(&["auth", "login", "dev@example.com"]);
-    s.ok(&["auth", "login", "admin@example.com"]);
-    s.ok(&["config", "set", "project", "app-project"]);
-    let api = s.api();
-    let admin = api.token("admin@example.com");
-    let dev = api.token("dev@example.com");
+    // identity-project keeps the cross-project constraint (enforced by default); open-project
+    // turns it off.
+    let shared = shared_folder().project(project("open-project", "300000000003"));
+    let s = Server::start_with_world(&cross_project(shared, app_project().developer()).yaml());
+    s.login_dev_and_admin("app-project");
+    let session = Session::new(s);
+    let dev = session.api.token("dev@example.com");
     let w = W {
-        s,
-        api,
-        admin,
+        session,
         dev,
-        dir: tempfile::tempdir().unwrap(),
+        files: Files::new(),
     };
     let base = w.create_sa("app-project", "base-sa");
-    let (st, op) = w.api.post(
-        &w.admin,
-        &format!("{POOLS}?workerPoolId=wp"),
-        json!({"template": {"serviceAccount": base, "containers": [{"image": IMG}]}}),
-    );
-    assert_eq!(st, 200, "{op}");
+    w.deploy("wp", v2_pool(&base));
     let cases = w.cases();
     let ok = w.control_account();
     (w, cases, ok)
 }
 
 impl W {
-    fn create_sa(&self, project: &str, id: &str) -> String {
-        let (s, body) = self.api.post(
-            &self.admin,
-            &format!("/v1/projects/{project}/serviceAccounts"),
-            json!({"accountId": id}),
-        );
-        assert_eq!(s, 200, "{body}");
-        body["email"].as_str().unwrap().to_string()
-    }
-
-    fn sa_base(email: &str) -> String {
-        format!("/v1/projects/-/serviceAccounts/{email}")
-    }
-
-    /// get → add a binding → set, on a service account.
-    fn grant(&self, email: &str, role: &str, member: &str) {
-        let base = W::sa_base(email);
-        let (s, mut policy) =
-            self.api
-                .post(&self.admin, &format!("{base}:getIamPolicy"), json!({}));
-        assert_eq!(s, 200, "{policy}");
-        let b = json!({"role": role, "members": [member]});
-        match policy["bindings"].as_array_mut() {
-            Some(list) => list.push(b),
-            None => policy["bindings"] = json!([b]),
-        }
-        let (s, body) = self.api.post(
-            &self.admin,
-            &format!("{base}:setIamPolicy"),
-            json!({"policy": policy}),
-        );
-        assert_eq!(s, 200, "{body}");
-    }
-
-    fn disable_cross_project_constraint(&self, project: &str) {
-        let c = "iam.disableCrossProjectServiceAccountUsage";
-        let parent = format!("projects/{project}");
-        let (s, body) = self.api.post(
-            &self.admin,
-            &format!("/v2/{parent}/policies"),
-            json!({"name": format!("{parent}/policies/{c}"), "spec": {"rules": [{"enforce": false}]}}),
-        );
-        assert_eq!(s, 200, "{body}");
+    /// Add a binding to the policy of the service account `email`.
+    fn grant_on_sa(&self, email: &str, role: &str, member: &str) {
+        self.grant(&sa_base(email), role, member);
     }
 
     /// One account per rule, each breaking that rule alone.
@@ -171,15 +94,15 @@ impl W {
         let never = "never-created@app-project.iam.gserviceaccount.com".to_string();
 
         let deleted = self.create_sa("app-project", "deleted-sa");
-        self.grant(&deleted, SA_USER, DEV);
-        let (s, body) = self.api.delete(&self.admin, &W::sa_base(&deleted));
+        self.grant_on_sa(&deleted, SA_USER, DEV);
+        let (s, body) = self.api.delete(&self.admin, &sa_base(&deleted));
         assert_eq!(s, 200, "{body}");
 
         let disabled = self.create_sa("app-project", "disabled-sa");
-        self.grant(&disabled, SA_USER, DEV);
+        self.grant_on_sa(&disabled, SA_USER, DEV);
         let (s, body) = self.api.post(
             &self.admin,
-            &format!("{}:disable", W::sa_base(&disabled)),
+            &format!("{}:disable", sa_base(&disabled)),
             json!({}),
         );
         assert_eq!(s, 200, "{body}");
@@ -190,13 +113,13 @@ impl W {
         // In identity-project, where the cross-project constraint is enforced (the default);
         // actAs and the service agent's token creator are granted.
         let cross = self.create_sa("identity-project", "cross-sa");
-        self.grant(&cross, SA_USER, DEV);
-        self.grant(&cross, TOKEN_CREATOR, &format!("serviceAccount:{AGENT}"));
+        self.grant_on_sa(&cross, SA_USER, DEV);
+        self.grant_on_sa(&cross, TOKEN_CREATOR, AGENT);
 
         // In open-project, where the constraint is off; actAs granted, the agent has nothing.
-        self.disable_cross_project_constraint("open-project");
+        self.disable_cross_project_constraint("projects/open-project");
         let no_agent = self.create_sa("open-project", "no-agent-sa");
-        self.grant(&no_agent, SA_USER, DEV);
+        self.grant_on_sa(&no_agent, SA_USER, DEV);
 
         let cases = vec![
             Case {
@@ -250,7 +173,7 @@ impl W {
                 slug: "agent",
                 message: format!(
                     "Google Cloud Run Service Agent does not have permission to get access \
-                     tokens for the service account {no_agent}. Please give {AGENT} permission \
+                     tokens for the service account {no_agent}. Please give {AGENT_EMAIL} permission \
                      iam.serviceAccounts.getAccessToken on the service account. Alternatively, \
                      if the service account is unspecified or in the same project you are \
                      deploying in, ensure that the Service Agent is assigned the Google Cloud \
@@ -281,12 +204,7 @@ impl W {
                 .iter()
                 .find(|d| d["@type"] == "type.googleapis.com/google.rpc.PreconditionFailure")
                 .unwrap_or_else(|| panic!("{}: a PreconditionFailure: {err}", c.rule));
-            let kinds: Vec<&str> = failure["violations"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v["type"].as_str().unwrap())
-                .collect();
+            let kinds = common::strs(&failure["violations"], "type");
             assert_eq!(kinds, [c.rule], "{} breaks that rule alone", c.slug);
 
             let (s, err) = self.api.post(
@@ -308,8 +226,8 @@ impl W {
     /// A cross-project account for which all the rules hold (the hardest case to pass).
     fn control_account(&self) -> String {
         let ok = self.create_sa("open-project", "control-sa");
-        self.grant(&ok, SA_USER, DEV);
-        self.grant(&ok, TOKEN_CREATOR, &format!("serviceAccount:{AGENT}"));
+        self.grant_on_sa(&ok, SA_USER, DEV);
+        self.grant_on_sa(&ok, TOKEN_CREATOR, AGENT);
         let (s, op) = self.api.post(
             &self.dev,
             &format!("{POOLS}?workerPoolId=v2-ok&validateOnly=true"),
@@ -319,29 +237,9 @@ impl W {
         ok
     }
 
-    fn pool(&self, id: &str) -> (u16, Value) {
-        self.api.get(&self.admin, &format!("{POOLS}/{id}"))
-    }
-
-    fn revisions(&self, id: &str) -> usize {
-        let (s, body) = self
-            .api
-            .get(&self.admin, &format!("{POOLS}/{id}/revisions"));
-        assert_eq!(s, 200, "{body}");
-        body["revisions"].as_array().map(Vec::len).unwrap_or(0)
-    }
-
     /// `runpool --account dev@example.com ARGS...`
     fn as_dev(&self, args: &[&str]) -> Run {
-        let mut a = vec!["--account", "dev@example.com"];
-        a.extend_from_slice(args);
-        self.s.run(&a)
-    }
-
-    fn write(&self, name: &str, text: &str) -> String {
-        let p = self.dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p.display().to_string()
+        self.server.run_as("dev@example.com", args)
     }
 
     /// `run worker-pools describe NAME --format json`, as the developer.
@@ -366,6 +264,13 @@ impl W {
                 .contains(&format!("Cannot find worker pool [{name}]")),
             "{what}: {r:?}"
         );
+    }
+
+    /// `wp` now runs as `sa`, in a second revision.
+    fn assert_moved_to(&self, sa: &str) {
+        let after = self.snapshot("wp");
+        assert_eq!(after["serviceAccountName"], sa);
+        assert_eq!(after["revisions"], 2, "a new revision");
     }
 
     /// What a write to a pool would change, as `describe` shows it, and its revision count.
@@ -434,19 +339,13 @@ resource "google_cloud_run_v2_worker_pool" "default" {{
 #[test]
 fn replace_is_refused_for_every_identity_rule_and_writes_nothing() {
     let (w, cases, ok) = world();
-    let replace = |file: &str| w.as_dev(&["beta", "run", "worker-pools", "replace", file]);
+    // `beta run worker-pools replace FILE` of `text` written to the file `name`.
+    let replace = |name: &str, text: &str| {
+        let file = w.files.write(name, text);
+        w.as_dev(&["beta", "run", "worker-pools", "replace", &file])
+    };
     // The seed's YAML walk: export, edit serviceAccountName, replace.
-    let r = w.as_dev(&[
-        "run",
-        "worker-pools",
-        "describe",
-        "wp",
-        "--format",
-        "export",
-        "--region",
-        "us-central1",
-    ]);
-    assert!(r.ok(), "{r:?}");
+    let r = w.server.export_pool(Some("dev@example.com"), "wp");
     let exported: Value = serde_yaml_ng::from_str(&r.stdout).unwrap();
     let with_account = |sa: &str| {
         let mut v = exported.clone();
@@ -464,8 +363,7 @@ fn replace_is_refused_for_every_identity_rule_and_writes_nothing() {
 
         // A pool that does not exist yet: replace creates it (v1 POST).
         let name = format!("rp-{}", c.slug);
-        let file = w.write(&format!("{name}.yaml"), &v1_yaml(&name, &c.account));
-        let r = replace(&file);
+        let r = replace(&format!("{name}.yaml"), &v1_yaml(&name, &c.account));
         assert_eq!(r.code, Some(1), "{what}: create: {r:?}");
         assert!(r.stderr.contains(&refused), "{what}: create: {r:?}");
         assert!(
@@ -476,11 +374,8 @@ fn replace_is_refused_for_every_identity_rule_and_writes_nothing() {
 
         // The existing pool: replace over it (v1 PUT).
         let edited = with_account(&c.account);
-        let file = w.write(
-            &format!("wp-{}.yaml", c.slug),
-            &serde_yaml_ng::to_string(&edited).unwrap(),
-        );
-        let r = replace(&file);
+        let text = serde_yaml_ng::to_string(&edited).unwrap();
+        let r = replace(&format!("wp-{}.yaml", c.slug), &text);
         assert_eq!(r.code, Some(1), "{what}: replace: {r:?}");
         assert!(r.stderr.contains(&refused), "{what}: replace: {r:?}");
         assert_eq!(w.snapshot("wp"), before, "{what}: wp unchanged");
@@ -498,91 +393,85 @@ fn replace_is_refused_for_every_identity_rule_and_writes_nothing() {
     }
 
     // Control: the same files with an account every rule allows go through.
-    let file = w.write("rp-ok.yaml", &v1_yaml("rp-ok", &ok));
-    let r = replace(&file);
+    let r = replace("rp-ok.yaml", &v1_yaml("rp-ok", &ok));
     assert!(r.ok(), "{r:?}");
     assert_eq!(w.pool("rp-ok").1["template"]["serviceAccount"], ok);
-    let file = w.write(
-        "wp-ok.yaml",
-        &serde_yaml_ng::to_string(&with_account(&ok)).unwrap(),
-    );
-    let r = replace(&file);
+    let text = serde_yaml_ng::to_string(&with_account(&ok)).unwrap();
+    let r = replace("wp-ok.yaml", &text);
     assert!(
         r.stderr
             .contains("New configuration has been applied to worker pool [wp]."),
         "{r:?}"
     );
-    let after = w.snapshot("wp");
-    assert_eq!(after["serviceAccountName"], ok);
-    assert_eq!(after["revisions"], 2, "a new revision");
+    w.assert_moved_to(&ok);
 }
 
 #[test]
 fn terraform_apply_is_refused_for_every_identity_rule_and_writes_nothing() {
     let (w, cases, ok) = world();
-    let apply = |file: &str| w.as_dev(&["terraform", "apply", file, "-auto-approve"]);
+    // `terraform apply FILE -auto-approve` of `text` written to the file `name`.
+    let apply = |name: &str, text: &str| {
+        let file = w.files.write(name, text);
+        w.as_dev(&["terraform", "apply", &file, "-auto-approve"])
+    };
     let before = w.snapshot("wp");
 
     for c in &cases {
         let what = format!("{} ({})", c.rule, c.slug);
+        // Applying `text` fails: the provider starts the resource's `step` (its `progress`
+        // line), Google's answer is the case's error after `error`, nothing is applied.
+        let refused = |name: &str, text: &str, step: &str, progress: &str, error: &str| {
+            let r = apply(name, text);
+            assert_eq!(r.code, Some(1), "{what}: {step}: {r:?}");
+            assert!(
+                r.stdout.contains(&format!(
+                    "google_cloud_run_v2_worker_pool.default: {progress}..."
+                )),
+                "{what}: {r:?}"
+            );
+            assert!(
+                r.stderr
+                    .contains(&format!("Error: {error}: {}", c.googleapi())),
+                "{what}: {step}: {r:?}"
+            );
+            assert!(!r.stdout.contains("Apply complete!"), "{what}: {r:?}");
+        };
 
         // A new pool: the provider's create (v2 POST).
         let name = format!("tf-{}", c.slug);
-        let file = w.write(&format!("{name}.tf"), &tf_pool(&name, &c.account));
-        let r = apply(&file);
-        assert_eq!(r.code, Some(1), "{what}: create: {r:?}");
-        assert!(
-            r.stdout
-                .contains("google_cloud_run_v2_worker_pool.default: Creating..."),
-            "{what}: {r:?}"
+        refused(
+            &format!("{name}.tf"),
+            &tf_pool(&name, &c.account),
+            "create",
+            "Creating",
+            "Error creating WorkerPool",
         );
-        assert!(
-            r.stderr.contains(&format!(
-                "Error: Error creating WorkerPool: {}",
-                c.googleapi()
-            )),
-            "{what}: create: {r:?}"
-        );
-        assert!(!r.stdout.contains("Apply complete!"), "{what}: {r:?}");
         w.assert_absent(&name, &what);
 
         // The existing pool: the provider's update (v2 PATCH).
-        let file = w.write(&format!("wp-{}.tf", c.slug), &tf_pool("wp", &c.account));
-        let r = apply(&file);
-        assert_eq!(r.code, Some(1), "{what}: update: {r:?}");
-        assert!(
-            r.stdout
-                .contains("google_cloud_run_v2_worker_pool.default: Modifying..."),
-            "{what}: {r:?}"
+        refused(
+            &format!("wp-{}.tf", c.slug),
+            &tf_pool("wp", &c.account),
+            "update",
+            "Modifying",
+            "Error updating WorkerPool \"projects/app-project/locations/us-central1/workerPools/wp\"",
         );
-        assert!(
-            r.stderr.contains(&format!(
-                "Error: Error updating WorkerPool \"projects/app-project/locations/us-central1/workerPools/wp\": {}",
-                c.googleapi()
-            )),
-            "{what}: update: {r:?}"
-        );
-        assert!(!r.stdout.contains("Apply complete!"), "{what}: {r:?}");
         assert_eq!(w.snapshot("wp"), before, "{what}: wp unchanged");
     }
 
     // Control: the same configuration with an account every rule allows is applied.
-    let file = w.write("tf-ok.tf", &tf_pool("tf-ok", &ok));
-    let r = apply(&file);
+    let r = apply("tf-ok.tf", &tf_pool("tf-ok", &ok));
     assert!(
         r.stdout
             .contains("Apply complete! Resources: 1 added, 0 changed, 0 destroyed."),
         "{r:?}"
     );
     assert_eq!(w.pool("tf-ok").1["template"]["serviceAccount"], ok);
-    let file = w.write("wp-ok.tf", &tf_pool("wp", &ok));
-    let r = apply(&file);
+    let r = apply("wp-ok.tf", &tf_pool("wp", &ok));
     assert!(
         r.stdout
             .contains("Apply complete! Resources: 0 added, 1 changed, 0 destroyed."),
         "{r:?}"
     );
-    let after = w.snapshot("wp");
-    assert_eq!(after["serviceAccountName"], ok);
-    assert_eq!(after["revisions"], 2, "a new revision");
+    w.assert_moved_to(&ok);
 }

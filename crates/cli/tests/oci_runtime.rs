@@ -11,27 +11,21 @@
 
 mod common;
 
-use common::{Api, Server};
+use common::Server;
+use common::procs::{marker, procs_with};
+use common::session::Session;
+use common::wait::wait_for;
+use common::world::{DEFAULT_SA, Org, app_project};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const WORLD: &str = r#"
-organizations:
-  - domain: example.com
-    id: "100000000001"
-    iam:
-      - role: roles/owner
-        members: [user:admin@example.com]
-    projects:
-      - projectId: app-project
-        number: "300000000001"
-"#;
+fn world_yaml() -> String {
+    Org::new().project(app_project()).yaml()
+}
 
-const POOLS: &str = "/v2/projects/app-project/locations/us-central1/workerPools";
-const DEFAULT_SA: &str = "300000000001-compute@developer.gserviceaccount.com";
 const BUSYBOX: &str = "/bin/busybox";
 
 /// Why the OCI runtime cannot run here, if it cannot (probed once: the tests run in
@@ -176,36 +170,6 @@ fn busybox_image() -> Vec<u8> {
     out.into_inner().unwrap()
 }
 
-/// Poll `f` until it answers Ok, for up to `secs`; panic with its last Err otherwise.
-fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        match f() {
-            Ok(v) => return v,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("timed out after {secs} s waiting for {what}; last seen: {last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
-}
-
-/// Pids of live processes whose command line contains `mark`.
-fn procs_with(mark: &str) -> Vec<u32> {
-    let mut out = vec![];
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        if std::fs::read(e.path().join("cmdline"))
-            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(mark))
-        {
-            out.push(pid);
-        }
-    }
-    out
-}
-
 fn netns_exists(instance: &str) -> bool {
     Path::new("/var/run/netns")
         .join(format!("runpool-{instance}"))
@@ -214,18 +178,18 @@ fn netns_exists(instance: &str) -> bool {
 
 /// A logged-in client of a server running `--runtime oci`, with the busybox image imported.
 struct Oci {
-    server: Server,
-    api: Api,
-    admin: String,
+    session: Session,
 }
+
+common::session::deref_session!(Oci, session);
 
 impl Oci {
     fn start(data: Option<&Path>) -> Oci {
-        let server = Server::spawn(data, Some(WORLD), &["--runtime", "oci"]);
+        let server = Server::spawn(data, Some(&world_yaml()), &["--runtime", "oci"]);
         server.login_admin();
-        let api = server.api();
-        let admin = api.token("admin@example.com");
-        Oci { server, api, admin }
+        Oci {
+            session: Session::new(server),
+        }
     }
 
     fn import_busybox(&self) {
@@ -247,33 +211,20 @@ impl Oci {
 
     /// Deploy pool `id` running `script` (the image's Entrypoint is `sh -c`: the script is
     /// the container's only arg).
-    fn deploy(&self, id: &str, image: &str, script: &str) {
-        let body = json!({
-            "template": {"containers": [{"image": image, "args": [script]}]},
-            "scaling": {"scalingMode": "MANUAL", "manualInstanceCount": 1},
-        });
-        let (s, op) = self
-            .api
-            .post(&self.admin, &format!("{POOLS}?workerPoolId={id}"), body);
-        assert_eq!(s, 200, "deploy {id}: {op}");
+    fn deploy_script(&self, id: &str, image: &str, script: &str) {
+        self.deploy(
+            id,
+            json!({
+                "template": {"containers": [{"image": image, "args": [script]}]},
+                "scaling": {"scalingMode": "MANUAL", "manualInstanceCount": 1},
+            }),
+        );
     }
 
     /// Log lines of pool `id`: (instanceId, text).
     fn lines(&self, id: &str) -> Vec<(String, String)> {
-        let (s, body) = self.api.post(
-            &self.admin,
-            "/v2/entries:list",
-            json!({
-                "resourceNames": ["projects/app-project"],
-                "filter": format!("resource.type=\"cloud_run_worker_pool\" AND resource.labels.worker_pool_name=\"{id}\""),
-                "pageSize": 1000,
-            }),
-        );
-        assert_eq!(s, 200, "entries:list: {body}");
-        body["entries"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        self.log_entries(id)
+            .iter()
             .map(|e| {
                 (
                     e["labels"]["instanceId"].as_str().unwrap_or("").to_string(),
@@ -306,12 +257,6 @@ impl Oci {
                 .ok_or_else(|| format!("{lines:?}"))
         })
     }
-
-    fn condition(&self, pool: &str) -> Value {
-        let (s, p) = self.api.get(&self.admin, &format!("{POOLS}/{pool}"));
-        assert_eq!(s, 200, "{p}");
-        p["terminalCondition"].clone()
-    }
 }
 
 /// What the instance reports about itself, then it idles (exiting at SIGTERM). `mark` lets
@@ -338,8 +283,8 @@ fn an_imported_image_runs_under_runc_and_reaches_its_metadata_server_at_the_stan
     require_oci!();
     let w = Oci::start(None);
     w.import_busybox();
-    let mark = format!("rpmark-oci-{}", std::process::id());
-    w.deploy("wp", "busybox:local", &reporting_script(&mark));
+    let mark = marker("oci");
+    w.deploy_script("wp", "busybox:local", &reporting_script(&mark));
 
     let (instance, email) = w.logged("wp", "email", 60);
     assert_eq!(
@@ -383,24 +328,12 @@ fn an_imported_image_runs_under_runc_and_reaches_its_metadata_server_at_the_stan
     assert!(!procs_with(&mark).is_empty(), "the container's shell runs");
 
     // A pool whose image was never imported does not start, and says why.
-    w.deploy("missing", "nothere:1", "true");
-    let c = wait_for("the missing image to fail its pool", 20, || {
-        let c = w.condition("missing");
-        if c["state"] == "CONDITION_FAILED" {
-            Ok(c)
-        } else {
-            Err(c.to_string())
-        }
-    });
-    assert!(
-        c["message"]
-            .as_str()
-            .unwrap()
-            .contains("Image 'nothere:1' not found"),
-        "{c}"
-    );
+    w.deploy_script("missing", "nothere:1", "true");
+    let c = w.wait_condition("missing", "CONDITION_FAILED", 20);
+    let message = c["message"].as_str().unwrap();
+    assert!(message.contains("Image 'nothere:1' not found"), "{c}");
 
-    let mut server = w.server;
+    let mut server = w.session.server;
     assert!(
         server.terminate(Duration::from_secs(30)).is_some(),
         "serve stops within the grace period"
@@ -418,15 +351,15 @@ fn a_killed_server_leaves_nothing_once_it_starts_again() {
     let data = tempfile::tempdir().unwrap();
     let w = Oci::start(Some(data.path()));
     w.import_busybox();
-    let mark = format!("rpmark-ocikill-{}", std::process::id());
-    w.deploy("wp", "busybox:local", &reporting_script(&mark));
+    let mark = marker("ocikill");
+    w.deploy_script("wp", "busybox:local", &reporting_script(&mark));
     let first = w.said("wp", "ready", 60);
     let kill = Command::new("kill")
         .args(["-KILL", &w.server.pid().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
-    let mut server = w.server;
+    let mut server = w.session.server;
     assert!(server.terminate(Duration::from_secs(10)).is_some());
     assert!(
         !procs_with(&mark).is_empty(),
@@ -453,7 +386,7 @@ fn a_killed_server_leaves_nothing_once_it_starts_again() {
             p => Err(format!("{p:?}")),
         }
     });
-    let mut server = w.server;
+    let mut server = w.session.server;
     assert!(server.terminate(Duration::from_secs(30)).is_some());
     assert!(procs_with(&mark).is_empty(), "no process is left");
     assert!(!netns_exists(&second));
@@ -462,7 +395,7 @@ fn a_killed_server_leaves_nothing_once_it_starts_again() {
 #[test]
 fn bad_archives_are_refused_with_a_clear_error() {
     // Importing needs no runc: the process runtime's server takes images too.
-    let server = Server::spawn(None, Some(WORLD), &[]);
+    let server = Server::spawn(None, Some(&world_yaml()), &[]);
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.tar");
     std::fs::write(&junk, b"this is not a tar archive").unwrap();

@@ -8,24 +8,18 @@
 mod common;
 
 use common::Server;
+use common::procs::marker;
+use common::session::{Session, pool_log_entries};
+use common::wait::wait_for;
+use common::world::{DEFAULT_SA, Org, POOLS, app_project};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const WORLD: &str = r#"
-organizations:
-  - domain: example.com
-    id: "100000000001"
-    iam:
-      - role: roles/owner
-        members: [user:admin@example.com]
-    projects:
-      - projectId: app-project
-        number: "300000000001"
-"#;
+fn world_yaml() -> String {
+    Org::new().project(app_project()).yaml()
+}
 
-const POOLS: &str = "/v2/projects/app-project/locations/us-central1/workerPools";
-const DEFAULT_SA: &str = "300000000001-compute@developer.gserviceaccount.com";
 const DEDICATED: &str = "queue-worker@app-project.iam.gserviceaccount.com";
 const RUN_RECS: &str = "/v1/projects/app-project/locations/us-central1/recommenders/google.run.service.IdentityRecommender/recommendations";
 const IAM_RECS: &str = "/v1/projects/app-project/locations/global/recommenders/google.iam.policy.Recommender/recommendations";
@@ -56,39 +50,35 @@ while True:
     time.sleep(0.5)
 "#;
 
-fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        match f() {
-            Ok(v) => return v,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("timed out after {secs} s waiting for {what}; last seen: {last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
+/// A pool of one instance running WORKER (with `mark` on its command line), as `sa` if given.
+fn worker_pool(mark: &str, sa: Option<&str>) -> Value {
+    let mut template = json!({"containers": [{
+        "image": "us-docker.pkg.dev/cloudrun/container/worker-pool",
+        "command": ["python3", "-c", WORKER, mark],
+    }]});
+    if let Some(sa) = sa {
+        template["serviceAccount"] = json!(sa);
     }
+    json!({"template": template, "scaling": {"scalingMode": "MANUAL", "manualInstanceCount": 1}})
+}
+
+/// Wait (up to 60 s) for `what`: the worker of `pool` making both its calls, answered 200, as
+/// `email`.
+fn wait_succeeding(server: &Server, token: &str, pool: &str, email: &str, what: &str) {
+    wait_for(what, 60, || {
+        let lines = pool_lines(server, token, pool);
+        lines
+            .iter()
+            .any(|(e, a, b)| e == email && *a == 200 && *b == 200)
+            .then_some(())
+            .ok_or(format!("{lines:?}"))
+    });
 }
 
 /// `WORKER EMAIL A B` lines of the pool's logs.
-fn worker_lines(server: &Server, token: &str) -> Vec<(String, u16, u16)> {
-    pool_lines(server, token, "queue-worker")
-}
-
 fn pool_lines(server: &Server, token: &str, pool: &str) -> Vec<(String, u16, u16)> {
-    let (s, body) = server.api().post(
-        token,
-        "/v2/entries:list",
-        json!({
-            "resourceNames": ["projects/app-project"],
-            "filter": format!("resource.type=\"cloud_run_worker_pool\" AND resource.labels.worker_pool_name=\"{pool}\""),
-            "pageSize": 1000,
-        }),
-    );
-    assert_eq!(s, 200, "{body}");
-    body["entries"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    pool_log_entries(&server.api(), token, pool)
+        .iter()
         .filter_map(|e| {
             let parts: Vec<&str> = e["textPayload"].as_str()?.split_whitespace().collect();
             match parts.as_slice() {
@@ -123,30 +113,20 @@ fn role_permissions(server: &Server, token: &str, role: &str) -> BTreeSet<String
 
 #[test]
 fn a_pool_on_the_default_account_gets_a_dedicated_least_privilege_account_and_keeps_working() {
-    let mut server = Server::start_with_world(WORLD);
-    let api = server.api();
-    let admin = api.token("admin@example.com");
-    let mark = format!("rpmark-recommender-{}", std::process::id());
-    let (s, op) = api.post(
+    let w = Session::start(&world_yaml());
+    w.deploy("queue-worker", worker_pool(&marker("recommender"), None));
+    let Session {
+        mut server,
+        api,
+        admin,
+    } = w;
+    wait_succeeding(
+        &server,
         &admin,
-        &format!("{POOLS}?workerPoolId=queue-worker"),
-        json!({
-            "template": {"containers": [{
-                "image": "us-docker.pkg.dev/cloudrun/container/worker-pool",
-                "command": ["python3", "-c", WORKER, &mark],
-            }]},
-            "scaling": {"scalingMode": "MANUAL", "manualInstanceCount": 1},
-        }),
+        "queue-worker",
+        DEFAULT_SA,
+        "the worker to succeed as the default account",
     );
-    assert_eq!(s, 200, "{op}");
-    wait_for("the worker to succeed as the default account", 60, || {
-        let lines = worker_lines(&server, &admin);
-        lines
-            .iter()
-            .any(|(e, a, b)| e == DEFAULT_SA && *a == 200 && *b == 200)
-            .then_some(())
-            .ok_or(format!("{lines:?}"))
-    });
 
     // Cloud Run's identity recommender: one recommendation, for this pool.
     let list = recs(&server, &admin, RUN_RECS);
@@ -262,15 +242,14 @@ fn a_pool_on_the_default_account_gets_a_dedicated_least_privilege_account_and_ke
     assert_eq!(held, added.iter().cloned().collect::<BTreeSet<_>>());
 
     // The redeployed worker keeps succeeding, now as its own account.
-    wait_for("the worker to succeed as the dedicated account", 60, || {
-        let lines = worker_lines(&server, &admin);
-        lines
-            .iter()
-            .any(|(e, a, b)| e == DEDICATED && *a == 200 && *b == 200)
-            .then_some(())
-            .ok_or(format!("{lines:?}"))
-    });
-    let failures: Vec<_> = worker_lines(&server, &admin)
+    wait_succeeding(
+        &server,
+        &admin,
+        "queue-worker",
+        DEDICATED,
+        "the worker to succeed as the dedicated account",
+    );
+    let failures: Vec<_> = pool_lines(&server, &admin, "queue-worker")
         .into_iter()
         .filter(|(e, a, b)| e == DEDICATED && (*a != 200 || *b != 200))
         .collect();
@@ -286,22 +265,14 @@ fn a_pool_on_the_default_account_gets_a_dedicated_least_privilege_account_and_ke
 
 #[test]
 fn recommendations_are_marked_with_their_etag_and_guarded_by_the_recommender_permissions() {
-    let server = Server::start_with_world(WORLD);
-    let api = server.api();
-    let admin = api.token("admin@example.com");
+    let w = Session::start(&world_yaml());
     // A user granted a role they never use: the IAM recommender proposes removing it.
-    let (s, mut policy) = api.post(&admin, "/v3/projects/app-project:getIamPolicy", json!({}));
-    assert_eq!(s, 200);
-    policy["bindings"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"role": "roles/run.developer", "members": ["user:idle@example.com"]}));
-    let (s, body) = api.post(
-        &admin,
-        "/v3/projects/app-project:setIamPolicy",
-        json!({"policy": policy}),
+    w.grant(
+        "/v3/projects/app-project",
+        "roles/run.developer",
+        "user:idle@example.com",
     );
-    assert_eq!(s, 200, "{body}");
+    let Session { server, api, admin } = w;
     let list = recs(&server, &admin, IAM_RECS);
     let idle = list
         .iter()
@@ -383,41 +354,28 @@ fn recommendations_are_marked_with_their_etag_and_guarded_by_the_recommender_per
 
 #[test]
 fn pools_sharing_an_account_learn_in_soft_mode_what_they_need_and_each_gets_its_own() {
-    let mut server = Server::spawn(None, Some(WORLD), &["--enforcement", "soft"]);
-    let api = server.api();
-    let admin = api.token("admin@example.com");
-    let (s, sa) = api.post(
-        &admin,
-        "/v1/projects/app-project/serviceAccounts",
-        json!({"accountId": "shared-worker"}),
-    );
-    assert_eq!(s, 200, "{sa}");
-    let shared = sa["email"].as_str().unwrap().to_string();
-    let mark = format!("rpmark-recommender-soft-{}", std::process::id());
+    let w = Session::new(Server::spawn(
+        None,
+        Some(&world_yaml()),
+        &["--enforcement", "soft"],
+    ));
+    let shared = w.create_sa("app-project", "shared-worker");
+    let mark = marker("recommender-soft");
     for pool in ["alpha-pool", "beta-pool"] {
-        let (s, op) = api.post(
-            &admin,
-            &format!("{POOLS}?workerPoolId={pool}"),
-            json!({
-                "template": {"serviceAccount": shared, "containers": [{
-                    "image": "us-docker.pkg.dev/cloudrun/container/worker-pool",
-                    "command": ["python3", "-c", WORKER, &mark],
-                }]},
-                "scaling": {"scalingMode": "MANUAL", "manualInstanceCount": 1},
-            }),
-        );
-        assert_eq!(s, 200, "{op}");
+        w.deploy(pool, worker_pool(&mark, Some(&shared)));
     }
+    let Session {
+        mut server, admin, ..
+    } = w;
     // The shared account holds no role at all; soft enforcement lets the calls through.
     for pool in ["alpha-pool", "beta-pool"] {
-        wait_for(&format!("{pool} to run its calls"), 60, || {
-            let lines = pool_lines(&server, &admin, pool);
-            lines
-                .iter()
-                .any(|(e, a, b)| e == &shared && *a == 200 && *b == 200)
-                .then_some(())
-                .ok_or(format!("{lines:?}"))
-        });
+        wait_succeeding(
+            &server,
+            &admin,
+            pool,
+            &shared,
+            &format!("{pool} to run its calls"),
+        );
     }
     let list = recs(&server, &admin, RUN_RECS);
     assert_eq!(list.len(), 2, "{list:#?}");

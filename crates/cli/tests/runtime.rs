@@ -9,51 +9,35 @@
 
 mod common;
 
-use common::{Api, Server};
+use common::Server;
+use common::procs::{kill_ours, marker, procs_with};
+use common::session::{Session, sa_base};
+use common::wait::wait_for;
+use common::world::{AGENT, DEFAULT_SA, POOLS, app_project, cross_project, shared_folder};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-const WORLD: &str = r#"
-organizations:
-  - domain: example.com
-    id: "100000000001"
-    iam:
-      - role: roles/owner
-        members: [user:admin@example.com]
-      - role: roles/resourcemanager.organizationAdmin
-        members: [user:admin@example.com]
-      - role: roles/orgpolicy.policyAdmin
-        members: [user:admin@example.com]
-    folders:
-      - displayName: shared
-        id: "200000000001"
-        projects: [{projectId: identity-project, number: "300000000002"}]
-    projects:
-      - projectId: app-project
-        number: "300000000001"
-"#;
-
-const POOLS: &str = "/v2/projects/app-project/locations/us-central1/workerPools";
-const AGENT: &str =
-    "serviceAccount:service-300000000001@serverless-robot-prod.iam.gserviceaccount.com";
-const DEFAULT_SA: &str = "300000000001-compute@developer.gserviceaccount.com";
 const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
+
+fn world_yaml() -> String {
+    cross_project(shared_folder(), app_project()).yaml()
+}
 
 /// A server with the world above; on drop it is stopped with SIGTERM (so its instances stop
 /// too) rather than killed.
 struct World {
-    server: Server,
-    api: Api,
-    admin: String,
+    session: Session,
     /// Markers of this test's instances: whatever still carries one when the test ends (an
     /// orphan, or a failed assertion's leftovers) is killed, so no test leaks processes.
     marks: std::cell::RefCell<Vec<String>>,
 }
 
+common::session::deref_session!(World, session);
+
 impl Drop for World {
     fn drop(&mut self) {
-        self.server.terminate(Duration::from_secs(30));
+        self.session.server.terminate(Duration::from_secs(30));
         for m in self.marks.borrow().iter() {
             kill_ours(m);
         }
@@ -61,23 +45,14 @@ impl Drop for World {
 }
 
 fn world() -> World {
-    from_server(Server::start_with_world(WORLD))
+    from_server(Server::start_with_world(&world_yaml()))
 }
 
 fn from_server(server: Server) -> World {
-    let api = server.api();
-    let admin = api.token("admin@example.com");
     World {
-        server,
-        api,
-        admin,
+        session: Session::new(server),
         marks: Default::default(),
     }
-}
-
-/// A unique marker for this test's processes.
-fn marker(test: &str) -> String {
-    format!("rpmark-{test}-{}", std::process::id())
 }
 
 /// A container that runs `script` with `sh -c`.
@@ -97,42 +72,6 @@ fn idle_script(mark: &str) -> String {
     format!("echo \"start $CLOUD_RUN_REVISION {mark}\"; while true; do sleep 0.2; done")
 }
 
-/// Poll `f` until it answers Ok, for up to `secs`; panic with its last Err otherwise.
-fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        match f() {
-            Ok(v) => return v,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("timed out after {secs} s waiting for {what}; last seen: {last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
-
-/// Pids of live processes whose command line contains `mark`.
-fn procs_with(mark: &str) -> Vec<u32> {
-    let mut out = vec![];
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        // A zombie has an empty command line; it is not running.
-        if String::from_utf8_lossy(&cmd)
-            .replace('\0', " ")
-            .contains(mark)
-        {
-            out.push(pid);
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Wait until exactly `n` processes carry `mark`.
 fn wait_procs(mark: &str, n: usize, secs: u64) -> Vec<u32> {
     wait_for(&format!("{n} processes with {mark}"), secs, || {
@@ -145,15 +84,6 @@ fn wait_procs(mark: &str, n: usize, secs: u64) -> Vec<u32> {
     })
 }
 
-/// Kill (SIGKILL) processes this test started that carry `mark`: clean-up only.
-fn kill_ours(mark: &str) {
-    for pid in procs_with(mark) {
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
-    }
-}
-
 impl World {
     /// A marker for this test's instances, reaped when the world goes.
     fn mark(&self, test: &str) -> String {
@@ -162,16 +92,9 @@ impl World {
         m
     }
 
-    fn deploy(&self, id: &str, body: Value) -> Value {
-        let (s, op) = self
-            .api
-            .post(&self.admin, &format!("{POOLS}?workerPoolId={id}"), body);
-        assert_eq!(s, 200, "deploy {id}: {op}");
-        op
-    }
-
+    /// The pool `id`, which must exist.
     fn pool(&self, id: &str) -> Value {
-        let (s, p) = self.api.get(&self.admin, &format!("{POOLS}/{id}"));
+        let (s, p) = self.session.pool(id);
         assert_eq!(s, 200, "{p}");
         p
     }
@@ -196,32 +119,9 @@ impl World {
         assert_eq!(s, 200, "scale {id} to {count}: {op}");
     }
 
-    fn revisions(&self, id: &str) -> usize {
-        let (s, r) = self
-            .api
-            .get(&self.admin, &format!("{POOLS}/{id}/revisions"));
-        assert_eq!(s, 200, "{r}");
-        r["revisions"].as_array().map_or(0, Vec::len)
-    }
-
-    /// Every log entry of pool `id` (Cloud Logging `entries:list`), oldest first.
-    fn entries(&self, id: &str) -> Vec<Value> {
-        let (s, body) = self.api.post(
-            &self.admin,
-            "/v2/entries:list",
-            json!({
-                "resourceNames": ["projects/app-project"],
-                "filter": format!("resource.type=\"cloud_run_worker_pool\" AND resource.labels.worker_pool_name=\"{id}\""),
-                "pageSize": 1000,
-            }),
-        );
-        assert_eq!(s, 200, "entries:list: {body}");
-        body["entries"].as_array().cloned().unwrap_or_default()
-    }
-
     /// Log lines of pool `id` whose text starts with `prefix`: (instanceId, revision, text).
     fn lines(&self, id: &str, prefix: &str) -> Vec<(String, String, String)> {
-        self.entries(id)
+        self.log_entries(id)
             .iter()
             .filter_map(|e| {
                 let text = e["textPayload"].as_str()?;
@@ -239,70 +139,23 @@ impl World {
             .collect()
     }
 
-    /// Wait for the pool's terminal condition to reach `state`; the condition.
-    fn wait_condition(&self, id: &str, state: &str, secs: u64) -> Value {
-        wait_for(&format!("{id} terminalCondition {state}"), secs, || {
-            let c = self.pool(id)["terminalCondition"].clone();
-            if c["state"] == state {
-                Ok(c)
+    /// Wait (up to 20 s) for `what`: the lines of pool `id` starting with `prefix` being
+    /// `enough` by their count; those lines.
+    fn wait_lines(
+        &self,
+        what: &str,
+        id: &str,
+        prefix: &str,
+        enough: impl Fn(usize) -> bool,
+    ) -> Vec<(String, String, String)> {
+        wait_for(what, 20, || {
+            let l = self.lines(id, prefix);
+            if enough(l.len()) {
+                Ok(l)
             } else {
-                Err(c.to_string())
+                Err(format!("{l:?}"))
             }
         })
-    }
-
-    fn create_sa(&self, project: &str, account_id: &str) -> String {
-        let (s, body) = self.api.post(
-            &self.admin,
-            &format!("/v1/projects/{project}/serviceAccounts"),
-            json!({"accountId": account_id}),
-        );
-        assert_eq!(s, 200, "{body}");
-        body["email"].as_str().unwrap().to_string()
-    }
-
-    /// get → edit the bindings → set, on a resource with IAM methods at `base`.
-    fn edit_policy(&self, base: &str, edit: impl FnOnce(&mut Vec<Value>)) {
-        let (s, mut policy) =
-            self.api
-                .post(&self.admin, &format!("{base}:getIamPolicy"), json!({}));
-        assert_eq!(s, 200, "{policy}");
-        let mut bindings = policy["bindings"].as_array().cloned().unwrap_or_default();
-        edit(&mut bindings);
-        policy["bindings"] = json!(bindings);
-        let (s, body) = self.api.post(
-            &self.admin,
-            &format!("{base}:setIamPolicy"),
-            json!({"policy": policy}),
-        );
-        assert_eq!(s, 200, "{body}");
-    }
-
-    fn grant(&self, base: &str, role: &str, member: &str) {
-        self.edit_policy(base, |b| b.push(json!({"role": role, "members": [member]})));
-    }
-
-    fn revoke(&self, base: &str, role: &str, member: &str) {
-        self.edit_policy(base, |bindings| {
-            for b in bindings.iter_mut() {
-                if b["role"] == role
-                    && let Some(m) = b["members"].as_array_mut()
-                {
-                    m.retain(|x| x != member);
-                }
-            }
-            bindings.retain(|b| b["members"].as_array().is_some_and(|m| !m.is_empty()));
-        });
-    }
-
-    fn disable_cross_project_constraint(&self, parent: &str) {
-        let c = "iam.disableCrossProjectServiceAccountUsage";
-        let (s, body) = self.api.post(
-            &self.admin,
-            &format!("/v2/{parent}/policies"),
-            json!({"name": format!("{parent}/policies/{c}"), "spec": {"rules": [{"enforce": false}]}}),
-        );
-        assert_eq!(s, 200, "{body}");
     }
 
     /// Deploy `id` with an instance that prints its metadata server's address, and that
@@ -431,7 +284,7 @@ fn an_instance_runs_command_and_args_with_only_cloud_runs_environment() {
     assert_eq!(pid, pgid, "the instance leads its own process group");
 
     // Every line carries the instance, the revision and a severity by stream.
-    let entries = w.entries("wp");
+    let entries = w.log_entries("wp");
     let instances: BTreeSet<&str> = entries
         .iter()
         .map(|e| e["labels"]["instanceId"].as_str().unwrap())
@@ -463,14 +316,7 @@ fn scaling_up_and_down_changes_the_running_count_without_a_new_revision() {
     wait_procs(&mark, 4, 20);
     assert_eq!(w.revisions("wp"), 1, "scaling makes no revision");
     // The four running instances are four distinct instances of the one revision.
-    let started = wait_for("four start lines", 20, || {
-        let l = w.lines("wp", "start ");
-        if l.len() >= 4 {
-            Ok(l)
-        } else {
-            Err(format!("{l:?}"))
-        }
-    });
+    let started = w.wait_lines("four start lines", "wp", "start ", |n| n >= 4);
     let ids: BTreeSet<&str> = started.iter().map(|(i, ..)| i.as_str()).collect();
     assert_eq!(ids.len(), 4, "{started:?}");
     assert!(
@@ -511,17 +357,7 @@ fn describe_shows_how_many_instances_are_running_as_the_count_changes() {
     w.deploy("wp", pool_body(&idle_script(&mark), 2, None));
     let describe = || {
         w.server
-            .ok(&[
-                "beta",
-                "run",
-                "worker-pools",
-                "describe",
-                "wp",
-                "--region",
-                "us-central1",
-                "--project",
-                "app-project",
-            ])
+            .describe_pool("wp", &["--project", "app-project"])
             .stdout
     };
     let shows = |n: usize| {
@@ -543,7 +379,7 @@ fn describe_shows_how_many_instances_are_running_as_the_count_changes() {
     );
     // On the wire it is the Ready condition's message; reporting it changes no spec: the
     // generation and etag a scaling change left stay as they were.
-    let c = w.pool("wp")["terminalCondition"].clone();
+    let c = w.condition("wp");
     assert_eq!(c["message"], "2 instances running.", "{c}");
     assert_eq!(c["state"], "CONDITION_SUCCEEDED", "{c}");
 
@@ -559,10 +395,7 @@ fn describe_shows_how_many_instances_are_running_as_the_count_changes() {
     wait_procs(&mark, 1, 20);
     let out = shows(1);
     assert!(out.contains("Scaling:   Manual (Instances: 1)"), "{out}");
-    assert_eq!(
-        w.pool("wp")["terminalCondition"]["message"],
-        "1 instance running."
-    );
+    assert_eq!(w.condition("wp")["message"], "1 instance running.");
 
     w.scale("wp", 0);
     wait_procs(&mark, 0, 20);
@@ -684,18 +517,11 @@ fn an_instance_that_exits_is_restarted() {
         f = stop.display()
     );
     w.deploy("wp", pool_body(&script, 1, None));
-    let starts = wait_for("a second start", 20, || {
-        let l = w.lines("wp", "start ");
-        if l.len() >= 2 {
-            Ok(l)
-        } else {
-            Err(format!("{l:?}"))
-        }
-    });
+    let starts = w.wait_lines("a second start", "wp", "start ", |n| n >= 2);
     assert_ne!(starts[0].0, starts[1].0, "a restart is a new instance");
     wait_procs(&mark, 1, 20);
     assert_eq!(
-        w.pool("wp")["terminalCondition"]["state"],
+        w.condition("wp")["state"],
         "CONDITION_SUCCEEDED",
         "one exit is not a crash loop"
     );
@@ -718,7 +544,7 @@ fn a_crash_loop_fails_the_pool_and_a_fixed_revision_recovers_it() {
     let t0 = Instant::now();
     let before = w.lines("wp", "start ").len();
     while t0.elapsed() < Duration::from_secs(3) {
-        let c = w.pool("wp")["terminalCondition"].clone();
+        let c = w.condition("wp");
         assert_eq!(c["state"], "CONDITION_FAILED", "still crash looping: {c}");
         std::thread::sleep(Duration::from_millis(150));
     }
@@ -761,7 +587,7 @@ fn a_crash_loop_of_an_instance_that_lives_a_moment_still_shows() {
     // It keeps crashing; the pool must not read Ready while an instance is up for its second.
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(4) {
-        let c = w.pool("wp")["terminalCondition"].clone();
+        let c = w.condition("wp");
         assert_eq!(
             c["state"], "CONDITION_FAILED",
             "a crash-looping pool flipped back to Ready between crashes: {c}"
@@ -783,7 +609,7 @@ fn a_container_without_command_fails_the_pool_with_container_missing_command() {
             .starts_with("ContainerMissingCommand: "),
         "{c}"
     );
-    assert!(w.entries("wp").is_empty(), "nothing ran");
+    assert!(w.log_entries("wp").is_empty(), "nothing ran");
 
     let mark = w.mark("missing-fixed");
     let (s, op) = w.api.patch(
@@ -840,14 +666,7 @@ fn when_an_instances_main_process_exits_its_children_go_too() {
         f = once.display()
     );
     w.deploy("wp", pool_body(&script, 1, None));
-    wait_for("the rerun", 20, || {
-        let l = w.lines("wp", "start ");
-        if l.is_empty() {
-            Err("no start".into())
-        } else {
-            Ok(())
-        }
-    });
+    w.wait_lines("the rerun", "wp", "start ", |n| n >= 1);
     let settled = |n: usize| {
         let deadline = Instant::now() + Duration::from_secs(12);
         loop {
@@ -862,7 +681,7 @@ fn when_an_instances_main_process_exits_its_children_go_too() {
     let (s, op) = w.api.delete(&w.admin, &format!("{POOLS}/wp"));
     assert_eq!(s, 200, "{op}");
     let after_delete = settled(0);
-    w.server.terminate(Duration::from_secs(30));
+    w.session.server.terminate(Duration::from_secs(30));
     let after_shutdown = procs_with(&mark);
     assert!(
         running.len() == 1 && after_delete.is_empty() && after_shutdown.is_empty(),
@@ -910,7 +729,7 @@ fn sigterm_to_serve_stops_every_instance() {
     w.deploy("wp-b", pool_body(&idle_script(&b), 1, None));
     wait_procs(&a, 4, 20);
     wait_procs(&b, 1, 20);
-    let status = w.server.terminate(Duration::from_secs(30));
+    let status = w.session.server.terminate(Duration::from_secs(30));
     let left: Vec<u32> = procs_with(&a).into_iter().chain(procs_with(&b)).collect();
     kill_ours(&a);
     kill_ours(&b);
@@ -925,37 +744,28 @@ fn restarting_serve_on_the_same_data_dir_brings_the_instances_back() {
     let mark;
     let rev;
     {
-        let mut w = from_server(Server::start_in(data.path(), WORLD));
+        let mut w = from_server(Server::start_in(data.path(), &world_yaml()));
         mark = w.mark("restart-serve");
         w.deploy("wp", pool_body(&idle_script(&mark), 2, None));
         wait_procs(&mark, 2, 20);
         // Both have written their start lines (a process in /proc may not have yet; SIGTERM
         // before its `echo` would leave three lines, not four).
-        wait_for("two start lines", 20, || {
-            let l = w.lines("wp", "start ");
-            if l.len() == 2 {
-                Ok(())
-            } else {
-                Err(format!("{l:?}"))
-            }
-        });
+        w.wait_lines("two start lines", "wp", "start ", |n| n == 2);
         rev = w.latest("wp");
-        assert!(w.server.terminate(Duration::from_secs(30)).is_some());
+        assert!(
+            w.session
+                .server
+                .terminate(Duration::from_secs(30))
+                .is_some()
+        );
         assert!(procs_with(&mark).is_empty(), "stopped with the server");
     }
-    let w = from_server(Server::start_in(data.path(), WORLD));
+    let w = from_server(Server::start_in(data.path(), &world_yaml()));
     w.marks.borrow_mut().push(mark.clone());
     wait_procs(&mark, 2, 20);
     assert_eq!(w.latest("wp"), rev);
     // The first run's lines are still there, and the new instances logged too.
-    let starts = wait_for("four start lines", 20, || {
-        let l = w.lines("wp", "start ");
-        if l.len() >= 4 {
-            Ok(l)
-        } else {
-            Err(format!("{l:?}"))
-        }
-    });
+    let starts = w.wait_lines("four start lines", "wp", "start ", |n| n >= 4);
     let ids: BTreeSet<&str> = starts.iter().map(|(i, ..)| i.as_str()).collect();
     assert_eq!(ids.len(), 4, "two instances per run: {starts:?}");
 }
@@ -966,7 +776,7 @@ fn after_serve_is_killed_and_restarted_the_pool_runs_its_count_not_more() {
     // instances. Whatever it left must not keep running next to the instances the restarted
     // server starts (they would hold a dead metadata server, and double the pool).
     let data = tempfile::tempdir().unwrap();
-    let first = from_server(Server::start_in(data.path(), WORLD));
+    let first = from_server(Server::start_in(data.path(), &world_yaml()));
     let mark = first.mark("killed-serve");
     first.deploy("wp", pool_body(&idle_script(&mark), 1, None));
     let before = wait_procs(&mark, 1, 20);
@@ -986,7 +796,7 @@ fn after_serve_is_killed_and_restarted_the_pool_runs_its_count_not_more() {
     // Dropping the first world must not reap what the kill left: that is what is tested.
     first.marks.borrow_mut().clear();
     drop(first);
-    let w = from_server(Server::start_in(data.path(), WORLD));
+    let w = from_server(Server::start_in(data.path(), &world_yaml()));
     w.marks.borrow_mut().push(mark.clone());
     wait_for("the restarted server's instance", 30, || {
         let l = w.lines("wp", "start ");
@@ -1305,7 +1115,7 @@ fn wait_token_status(w: &World, pool: &str, code: &str, secs: u64) {
 fn revoking_the_agents_token_creator_on_a_cross_project_account_stops_the_tokens() {
     let w = world();
     let sa = w.create_sa("identity-project", "shared-worker");
-    let base = format!("/v1/projects/-/serviceAccounts/{sa}");
+    let base = sa_base(&sa);
     w.disable_cross_project_constraint("projects/identity-project");
     w.grant(&base, "roles/iam.serviceAccountTokenCreator", AGENT);
     let mark = w.mark("revoke");
@@ -1386,14 +1196,7 @@ fn logs_are_kept_per_pool_and_read_newest_last() {
     );
     w.deploy("wp-a", pool_body(&script, 1, None));
     w.deploy("wp-b", pool_body(&idle_script(&mark), 1, None));
-    wait_for("five lines", 20, || {
-        let l = w.lines("wp-a", "n=");
-        if l.len() == 5 {
-            Ok(())
-        } else {
-            Err(format!("{l:?}"))
-        }
-    });
+    w.wait_lines("five lines", "wp-a", "n=", |n| n == 5);
     let texts: Vec<String> = w.lines("wp-a", "").into_iter().map(|l| l.2).collect();
     assert_eq!(
         texts,
@@ -1412,12 +1215,7 @@ fn logs_are_kept_per_pool_and_read_newest_last() {
     );
     assert_eq!(s, 200, "{body}");
     // Newest first when asked so (the default, ascending, starts from the oldest).
-    let newest: Vec<&str> = body["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["textPayload"].as_str().unwrap())
-        .collect();
+    let newest = common::strs(&body["entries"], "textPayload");
     assert_eq!(newest, ["n=5", "n=4"]);
 }
 

@@ -5,62 +5,39 @@
 
 mod common;
 
-use common::{Api, Server};
+use common::Server;
+use common::session::{Session, permission_denied, sa_base};
+use common::world::{AGENT, ORG_ADMIN, Org, POLICY_ADMIN, POOLS, app_project, folder, project};
 use serde_json::{Value, json};
 
-const ORG: &str = "100000000001";
+const ORG: &str = common::world::ORG_ID;
 const C: &str = "iam.disableCrossProjectServiceAccountUsage";
-
-const WORLD: &str = r#"
-organizations:
-  - domain: example.com
-    id: "100000000001"
-    iam:
-      - role: roles/owner
-        members: [user:admin@example.com]
-      - role: roles/resourcemanager.organizationAdmin
-        members: [user:admin@example.com]
-      - role: roles/orgpolicy.policyAdmin
-        members: [user:admin@example.com]
-    folders:
-      - displayName: dev-folder
-        id: "200000000001"
-        projects: [{projectId: under-folder, number: "300000000004"}]
-    projects:
-      - projectId: app-project
-        number: "300000000001"
-        iam:
-          - role: roles/run.developer
-            members: [user:dev@example.com]
-      - projectId: identity-dev
-        number: "300000000002"
-      - projectId: identity-prod
-        number: "300000000003"
-"#;
-
-const POOLS: &str = "/v2/projects/app-project/locations/us-central1/workerPools";
-const AGENT: &str =
-    "serviceAccount:service-300000000001@serverless-robot-prod.iam.gserviceaccount.com";
 
 fn full(node: &str) -> String {
     format!("//cloudresourcemanager.googleapis.com/{node}")
 }
 
-struct World {
-    _server: Server,
-    api: Api,
-    admin: String,
+struct World(Session);
+
+common::session::deref_session!(World, 0);
+
+/// Two identity projects (to tag one and not its sibling), one in a folder, and the project
+/// pools run in.
+fn world_yaml() -> String {
+    Org::new()
+        .admin(ORG_ADMIN)
+        .admin(POLICY_ADMIN)
+        .folder(
+            folder("dev-folder", "200000000001").project(project("under-folder", "300000000004")),
+        )
+        .project(app_project().developer())
+        .project(project("identity-dev", "300000000002"))
+        .project(project("identity-prod", "300000000003"))
+        .yaml()
 }
 
 fn world() -> World {
-    let server = Server::start_with_world(WORLD);
-    let api = server.api();
-    let admin = api.token("admin@example.com");
-    World {
-        _server: server,
-        api,
-        admin,
-    }
+    World(Session::start(&world_yaml()))
 }
 
 impl World {
@@ -92,6 +69,15 @@ impl World {
         (key, dev, prod)
     }
 
+    /// identity-dev tagged env=dev, and `dev_rule()` set on the organization; that policy.
+    fn tag_identity_dev_under_dev_rule(&self) -> Value {
+        let (_, dev, _) = self.env_tags();
+        self.bind("projects/identity-dev", &dev);
+        let (s, p) = self.set_policy(&format!("organizations/{ORG}"), dev_rule());
+        assert_eq!(s, 200, "{p}");
+        p
+    }
+
     fn bind(&self, node: &str, value: &str) -> Value {
         self.op(
             &self.admin,
@@ -118,25 +104,6 @@ impl World {
         assert_eq!(rules.len(), 1, "one merged rule: {p}");
         assert!(rules[0].get("condition").is_none(), "no condition: {p}");
         rules[0]["enforce"].as_bool().unwrap()
-    }
-
-    /// get → add a binding → set, on any resource with `:getIamPolicy` at `base`.
-    fn grant(&self, base: &str, role: &str, member: &str) {
-        let (s, mut policy) =
-            self.api
-                .post(&self.admin, &format!("{base}:getIamPolicy"), json!({}));
-        assert_eq!(s, 200, "{policy}");
-        let b = json!({"role": role, "members": [member]});
-        match policy["bindings"].as_array_mut() {
-            Some(list) => list.push(b),
-            None => policy["bindings"] = json!([b]),
-        }
-        let (s, body) = self.api.post(
-            &self.admin,
-            &format!("{base}:setIamPolicy"),
-            json!({"policy": policy}),
-        );
-        assert_eq!(s, 200, "{body}");
     }
 }
 
@@ -312,10 +279,7 @@ fn tags_are_created_bound_and_listed_as_google_serves_them() {
 #[test]
 fn a_conditional_rule_applies_to_a_tagged_project_and_not_to_its_untagged_sibling() {
     let w = world();
-    let (_, dev, _) = w.env_tags();
-    w.bind("projects/identity-dev", &dev);
-    let (s, p) = w.set_policy(&format!("organizations/{ORG}"), dev_rule());
-    assert_eq!(s, 200, "{p}");
+    let p = w.tag_identity_dev_under_dev_rule();
     assert_eq!(
         p["spec"]["rules"][1]["condition"]["expression"],
         format!("resource.matchTag('{ORG}/env', 'dev')"),
@@ -436,12 +400,8 @@ fn a_bad_condition_is_refused_with_400_and_nothing_is_written() {
         json!([{"enforce": false}, {"enforce": false, "condition": {"expression": "resource.hasTagKey('1/env')"}}]),
     );
     assert_eq!(s, 400, "{err}");
-    assert!(
-        err["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("opposite")
-    );
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(message.contains("opposite"), "{err}");
     let (_, after) = w.api.get(&w.admin, &format!("/v2/{org}/policies/{C}"));
     assert_eq!(after["etag"], before["etag"], "unchanged");
     assert_eq!(after["spec"]["rules"], json!([{"enforce": false}]));
@@ -450,21 +410,12 @@ fn a_bad_condition_is_refused_with_400_and_nothing_is_written() {
 #[test]
 fn a_cross_project_deploy_is_allowed_from_the_tagged_project_and_refused_from_the_untagged_one() {
     let w = world();
-    let (_, dev, _) = w.env_tags();
-    w.bind("projects/identity-dev", &dev);
-    let (s, p) = w.set_policy(&format!("organizations/{ORG}"), dev_rule());
-    assert_eq!(s, 200, "{p}");
+    w.tag_identity_dev_under_dev_rule();
     let dev_token = w.api.token("dev@example.com");
     let mut accounts = vec![];
     for project in ["identity-dev", "identity-prod"] {
-        let (s, sa) = w.api.post(
-            &w.admin,
-            &format!("/v1/projects/{project}/serviceAccounts"),
-            json!({"accountId": "shared-worker"}),
-        );
-        assert_eq!(s, 200, "{sa}");
-        let email = sa["email"].as_str().unwrap().to_string();
-        let base = format!("/v1/projects/-/serviceAccounts/{email}");
+        let email = w.create_sa(project, "shared-worker");
+        let base = sa_base(&email);
         w.grant(
             &base,
             "roles/iam.serviceAccountUser",
@@ -496,29 +447,36 @@ fn tag_permissions_are_checked_on_the_value_and_on_the_resource() {
     let w = world();
     let bob = w.api.token("bob@example.com");
     let org = format!("organizations/{ORG}");
+    // Bob's answer is 403, Google's text for `permission` missing on `resource`.
+    let refused = |(s, err): (u16, Value), permission: &str, resource: &str| {
+        assert_eq!(s, 403, "{err}");
+        assert_eq!(
+            err["error"]["message"],
+            permission_denied(permission, resource)
+        );
+    };
 
     // Creating a key needs resourcemanager.tagKeys.create on the organization.
-    let (s, err) = w.api.post(
-        &bob,
-        "/v3/tagKeys",
-        json!({"parent": org, "shortName": "team"}),
-    );
-    assert_eq!(s, 403, "{err}");
-    assert_eq!(
-        err["error"]["message"],
-        format!(
-            "Permission 'resourcemanager.tagKeys.create' denied on resource '{org}' (or it may not exist)."
+    let new_key = || {
+        w.api.post(
+            &bob,
+            "/v3/tagKeys",
+            json!({"parent": org, "shortName": "team"}),
         )
-    );
+    };
+    refused(new_key(), "resourcemanager.tagKeys.create", &org);
     let (key, dev, _) = w.env_tags();
 
     // Creating a value needs resourcemanager.tagValues.create on the key; tagAdmin on the key
     // is enough.
-    let (s, err) = w.api.post(
-        &bob,
-        "/v3/tagValues",
-        json!({"parent": key, "shortName": "qa"}),
-    );
+    let new_value = || {
+        w.api.post(
+            &bob,
+            "/v3/tagValues",
+            json!({"parent": key, "shortName": "qa"}),
+        )
+    };
+    let (s, err) = new_value();
     assert_eq!(s, 403, "{err}");
     assert_eq!(
         err["error"]["details"][0]["metadata"]["permission"],
@@ -529,11 +487,7 @@ fn tag_permissions_are_checked_on_the_value_and_on_the_resource() {
         "roles/resourcemanager.tagAdmin",
         "user:bob@example.com",
     );
-    let (s, op) = w.api.post(
-        &bob,
-        "/v3/tagValues",
-        json!({"parent": key, "shortName": "qa"}),
-    );
+    let (s, op) = new_value();
     assert_eq!(s, 200, "{op}");
 
     // Binding needs tagValueBindings.create on the value AND hierarchyNodes.createTagBinding
@@ -545,27 +499,16 @@ fn tag_permissions_are_checked_on_the_value_and_on_the_resource() {
             json!({"parent": full("projects/identity-dev"), "tagValue": dev}),
         )
     };
-    let (s, err) = bind();
-    assert_eq!(s, 403, "{err}");
-    assert_eq!(
-        err["error"]["message"],
-        format!(
-            "Permission 'resourcemanager.tagValueBindings.create' denied on resource '{dev}' (or it may not exist)."
-        )
-    );
+    refused(bind(), "resourcemanager.tagValueBindings.create", &dev);
     w.grant(
         &format!("/v3/{dev}"),
         "roles/resourcemanager.tagUser",
         "user:bob@example.com",
     );
-    let (s, err) = bind();
-    assert_eq!(s, 403, "{err}");
-    assert_eq!(
-        err["error"]["message"],
-        format!(
-            "Permission 'resourcemanager.hierarchyNodes.createTagBinding' denied on resource '{}' (or it may not exist).",
-            full("projects/identity-dev")
-        )
+    refused(
+        bind(),
+        "resourcemanager.hierarchyNodes.createTagBinding",
+        &full("projects/identity-dev"),
     );
     let (s, _) = w.api.get(
         &bob,
@@ -585,17 +528,12 @@ fn tag_permissions_are_checked_on_the_value_and_on_the_resource() {
     );
     assert_eq!(s, 200, "{list}");
     // Administering one key reaches nothing above it: still no new key on the organization.
-    let (s, _) = w.api.post(
-        &bob,
-        "/v3/tagKeys",
-        json!({"parent": org, "shortName": "team"}),
-    );
-    assert_eq!(s, 403);
+    assert_eq!(new_key().0, 403);
 }
 
 #[test]
 fn the_gcloud_shaped_commands_tag_a_project_and_set_a_conditional_policy() {
-    let server = Server::start_with_world(WORLD);
+    let server = Server::start_with_world(&world_yaml());
     server.login_admin();
     let r = server.ok(&[
         "resource-manager",
@@ -729,38 +667,32 @@ fn the_gcloud_shaped_commands_tag_a_project_and_set_a_conditional_policy() {
 
 #[test]
 fn a_world_declares_tags_and_conditional_rules_and_they_survive_a_restart() {
-    let world = format!(
-        r#"
-organizations:
-  - domain: example.com
-    id: "{ORG}"
-    iam:
-      - role: roles/owner
-        members: [user:admin@example.com]
-      - role: roles/orgpolicy.policyAdmin
-        members: [user:admin@example.com]
-    tagKeys:
-      - shortName: env
-        id: "281400000000001"
-        values: [{{shortName: dev, id: "281400000000011"}}, {{shortName: prod}}]
-    orgPolicies:
-      - constraint: {C}
-        enforce: true
-        rules:
-          - condition: "resource.matchTag('{ORG}/env', 'dev')"
-            enforce: false
-    folders:
-      - displayName: dev-folder
-        tags: [env/dev]
-        projects: [{{projectId: under-folder}}]
-    projects:
-      - projectId: tagged
-        tags: ["{ORG}/env/dev"]
-      - projectId: untagged
-      - projectId: prod-project
-        tags: [env/prod]
+    let world = Org::new()
+        .admin(POLICY_ADMIN)
+        .raw(&format!(
+            r#"tagKeys:
+  - shortName: env
+    id: "281400000000001"
+    values: [{{shortName: dev, id: "281400000000011"}}, {{shortName: prod}}]
+orgPolicies:
+  - constraint: {C}
+    enforce: true
+    rules:
+      - condition: "resource.matchTag('{ORG}/env', 'dev')"
+        enforce: false
+folders:
+  - displayName: dev-folder
+    tags: [env/dev]
+    projects: [{{projectId: under-folder}}]
+projects:
+  - projectId: tagged
+    tags: ["{ORG}/env/dev"]
+  - projectId: untagged
+  - projectId: prod-project
+    tags: [env/prod]
 "#
-    );
+        ))
+        .yaml();
     let data = tempfile::tempdir().unwrap();
     for round in 0..2 {
         let server = Server::start_in(data.path(), &world);

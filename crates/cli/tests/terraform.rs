@@ -4,25 +4,10 @@
 
 mod common;
 
-use common::Server;
+use common::Files;
+use common::session::{Session, act_as_denied};
+use common::world::{Org, POOLS, app_project};
 use serde_json::Value;
-
-const WORLD: &str = r#"
-organizations:
-  - domain: example.com
-    id: "100000000001"
-    iam:
-      - role: roles/owner
-        members: [user:admin@example.com]
-    projects:
-      - projectId: app-project
-        number: "300000000001"
-        iam:
-          - role: roles/run.developer
-            members: [user:dev@example.com]
-"#;
-
-const POOLS: &str = "/v2/projects/app-project/locations/us-central1/workerPools";
 
 fn main_tf(instances: u32) -> String {
     format!(
@@ -75,32 +60,24 @@ resource "google_cloud_run_v2_worker_pool" "default" {{
 const SA: &str = "tf-worker@app-project.iam.gserviceaccount.com";
 
 struct W {
-    s: Server,
-    admin: String,
-    dir: tempfile::TempDir,
+    session: Session,
+    files: Files,
 }
 
+common::session::deref_session!(W, session);
+
 fn world() -> W {
-    let s = Server::start_with_world(WORLD);
-    s.ok(&["auth", "login", "dev@example.com"]);
-    s.ok(&["auth", "login", "admin@example.com"]);
-    s.ok(&["config", "set", "project", "app-project"]);
-    let admin = s.api().token("admin@example.com");
+    let session = Session::start(&Org::new().project(app_project().developer()).yaml());
+    session.server.login_dev_and_admin("app-project");
     W {
-        s,
-        admin,
-        dir: tempfile::tempdir().unwrap(),
+        session,
+        files: Files::new(),
     }
 }
 
 impl W {
-    fn write(&self, name: &str, text: &str) -> String {
-        let p = self.dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p.display().to_string()
-    }
     fn get(&self, path: &str) -> (u16, Value) {
-        self.s.api().get(&self.admin, path)
+        self.api.get(&self.admin, path)
     }
     fn pool_count(&self) -> usize {
         let (s, list) = self.get(POOLS);
@@ -112,8 +89,8 @@ impl W {
 #[test]
 fn apply_creates_the_account_and_the_pool_that_runs_as_it_and_reapply_updates() {
     let w = world();
-    let f = w.write("main.tf", &main_tf(1));
-    let r = w.s.ok(&["terraform", "apply", &f, "-auto-approve"]);
+    let f = w.files.write("main.tf", &main_tf(1));
+    let r = w.server.ok(&["terraform", "apply", &f, "-auto-approve"]);
     assert!(
         r.stdout
             .contains("google_service_account.worker: Creating...")
@@ -139,12 +116,12 @@ fn apply_creates_the_account_and_the_pool_that_runs_as_it_and_reapply_updates() 
     assert_eq!(pool["scaling"]["manualInstanceCount"], 1);
 
     // Nothing changed: nothing to do.
-    let r = w.s.ok(&["terraform", "plan", &f]);
+    let r = w.server.ok(&["terraform", "plan", &f]);
     assert!(r.stdout.contains("No changes."), "{r:?}");
 
     // Edit and re-apply: an in-place update, not a second pool.
     std::fs::write(&f, main_tf(3)).unwrap();
-    let r = w.s.ok(&["terraform", "plan", &f]);
+    let r = w.server.ok(&["terraform", "plan", &f]);
     assert!(
         r.stdout
             .contains("Plan: 0 to add, 1 to change, 0 to destroy."),
@@ -154,7 +131,7 @@ fn apply_creates_the_account_and_the_pool_that_runs_as_it_and_reapply_updates() 
         r.stdout.contains("scaling.manualInstanceCount = 1 -> 3"),
         "{r:?}"
     );
-    let r = w.s.ok(&["terraform", "apply", &f]);
+    let r = w.server.ok(&["terraform", "apply", &f]);
     assert!(
         r.stdout
             .contains("Apply complete! Resources: 0 added, 1 changed, 0 destroyed."),
@@ -167,7 +144,9 @@ fn apply_creates_the_account_and_the_pool_that_runs_as_it_and_reapply_updates() 
     assert_eq!(w.pool_count(), 1, "no duplicate");
 
     // -var overrides a default (a new pool name: one more pool).
-    let r = w.s.ok(&["terraform", "apply", &f, "-var", "suffix=two"]);
+    let r = w
+        .server
+        .ok(&["terraform", "apply", &f, "-var", "suffix=two"]);
     assert!(r.stdout.contains("1 added, 0 changed"), "{r:?}");
     assert_eq!(w.get(&format!("{POOLS}/wp-two")).0, 200);
 }
@@ -175,8 +154,8 @@ fn apply_creates_the_account_and_the_pool_that_runs_as_it_and_reapply_updates() 
 #[test]
 fn plan_shows_the_counts_and_writes_nothing() {
     let w = world();
-    let f = w.write("main.tf", &main_tf(2));
-    let r = w.s.ok(&["terraform", "plan", &f]);
+    let f = w.files.write("main.tf", &main_tf(2));
+    let r = w.server.ok(&["terraform", "plan", &f]);
     assert!(
         r.stdout
             .contains("Plan: 2 to add, 0 to change, 0 to destroy."),
@@ -199,9 +178,10 @@ fn plan_shows_the_counts_and_writes_nothing() {
 #[test]
 fn without_act_as_plan_and_apply_fail_with_the_act_as_text_and_no_pool_exists() {
     let w = world();
-    w.s.ok(&["iam", "service-accounts", "create", "shared"]);
+    w.server
+        .ok(&["iam", "service-accounts", "create", "shared"]);
     let sa = "shared@app-project.iam.gserviceaccount.com";
-    let f = w.write(
+    let f = w.files.write(
         "main.tf",
         &format!(
             r#"
@@ -220,12 +200,11 @@ resource "google_cloud_run_v2_worker_pool" "default" {{
         ),
     );
     let text = format!(
-        "Error: Error creating WorkerPool: googleapi: Error 403: Permission \
-         'iam.serviceaccounts.actAs' denied on service account {sa} (or it may not exist)."
+        "Error: Error creating WorkerPool: googleapi: Error 403: {}",
+        act_as_denied(sa)
     );
     for cmd in ["plan", "apply"] {
-        let r =
-            w.s.run(&["--account", "dev@example.com", "terraform", cmd, &f]);
+        let r = w.server.run_as("dev@example.com", &["terraform", cmd, &f]);
         assert_eq!(r.code, Some(1), "{cmd}: {r:?}");
         assert!(r.stderr.contains(&text), "{cmd}: {r:?}");
         assert!(
@@ -241,7 +220,7 @@ resource "google_cloud_run_v2_worker_pool" "default" {{
 #[test]
 fn malformed_hcl_fails_with_its_location_and_applies_nothing() {
     let w = world();
-    let f = w.write(
+    let f = w.files.write(
         "main.tf",
         r#"resource "google_service_account" "ok" {
   account_id = "fine"
@@ -257,7 +236,7 @@ resource "google_cloud_run_v2_worker_pool" "default" {
 }
 "#,
     );
-    let r = w.s.run(&["terraform", "apply", &f]);
+    let r = w.server.run(&["terraform", "apply", &f]);
     assert_eq!(r.code, Some(1), "{r:?}");
     assert!(
         r.stderr.contains("Error: Invalid HCL in main.tf")
@@ -271,19 +250,19 @@ resource "google_cloud_run_v2_worker_pool" "default" {
         "nothing applied"
     );
     // An unknown reference is refused before anything is applied as well.
-    let f = w.write(
+    let f = w.files.write(
         "refs.tf",
         r#"resource "google_service_account" "ok" {
   account_id = var.missing
 }
 "#,
     );
-    let r = w.s.run(&["terraform", "apply", &f]);
+    let r = w.server.run(&["terraform", "apply", &f]);
     assert_eq!(r.code, Some(1), "{r:?}");
     assert!(r.stderr.contains("missing"), "{r:?}");
     // The seed page's snippet puts service_account outside template: the provider refuses
     // that argument, and so does runpool (rather than deploying as the default account).
-    let f = w.write(
+    let f = w.files.write(
         "seed.tf",
         r#"resource "google_cloud_run_v2_worker_pool" "default" {
   name         = "wp"
@@ -298,7 +277,7 @@ resource "google_cloud_run_v2_worker_pool" "default" {
 }
 "#,
     );
-    let r = w.s.run(&["terraform", "apply", &f]);
+    let r = w.server.run(&["terraform", "apply", &f]);
     assert_eq!(r.code, Some(1), "{r:?}");
     assert!(
         r.stderr

@@ -6,41 +6,30 @@
 mod common;
 
 use common::Server;
+use common::procs::marker;
+use common::wait::wait_for_every;
+use common::world::{IMG, ORG_ADMIN, Org, app_project};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const WORLD: &str = r#"
-organizations:
-  - domain: example.com
-    id: "100000000001"
-    iam:
-      - role: roles/owner
-        members: [user:admin@example.com]
-      - role: roles/resourcemanager.organizationAdmin
-        members: [user:admin@example.com]
-    projects:
-      - projectId: app-project
-        number: "300000000001"
-        iam:
-          - role: roles/browser
-            members: [user:alice@example.com]
-          - role: roles/browser
-            members: [user:bob@example.com]
-            condition:
-              title: expired
-              expression: "request.time < timestamp('2000-01-01T00:00:00Z')"
-"#;
-
 const PROJECT: &str = "//cloudresourcemanager.googleapis.com/projects/app-project";
 /// How explained policies name the project (by id or, as Runpool does, by number).
 const PROJECTS: &str = "//cloudresourcemanager.googleapis.com/projects/";
-const IMG: &str = "us-docker.pkg.dev/cloudrun/container/worker-pool:latest";
 
+/// alice is a browser of app-project; so was bob, on a condition long expired.
 fn world() -> Server {
-    let s = Server::start_with_world(WORLD);
+    let app = app_project()
+        .grant("roles/browser", "user:alice@example.com")
+        .grant_if(
+            "roles/browser",
+            "user:bob@example.com",
+            "expired",
+            "request.time < timestamp('2000-01-01T00:00:00Z')",
+        );
+    let s = Server::start_with_world(&Org::new().admin(ORG_ADMIN).project(app).yaml());
     s.login_admin();
     s.ok(&["config", "set", "project", "app-project"]);
     s
@@ -138,20 +127,6 @@ fn troubleshoot_summary_names_the_granting_role_or_what_is_missing() {
     );
 }
 
-/// Poll `f` until it answers Ok, for up to `secs`; panic with its last Err otherwise.
-fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        match f() {
-            Ok(v) => return v,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("timed out after {secs} s waiting for {what}; last seen: {last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(300)),
-        }
-    }
-}
-
 /// A running `runpool ...` whose stdout lines arrive on a channel; killed on drop.
 struct Streaming {
     child: Child,
@@ -222,7 +197,7 @@ impl Drop for Streaming {
 #[test]
 fn a_pools_output_comes_back_through_logs_read_logging_read_and_tail() {
     let s = world();
-    let mark = format!("rpmark-logs-{}", std::process::id());
+    let mark = marker("logs");
     let trigger = tempfile::tempdir().unwrap();
     let go = trigger.path().join("go");
     // Two early lines, then (once the test creates `go`) a late one; then idle.
@@ -264,7 +239,9 @@ fn a_pools_output_comes_back_through_logs_read_logging_read_and_tail() {
     };
 
     // logs read: `YYYY-MM-DD HH:MM:SS TEXT`, oldest first.
-    let out = wait_for("both early lines in `logs read`", 15, || {
+    // Each poll runs the CLI: every 300 ms.
+    let every = Duration::from_millis(300);
+    let out = wait_for_every(every, "both early lines in `logs read`", 15, || {
         let out = read(&[]);
         if out.contains(&format!("second-{mark}")) {
             Ok(out)

@@ -4,65 +4,30 @@
 
 mod common;
 
-use common::Server;
+use common::session::{Session, act_as_denied};
+use common::world::{IMG, Org, app_project};
 use serde_json::{Value, json};
 
-const WORLD: &str = r#"
-organizations:
-  - domain: example.com
-    id: "100000000001"
-    iam:
-      - role: roles/owner
-        members: [user:admin@example.com]
-    projects:
-      - projectId: app-project
-        number: "300000000001"
-        iam:
-          - role: roles/run.developer
-            members: [user:dev@example.com]
-"#;
+struct W(Session);
 
-const IMG: &str = "us-docker.pkg.dev/cloudrun/container/worker-pool:latest";
-const POOLS: &str = "/v2/projects/app-project/locations/us-central1/workerPools";
-
-fn act_as_text(email: &str) -> String {
-    format!(
-        "Permission 'iam.serviceaccounts.actAs' denied on service account {email} (or it may not exist)."
-    )
-}
-
-struct W {
-    s: Server,
-    admin: String,
-}
+common::session::deref_session!(W, 0);
 
 fn world() -> W {
-    let s = Server::start_with_world(WORLD);
-    s.ok(&["auth", "login", "dev@example.com"]);
-    s.ok(&["auth", "login", "admin@example.com"]);
-    s.ok(&["config", "set", "project", "app-project"]);
-    let admin = s.api().token("admin@example.com");
-    W { s, admin }
+    let w = Session::start(&Org::new().project(app_project().developer()).yaml());
+    w.server.login_dev_and_admin("app-project");
+    W(w)
 }
 
 impl W {
-    fn create_sa(&self, id: &str) -> String {
-        self.s.ok(&["iam", "service-accounts", "create", id]);
+    /// `iam service-accounts create ID` (in app-project); the email.
+    fn cli_create_sa(&self, id: &str) -> String {
+        self.server.ok(&["iam", "service-accounts", "create", id]);
         format!("{id}@app-project.iam.gserviceaccount.com")
     }
-    fn pool(&self, id: &str) -> (u16, Value) {
-        self.s.api().get(&self.admin, &format!("{POOLS}/{id}"))
-    }
-    fn revisions(&self, id: &str) -> usize {
-        let (s, body) = self
-            .s
-            .api()
-            .get(&self.admin, &format!("{POOLS}/{id}/revisions"));
-        assert_eq!(s, 200, "{body}");
-        body["revisions"].as_array().map(Vec::len).unwrap_or(0)
-    }
-    fn deploy(&self, id: &str, sa: &str) {
-        let r = self.s.ok(&[
+
+    /// `beta run worker-pools deploy ID --image IMG --service-account SA`.
+    fn cli_deploy(&self, id: &str, sa: &str) {
+        let r = self.server.ok(&[
             "beta",
             "run",
             "worker-pools",
@@ -90,11 +55,11 @@ fn yaml(text: &str) -> Value {
 #[test]
 fn the_seed_walk_deploy_describe_export_replace_update() {
     let w = world();
-    let sa = w.create_sa("worker-sa");
-    let other = w.create_sa("other-sa");
+    let sa = w.cli_create_sa("worker-sa");
+    let other = w.cli_create_sa("other-sa");
 
     // gcloud beta run worker-pools deploy WORKER_POOL --image IMAGE_URL --service-account SA
-    w.deploy("wp", &sa);
+    w.cli_deploy("wp", &sa);
     let (s, pool) = w.pool("wp");
     assert_eq!(s, 200, "{pool}");
     assert_eq!(pool["template"]["serviceAccount"], sa);
@@ -104,49 +69,21 @@ fn the_seed_walk_deploy_describe_export_replace_update() {
     let first_rev = pool["latestCreatedRevision"].clone();
 
     // describe: gcloud's human description by default, the v1 object with `--format yaml`.
-    let r = w.s.ok(&[
-        "beta",
-        "run",
-        "worker-pools",
-        "describe",
-        "wp",
-        "--region",
-        "us-central1",
-    ]);
+    let r = w.server.describe_pool("wp", &[]);
     assert!(
         r.stdout.contains("WorkerPool wp in region us-central1")
             && r.stdout.contains(&format!("Service account:   {sa}"))
             && r.stdout.contains("Scaling:"),
         "{r:?}"
     );
-    let r = w.s.ok(&[
-        "beta",
-        "run",
-        "worker-pools",
-        "describe",
-        "wp",
-        "--region",
-        "us-central1",
-        "--format",
-        "yaml",
-    ]);
+    let r = w.server.describe_pool("wp", &["--format", "yaml"]);
     let v1 = yaml(&r.stdout);
     assert_eq!(v1["kind"], "WorkerPool");
     assert_eq!(v1["spec"]["template"]["spec"]["serviceAccountName"], sa);
     assert!(v1["status"].is_object() && v1["metadata"]["resourceVersion"].is_string());
 
     // describe --format export > workerpool.yaml
-    let r = w.s.ok(&[
-        "beta",
-        "run",
-        "worker-pools",
-        "describe",
-        "wp",
-        "--format",
-        "export",
-        "--region",
-        "us-central1",
-    ]);
+    let r = w.server.describe_pool("wp", &["--format", "export"]);
     let mut exported = yaml(&r.stdout);
     assert!(exported.get("status").is_none(), "{}", r.stdout);
     let meta = &exported["metadata"];
@@ -179,7 +116,7 @@ fn the_seed_walk_deploy_describe_export_replace_update() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("workerpool.yaml");
     std::fs::write(&file, serde_yaml_ng::to_string(&exported).unwrap()).unwrap();
-    let r = w.s.ok(&[
+    let r = w.server.ok(&[
         "beta",
         "run",
         "worker-pools",
@@ -200,7 +137,7 @@ fn the_seed_walk_deploy_describe_export_replace_update() {
     );
 
     // gcloud beta run worker-pools update WORKER_POOL --service-account SERVICE_ACCOUNT
-    let r = w.s.ok(&[
+    let r = w.server.ok(&[
         "beta",
         "run",
         "worker-pools",
@@ -212,7 +149,7 @@ fn the_seed_walk_deploy_describe_export_replace_update() {
         "us-central1",
     ]);
     assert!(r.stderr.contains("has been deployed."), "{r:?}");
-    let r = w.s.ok(&[
+    let r = w.server.ok(&[
         "run",
         "worker-pools",
         "describe",
@@ -230,15 +167,11 @@ fn the_seed_walk_deploy_describe_export_replace_update() {
 #[test]
 fn without_act_as_deploy_replace_and_update_are_refused_and_nothing_changes() {
     let w = world();
-    let sa = w.create_sa("worker-sa");
-    let other = w.create_sa("other-sa");
-    w.deploy("wp", &sa);
+    let sa = w.cli_create_sa("worker-sa");
+    let other = w.cli_create_sa("other-sa");
+    w.cli_deploy("wp", &sa);
     let before = w.pool("wp").1;
-    let dev = |args: &[&str]| {
-        let mut a = vec!["--account", "dev@example.com"];
-        a.extend_from_slice(args);
-        w.s.run(&a)
-    };
+    let dev = |args: &[&str]| w.server.run_as("dev@example.com", args);
 
     let r = dev(&[
         "beta",
@@ -254,21 +187,11 @@ fn without_act_as_deploy_replace_and_update_are_refused_and_nothing_changes() {
         "us-central1",
     ]);
     assert_eq!(r.code, Some(1), "{r:?}");
-    assert!(r.stderr.contains(&act_as_text(&other)), "{r:?}");
+    assert!(r.stderr.contains(&act_as_denied(&other)), "{r:?}");
     assert_eq!(w.pool("wp2").0, 404, "nothing created");
 
     // replace: the developer can read the pool (run.developer) but not act as `other`.
-    let r = dev(&[
-        "run",
-        "worker-pools",
-        "describe",
-        "wp",
-        "--format",
-        "export",
-        "--region",
-        "us-central1",
-    ]);
-    assert!(r.ok(), "{r:?}");
+    let r = w.server.export_pool(Some("dev@example.com"), "wp");
     let mut exported = yaml(&r.stdout);
     exported["spec"]["template"]["spec"]["serviceAccountName"] = json!(other);
     let dir = tempfile::tempdir().unwrap();
@@ -282,7 +205,7 @@ fn without_act_as_deploy_replace_and_update_are_refused_and_nothing_changes() {
         file.to_str().unwrap(),
     ]);
     assert_eq!(r.code, Some(1), "{r:?}");
-    assert!(r.stderr.contains(&act_as_text(&other)), "{r:?}");
+    assert!(r.stderr.contains(&act_as_denied(&other)), "{r:?}");
 
     let r = dev(&[
         "beta",
@@ -296,7 +219,7 @@ fn without_act_as_deploy_replace_and_update_are_refused_and_nothing_changes() {
         "us-central1",
     ]);
     assert_eq!(r.code, Some(1), "{r:?}");
-    assert!(r.stderr.contains(&act_as_text(&other)), "{r:?}");
+    assert!(r.stderr.contains(&act_as_denied(&other)), "{r:?}");
 
     let after = w.pool("wp").1;
     assert_eq!(after["template"]["serviceAccount"], sa);
@@ -304,7 +227,7 @@ fn without_act_as_deploy_replace_and_update_are_refused_and_nothing_changes() {
     assert_eq!(w.revisions("wp"), 1);
 
     // Granted actAs on the account, the same update goes through.
-    w.s.ok(&[
+    w.server.ok(&[
         "iam",
         "service-accounts",
         "add-iam-policy-binding",
@@ -314,7 +237,7 @@ fn without_act_as_deploy_replace_and_update_are_refused_and_nothing_changes() {
         "--role",
         "roles/iam.serviceAccountUser",
     ]);
-    w.s.ok(&[
+    w.server.ok(&[
         "iam",
         "service-accounts",
         "add-iam-policy-binding",
@@ -342,11 +265,11 @@ fn without_act_as_deploy_replace_and_update_are_refused_and_nothing_changes() {
 #[test]
 fn instances_alone_make_no_revision_and_the_other_commands_work() {
     let w = world();
-    let sa = w.create_sa("worker-sa");
-    w.s.ok(&["config", "set", "run/region", "us-central1"]);
+    let sa = w.cli_create_sa("worker-sa");
+    w.server.ok(&["config", "set", "run/region", "us-central1"]);
 
     // --dry-run validates and writes nothing.
-    let r = w.s.ok(&[
+    let r = w.server.ok(&[
         "run",
         "worker-pools",
         "deploy",
@@ -360,7 +283,7 @@ fn instances_alone_make_no_revision_and_the_other_commands_work() {
     assert!(r.stderr.contains("Nothing was deployed"), "{r:?}");
     assert_eq!(w.pool("wp").0, 404);
 
-    w.s.ok(&[
+    w.server.ok(&[
         "run",
         "worker-pools",
         "deploy",
@@ -374,8 +297,9 @@ fn instances_alone_make_no_revision_and_the_other_commands_work() {
         "--args",
         "--fast,--quiet",
     ]);
-    let r =
-        w.s.ok(&["run", "worker-pools", "update", "wp", "--instances", "3"]);
+    let r = w
+        .server
+        .ok(&["run", "worker-pools", "update", "wp", "--instances", "3"]);
     assert!(
         r.stderr.contains("has been updated.") && !r.stderr.contains("Creating Revision"),
         "{r:?}"
@@ -388,7 +312,7 @@ fn instances_alone_make_no_revision_and_the_other_commands_work() {
         json!(["--fast", "--quiet"])
     );
     assert_eq!(w.revisions("wp"), 1, "scaling makes no revision");
-    let r = w.s.ok(&[
+    let r = w.server.ok(&[
         "run",
         "worker-pools",
         "revisions",
@@ -405,16 +329,18 @@ fn instances_alone_make_no_revision_and_the_other_commands_work() {
         .unwrap()
         .to_string();
     assert!(r.stdout.contains(&rev), "{r:?}");
-    let r =
-        w.s.ok(&["run", "worker-pools", "revisions", "describe", &rev]);
+    let r = w
+        .server
+        .ok(&["run", "worker-pools", "revisions", "describe", &rev]);
     assert_eq!(yaml(&r.stdout)["serviceAccount"], sa);
 
     // A deploy (forceNewRevision) of the same template still makes one.
-    w.s.ok(&["run", "worker-pools", "deploy", "wp", "--image", IMG]);
+    w.server
+        .ok(&["run", "worker-pools", "deploy", "wp", "--image", IMG]);
     assert_eq!(w.revisions("wp"), 2);
     assert_eq!(w.pool("wp").1["template"]["serviceAccount"], sa, "kept");
 
-    let r = w.s.ok(&["run", "worker-pools", "list"]);
+    let r = w.server.ok(&["run", "worker-pools", "list"]);
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert!(
         lines[0].contains("WORKER_POOL") && lines[0].contains("LAST DEPLOYED BY"),
@@ -429,7 +355,7 @@ fn instances_alone_make_no_revision_and_the_other_commands_work() {
     );
 
     // Pool IAM: read with GET, written with setIamPolicy.
-    w.s.ok(&[
+    w.server.ok(&[
         "run",
         "worker-pools",
         "add-iam-policy-binding",
@@ -439,7 +365,7 @@ fn instances_alone_make_no_revision_and_the_other_commands_work() {
         "--role",
         "roles/run.viewer",
     ]);
-    let r = w.s.ok(&[
+    let r = w.server.ok(&[
         "run",
         "worker-pools",
         "get-iam-policy",
@@ -453,7 +379,7 @@ fn instances_alone_make_no_revision_and_the_other_commands_work() {
         json!(["user:vic@example.com"])
     );
 
-    let r = w.s.ok(&["run", "worker-pools", "delete", "wp"]);
+    let r = w.server.ok(&["run", "worker-pools", "delete", "wp"]);
     assert!(r.stderr.contains("Deleted worker pool [wp]."), "{r:?}");
     assert_eq!(w.pool("wp").0, 404);
 }
@@ -461,7 +387,7 @@ fn instances_alone_make_no_revision_and_the_other_commands_work() {
 #[test]
 fn describing_a_missing_pool_says_so() {
     let w = world();
-    let r = w.s.run(&[
+    let r = w.server.run(&[
         "run",
         "worker-pools",
         "describe",
@@ -475,8 +401,9 @@ fn describing_a_missing_pool_says_so() {
             .contains("ERROR: (runpool.run.worker-pools.describe) Cannot find worker pool [nope]"),
         "{r:?}"
     );
-    let r =
-        w.s.run(&["run", "worker-pools", "deploy", "wp", "--image", IMG]);
+    let r = w
+        .server
+        .run(&["run", "worker-pools", "deploy", "wp", "--image", IMG]);
     assert_eq!(r.code, Some(1));
     assert!(
         r.stderr.contains("Missing required argument [--region]"),

@@ -3,113 +3,29 @@
 
 mod common;
 
-use common::{Api, Server};
+use common::session::{Session, act_as_denied, sa_base};
+use common::world::{AGENT, POOLS, app_project, cross_project, shared_folder};
 use serde_json::{Value, json};
 
-const WORLD: &str = r#"
-organizations:
-  - domain: example.com
-    id: "100000000001"
-    iam:
-      - role: roles/owner
-        members: [user:admin@example.com]
-      - role: roles/resourcemanager.organizationAdmin
-        members: [user:admin@example.com]
-      - role: roles/orgpolicy.policyAdmin
-        members: [user:admin@example.com]
-    folders:
-      - displayName: shared
-        id: "200000000001"
-        projects: [{projectId: identity-project, number: "300000000002"}]
-    projects:
-      - projectId: app-project
-        number: "300000000001"
-        iam:
-          - role: roles/run.developer
-            members: [user:dev@example.com]
-"#;
-
-const POOLS: &str = "/v2/projects/app-project/locations/us-central1/workerPools";
-const AGENT: &str =
-    "serviceAccount:service-300000000001@serverless-robot-prod.iam.gserviceaccount.com";
-
 struct World {
-    server: Server,
-    api: Api,
-    admin: String,
+    session: Session,
+    /// dev@example.com's token (roles/run.developer on app-project).
     dev: String,
 }
 
+common::session::deref_session!(World, session);
+
 fn world() -> World {
-    let server = Server::start_with_world(WORLD);
-    let api = server.api();
-    let admin = api.token("admin@example.com");
-    let dev = api.token("dev@example.com");
-    World {
-        server,
-        api,
-        admin,
-        dev,
-    }
+    let session = Session::start(&cross_project(shared_folder(), app_project().developer()).yaml());
+    let dev = session.api.token("dev@example.com");
+    World { session, dev }
 }
 
 impl World {
-    fn create_sa(&self, project: &str, id: &str) -> String {
-        let (s, body) = self.api.post(
-            &self.admin,
-            &format!("/v1/projects/{project}/serviceAccounts"),
-            json!({"accountId": id}),
-        );
-        assert_eq!(s, 200, "{body}");
-        body["email"].as_str().unwrap().to_string()
-    }
-
-    /// get → add a binding → set, on any resource with the IAM methods at `base`.
-    fn grant(&self, base: &str, role: &str, member: &str) {
-        // Cloud Run reads a pool's policy with GET; the other APIs with POST.
-        let (s, mut policy) = if base.starts_with("/v2/") {
-            self.api.get(&self.admin, &format!("{base}:getIamPolicy"))
-        } else {
-            self.api
-                .post(&self.admin, &format!("{base}:getIamPolicy"), json!({}))
-        };
-        assert_eq!(s, 200, "{policy}");
-        let b = json!({"role": role, "members": [member]});
-        match policy["bindings"].as_array_mut() {
-            Some(list) => list.push(b),
-            None => policy["bindings"] = json!([b]),
-        }
-        let (s, body) = self.api.post(
-            &self.admin,
-            &format!("{base}:setIamPolicy"),
-            json!({"policy": policy}),
-        );
-        assert_eq!(s, 200, "{body}");
-    }
-
-    fn sa_base(email: &str) -> String {
-        format!("/v1/projects/-/serviceAccounts/{email}")
-    }
-
-    fn deploy(&self, token: &str, id: &str, sa: Option<&str>) -> (u16, Value) {
+    /// Create the pool `id` with `pool_body(sa)`, with `token`.
+    fn deploy_as(&self, token: &str, id: &str, sa: Option<&str>) -> (u16, Value) {
         self.api
             .post(token, &format!("{POOLS}?workerPoolId={id}"), pool_body(sa))
-    }
-
-    fn pool(&self, id: &str) -> (u16, Value) {
-        self.api.get(&self.admin, &format!("{POOLS}/{id}"))
-    }
-
-    fn disable_cross_project_constraint(&self, parent: &str) {
-        let c = "iam.disableCrossProjectServiceAccountUsage";
-        let (s, body) = self.api.post(
-            &self.admin,
-            &format!("/v2/{parent}/policies"),
-            json!({
-                "name": format!("{parent}/policies/{c}"), "spec": {"rules": [{"enforce": false}]}
-            }),
-        );
-        assert_eq!(s, 200, "{body}");
     }
 }
 
@@ -121,20 +37,14 @@ fn pool_body(sa: Option<&str>) -> Value {
     json!({"template": template, "scaling": {"scalingMode": "MANUAL", "manualInstanceCount": 2}})
 }
 
-fn act_as_text(email: &str) -> String {
-    format!(
-        "Permission 'iam.serviceaccounts.actAs' denied on service account {email} (or it may not exist)."
-    )
-}
-
 #[test]
 fn without_act_as_the_deploy_is_refused_and_nothing_is_stored() {
     let w = world();
     let sa = w.create_sa("app-project", "worker-sa");
-    let (s, err) = w.deploy(&w.dev, "wp", Some(&sa));
+    let (s, err) = w.deploy_as(&w.dev, "wp", Some(&sa));
     assert_eq!(s, 403, "{err}");
     assert_eq!(err["error"]["status"], "PERMISSION_DENIED");
-    assert_eq!(err["error"]["message"], act_as_text(&sa));
+    assert_eq!(err["error"]["message"], act_as_denied(&sa));
     assert_eq!(w.pool("wp").0, 404, "nothing stored");
 }
 
@@ -143,11 +53,11 @@ fn act_as_granted_on_the_account_lets_the_deploy_through() {
     let w = world();
     let sa = w.create_sa("app-project", "worker-sa");
     w.grant(
-        &World::sa_base(&sa),
+        &sa_base(&sa),
         "roles/iam.serviceAccountUser",
         "user:dev@example.com",
     );
-    let (s, op) = w.deploy(&w.dev, "wp", Some(&sa));
+    let (s, op) = w.deploy_as(&w.dev, "wp", Some(&sa));
     assert_eq!(s, 200, "{op}");
     assert_eq!(op["done"], true);
     assert_eq!(
@@ -183,7 +93,7 @@ fn act_as_inherited_from_the_accounts_project_is_enough() {
         "roles/iam.serviceAccountUser",
         "user:dev@example.com",
     );
-    let (s, op) = w.deploy(&w.dev, "wp", Some(&sa));
+    let (s, op) = w.deploy_as(&w.dev, "wp", Some(&sa));
     assert_eq!(s, 200, "{op}");
 }
 
@@ -191,14 +101,14 @@ fn act_as_inherited_from_the_accounts_project_is_enough() {
 fn no_service_account_means_the_default_compute_account() {
     let w = world();
     let default = "300000000001-compute@developer.gserviceaccount.com";
-    let (s, err) = w.deploy(&w.dev, "wp", None);
+    let (s, err) = w.deploy_as(&w.dev, "wp", None);
     assert_eq!(
         s, 403,
         "the developer may not act as the default account either: {err}"
     );
-    assert_eq!(err["error"]["message"], act_as_text(default));
+    assert_eq!(err["error"]["message"], act_as_denied(default));
     // The owner holds actAs on every account of the project.
-    let (s, op) = w.deploy(&w.admin, "wp", None);
+    let (s, op) = w.deploy_as(&w.admin, "wp", None);
     assert_eq!(s, 200, "{op}");
     assert_eq!(w.pool("wp").1["template"]["serviceAccount"], default);
 }
@@ -207,13 +117,11 @@ fn no_service_account_means_the_default_compute_account() {
 fn a_disabled_account_is_refused() {
     let w = world();
     let sa = w.create_sa("app-project", "worker-sa");
-    let (s, _) = w.api.post(
-        &w.admin,
-        &format!("{}:disable", World::sa_base(&sa)),
-        json!({}),
-    );
+    let (s, _) = w
+        .api
+        .post(&w.admin, &format!("{}:disable", sa_base(&sa)), json!({}));
     assert_eq!(s, 200);
-    let (s, err) = w.deploy(&w.admin, "wp", Some(&sa));
+    let (s, err) = w.deploy_as(&w.admin, "wp", Some(&sa));
     assert_eq!(s, 400, "{err}");
     assert_eq!(err["error"]["status"], "FAILED_PRECONDITION");
     assert!(
@@ -230,13 +138,13 @@ fn a_disabled_account_is_refused() {
 fn a_cross_project_account_needs_all_three_conditions() {
     let w = world();
     let sa = w.create_sa("identity-project", "shared-worker");
-    let base = World::sa_base(&sa);
+    let base = sa_base(&sa);
 
     // 1. No actAs: the actAs denial.
-    let (s, err) = w.deploy(&w.dev, "wp", Some(&sa));
+    let (s, err) = w.deploy_as(&w.dev, "wp", Some(&sa));
     assert_eq!(
         (s, err["error"]["message"].as_str().unwrap()),
-        (403, act_as_text(&sa).as_str())
+        (403, act_as_denied(&sa).as_str())
     );
     w.grant(
         &base,
@@ -245,7 +153,7 @@ fn a_cross_project_account_needs_all_three_conditions() {
     );
 
     // 2. The constraint is enforced by default on the account's project.
-    let (s, err) = w.deploy(&w.dev, "wp", Some(&sa));
+    let (s, err) = w.deploy_as(&w.dev, "wp", Some(&sa));
     assert_eq!(s, 400, "{err}");
     assert_eq!(err["error"]["status"], "FAILED_PRECONDITION");
     let msg = err["error"]["message"].as_str().unwrap();
@@ -257,7 +165,7 @@ fn a_cross_project_account_needs_all_three_conditions() {
     w.disable_cross_project_constraint("projects/identity-project");
 
     // 3. The pool project's service agent cannot mint tokens for the account.
-    let (s, err) = w.deploy(&w.dev, "wp", Some(&sa));
+    let (s, err) = w.deploy_as(&w.dev, "wp", Some(&sa));
     assert_eq!(s, 400, "{err}");
     let msg = err["error"]["message"].as_str().unwrap();
     assert!(msg.starts_with("Google Cloud Run Service Agent does not have permission to get access tokens for the service account"), "{msg}");
@@ -268,7 +176,7 @@ fn a_cross_project_account_needs_all_three_conditions() {
     w.grant(&base, "roles/iam.serviceAccountTokenCreator", AGENT);
 
     // All three hold: deployed.
-    let (s, op) = w.deploy(&w.dev, "wp", Some(&sa));
+    let (s, op) = w.deploy_as(&w.dev, "wp", Some(&sa));
     assert_eq!(s, 200, "{op}");
     assert_eq!(w.pool("wp").1["template"]["serviceAccount"], sa);
 }
@@ -278,17 +186,13 @@ fn the_constraint_turned_off_at_the_folder_above_the_accounts_project_allows_it(
     let w = world();
     let sa = w.create_sa("identity-project", "shared-worker");
     w.grant(
-        &World::sa_base(&sa),
+        &sa_base(&sa),
         "roles/iam.serviceAccountUser",
         "user:dev@example.com",
     );
-    w.grant(
-        &World::sa_base(&sa),
-        "roles/iam.serviceAccountTokenCreator",
-        AGENT,
-    );
+    w.grant(&sa_base(&sa), "roles/iam.serviceAccountTokenCreator", AGENT);
     w.disable_cross_project_constraint("folders/200000000001");
-    let (s, op) = w.deploy(&w.dev, "wp", Some(&sa));
+    let (s, op) = w.deploy_as(&w.dev, "wp", Some(&sa));
     assert_eq!(s, 200, "{op}");
 }
 
@@ -317,7 +221,7 @@ fn validate_only_runs_every_check_and_writes_nothing() {
 #[test]
 fn a_scaling_change_makes_no_revision_and_a_template_change_does() {
     let w = world();
-    let (s, _) = w.deploy(&w.admin, "wp", None);
+    let (s, _) = w.deploy_as(&w.admin, "wp", None);
     assert_eq!(s, 200);
     let first = w.pool("wp").1;
     let patch = json!({"scaling": {"scalingMode": "MANUAL", "manualInstanceCount": 5}});
@@ -356,7 +260,7 @@ fn patch_with_allow_missing_creates_and_checks_identity_too() {
         pool_body(Some(&sa)),
     );
     assert_eq!(s, 403, "{err}");
-    assert_eq!(err["error"]["message"], act_as_text(&sa));
+    assert_eq!(err["error"]["message"], act_as_denied(&sa));
     let (s, err) = w
         .api
         .patch(&w.admin, &format!("{POOLS}/wp"), pool_body(Some(&sa)));
@@ -374,7 +278,7 @@ fn patch_with_allow_missing_creates_and_checks_identity_too() {
 fn a_grant_on_the_pool_itself_reaches_only_that_pool() {
     let w = world();
     for id in ["wp-a", "wp-b"] {
-        assert_eq!(w.deploy(&w.admin, id, None).0, 200);
+        assert_eq!(w.deploy_as(&w.admin, id, None).0, 200);
     }
     w.grant(
         &format!("{POOLS}/wp-a"),
@@ -465,7 +369,7 @@ fn the_v1_api_is_the_same_store_under_the_same_rules() {
     let sa = w.create_sa("app-project", "worker-sa");
     let other = w.create_sa("app-project", "other-sa");
     w.grant(
-        &World::sa_base(&sa),
+        &sa_base(&sa),
         "roles/iam.serviceAccountUser",
         "user:dev@example.com",
     );
@@ -493,12 +397,12 @@ fn the_v1_api_is_the_same_store_under_the_same_rules() {
         current.clone(),
     );
     assert_eq!(s, 403, "{err}");
-    assert_eq!(err["error"]["message"], act_as_text(&other));
+    assert_eq!(err["error"]["message"], act_as_denied(&other));
     assert_eq!(w.pool("wp").1["template"]["serviceAccount"], sa);
 
     // Granted: the replace lands, with a new revision.
     w.grant(
-        &World::sa_base(&other),
+        &sa_base(&other),
         "roles/iam.serviceAccountUser",
         "user:dev@example.com",
     );
@@ -560,7 +464,7 @@ fn the_preflight_lists_every_failing_rule_with_the_command_that_fixes_it() {
     let (s, err) = w.api.post(&w.dev, &preflight, pool_body(Some(&sa)));
     assert_eq!(s, 403, "the first failing rule decides the status: {err}");
     let msg = err["error"]["message"].as_str().unwrap();
-    assert!(msg.starts_with(&act_as_text(&sa)), "{msg}");
+    assert!(msg.starts_with(&act_as_denied(&sa)), "{msg}");
     assert!(
         msg.contains("This deploy fails 3 service identity rule(s)"),
         "{msg}"
@@ -597,6 +501,6 @@ fn the_preflight_lists_every_failing_rule_with_the_command_that_fixes_it() {
     }
     let (s, op) = w.api.post(&w.dev, &preflight, pool_body(Some(&sa)));
     assert_eq!(s, 200, "the preflight passes now: {op}");
-    let (s, op) = w.deploy(&w.dev, "wp", Some(&sa));
+    let (s, op) = w.deploy_as(&w.dev, "wp", Some(&sa));
     assert_eq!(s, 200, "and so does the deploy: {op}");
 }

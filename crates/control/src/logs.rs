@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 /// A file is rotated (to `.log.1`, replacing the previous one) past this size.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+const SERVICE: &str = "logging.googleapis.com";
+/// What reading entries (instance logs and audit logs alike) takes on the project.
+const LIST_PERMISSION: &str = "logging.logEntries.list";
 
 /// One log line of an instance.
 #[derive(Debug, Clone, PartialEq)]
@@ -372,13 +375,7 @@ impl crate::Control {
         limit: usize,
         newest_first: bool,
     ) -> crate::Result<Vec<serde_json::Value>> {
-        let perm = "logging.logEntries.list";
-        let node = self.node(project, perm)?;
-        let target = crate::Target {
-            service: "logging.googleapis.com",
-            ..node.target()
-        };
-        self.authorize(caller, perm, &target)?;
+        let node = self.service_node(caller, project, LIST_PERMISSION, SERVICE)?;
         let f = Filter::parse(filter)?;
         let Some(log) = self.audit_log() else {
             return Ok(vec![]);
@@ -399,13 +396,7 @@ impl crate::Control {
         limit: usize,
         newest_first: bool,
     ) -> crate::Result<Vec<(Entry, String, String, String)>> {
-        let perm = "logging.logEntries.list";
-        let node = self.node(project, perm)?;
-        let target = crate::Target {
-            service: "logging.googleapis.com",
-            ..node.target()
-        };
-        self.authorize(caller, perm, &target)?;
+        let node = self.service_node(caller, project, LIST_PERMISSION, SERVICE)?;
         let f = Filter::parse(filter)?;
         let Some(store) = self.log_store() else {
             return Ok(vec![]);

@@ -550,8 +550,12 @@ mod tests {
     }
 
     fn rule(enforce: bool, condition: Option<&str>) -> PolicyRule {
+        rule_of(policy_rule::Kind::Enforce(enforce), condition)
+    }
+
+    fn rule_of(kind: policy_rule::Kind, condition: Option<&str>) -> PolicyRule {
         let mut r = PolicyRule::new();
-        r.kind = Some(policy_rule::Kind::Enforce(enforce));
+        r.kind = Some(kind);
         r.condition = condition.map(|c| {
             let mut e = Expr::new();
             e.expression = c.into();
@@ -560,26 +564,37 @@ mod tests {
         r
     }
 
-    fn set(st: &mut State, node: &str, rules: Vec<PolicyRule>) {
+    fn policy(name: &str, rules: Vec<PolicyRule>) -> Policy {
         let mut spec = PolicySpec::new();
         spec.rules = rules;
         let mut p = Policy::new();
-        p.name = format!("{node}/policies/{C}");
+        p.name = name.into();
         p.spec = Some(spec);
+        p
+    }
+
+    fn set(st: &mut State, node: &str, rules: Vec<PolicyRule>) {
+        let p = policy(&format!("{node}/policies/{C}"), rules);
         Control::validate(C, &p).expect("valid policy");
         st.apply(Change::OrgPolicy(node.into(), C.into(), Some(p)));
     }
 
     const DEV: &str = "resource.matchTag('1/env', 'dev')";
 
-    #[test]
-    fn a_conditional_rule_applies_only_where_its_tag_is() {
+    /// [`state`] with the policy on the organization: enforced, except where env is dev.
+    fn dev_exempt_at_org() -> State {
         let mut st = state();
         set(
             &mut st,
             "organizations/1",
             vec![rule(true, None), rule(false, Some(DEV))],
         );
+        st
+    }
+
+    #[test]
+    fn a_conditional_rule_applies_only_where_its_tag_is() {
+        let mut st = dev_exempt_at_org();
         bind(&mut st, "projects/4", "tagValues/11");
         assert!(!enforced_in(&st, "projects/4", C), "tagged env=dev");
         assert!(enforced_in(&st, "projects/3", C), "untagged");
@@ -588,12 +603,7 @@ mod tests {
 
     #[test]
     fn tags_are_inherited_and_a_lower_binding_overrides_the_same_key() {
-        let mut st = state();
-        set(
-            &mut st,
-            "organizations/1",
-            vec![rule(true, None), rule(false, Some(DEV))],
-        );
+        let mut st = dev_exempt_at_org();
         bind(&mut st, "folders/2", "tagValues/11");
         assert!(
             !enforced_in(&st, "projects/3", C),
@@ -653,13 +663,7 @@ mod tests {
 
     #[test]
     fn validation_refuses_bad_conditions_and_same_direction_rules() {
-        let policy = |rules: Vec<PolicyRule>| {
-            let mut spec = PolicySpec::new();
-            spec.rules = rules;
-            let mut p = Policy::new();
-            p.spec = Some(spec);
-            Control::validate(C, &p)
-        };
+        let policy = |rules: Vec<PolicyRule>| Control::validate(C, &policy("", rules));
         let e = policy(vec![
             rule(true, None),
             rule(false, Some("resource.matchTag('env')")),
@@ -682,14 +686,10 @@ mod tests {
         let mut st = state();
         bind(&mut st, "projects/4", "tagValues/11");
         let mut spec = PolicySpec::new();
-        let mut all = PolicyRule::new();
-        all.kind = Some(policy_rule::Kind::DenyAll(true));
-        let mut cond = PolicyRule::new();
-        cond.kind = Some(policy_rule::Kind::AllowAll(true));
-        let mut e = Expr::new();
-        e.expression = DEV.into();
-        cond.condition = Some(e);
-        spec.rules = vec![all, cond];
+        spec.rules = vec![
+            rule_of(policy_rule::Kind::DenyAll(true), None),
+            rule_of(policy_rule::Kind::AllowAll(true), Some(DEV)),
+        ];
         assert_eq!(applicable_rules(&st, &spec, "projects/4").len(), 2);
         assert_eq!(applicable_rules(&st, &spec, "projects/3").len(), 1);
     }

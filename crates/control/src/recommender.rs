@@ -25,7 +25,7 @@ use crate::error::{Code, Error, Result};
 use crate::resourcemanager::Node;
 use crate::serviceaccounts::default_compute_email;
 use crate::state::{Change, State};
-use crate::{Caller, Control, Target};
+use crate::{Caller, Control};
 use google_cloud_recommender_v1::model::{
     Impact, Insight, InsightStateInfo, Operation, OperationGroup, Recommendation,
     RecommendationContent, RecommendationStateInfo, SecurityProjection, impact, insight,
@@ -635,16 +635,8 @@ fn run_identity_recommendations(
 }
 
 /// A recommendation's state as its enum name, for messages.
-fn state_name(s: &recommendation_state_info::State) -> &'static str {
-    use recommendation_state_info::State as S;
-    match s {
-        S::Active => "ACTIVE",
-        S::Claimed => "CLAIMED",
-        S::Succeeded => "SUCCEEDED",
-        S::Failed => "FAILED",
-        S::Dismissed => "DISMISSED",
-        _ => "STATE_UNSPECIFIED",
-    }
+fn state_name(s: &recommendation_state_info::State) -> &str {
+    s.name().unwrap_or("STATE_UNSPECIFIED")
 }
 
 /// The state a `mark*` verb moves a recommendation to.
@@ -711,13 +703,7 @@ fn filter_view(r: &Recommendation) -> Value {
     if let Some(s) = &r.state_info {
         v["stateInfo"]["state"] = json!(state_name(&s.state));
     }
-    v["priority"] = json!(match r.priority {
-        recommendation::Priority::P1 => "P1",
-        recommendation::Priority::P2 => "P2",
-        recommendation::Priority::P3 => "P3",
-        recommendation::Priority::P4 => "P4",
-        _ => "PRIORITY_UNSPECIFIED",
-    });
+    v["priority"] = json!(r.priority.name().unwrap_or("PRIORITY_UNSPECIFIED"));
     v
 }
 
@@ -734,15 +720,34 @@ fn insight_filter_view(i: &Insight) -> Value {
 }
 
 impl Control {
-    /// The resolved node of a recommender parent, with the permission checked on it.
-    fn recommender_node(&self, caller: &Caller, node_name: &str, permission: &str) -> Result<Node> {
-        let node = self.node(node_name, permission)?;
-        let target = Target {
-            service: SERVICE,
-            ..node.target()
-        };
-        self.authorize(caller, permission, &target)?;
-        Ok(node)
+    /// A recommender parent (`projects/P/locations/L/recommenders/R`) resolved: its node, on
+    /// which `recommender.…Recommendations.VERB` is checked, its location and recommender.
+    fn recommender_at(
+        &self,
+        caller: &Caller,
+        parent: &str,
+        verb: &str,
+    ) -> Result<(Node, String, Recommender)> {
+        let (node_name, location, rid) = split_parent(parent, "recommenders")?;
+        let which = Recommender::parse(rid)?;
+        which.check_location(location)?;
+        let node = self.service_node(caller, &node_name, &which.permission(verb), SERVICE)?;
+        Ok((node, location.to_string(), which))
+    }
+
+    /// An insight type parent (`projects/P/locations/global/insightTypes/T`) resolved: its
+    /// node, on which `recommender.iamPolicyInsights.VERB` is checked, and its location.
+    fn insight_type_at(&self, caller: &Caller, parent: &str, verb: &str) -> Result<(Node, String)> {
+        let (node_name, location, type_id) = split_parent(parent, "insightTypes")?;
+        if type_id != IAM_INSIGHT {
+            return Err(Error::invalid(format!(
+                "Insight type '{type_id}' is not supported (Runpool serves {IAM_INSIGHT})."
+            )));
+        }
+        Recommender::Iam.check_location(location)?;
+        let permission = format!("recommender.iamPolicyInsights.{verb}");
+        let node = self.service_node(caller, &node_name, &permission, SERVICE)?;
+        Ok((node, location.to_string()))
     }
 
     fn compute(&self, node: &Node, location: &str, which: Recommender) -> Result<Computed> {
@@ -804,13 +809,10 @@ impl Control {
         parent: &str,
         filter: &str,
     ) -> Result<Vec<Recommendation>> {
-        let (node_name, location, rid) = split_parent(parent, "recommenders")?;
-        let which = Recommender::parse(rid)?;
-        which.check_location(location)?;
-        let node = self.recommender_node(caller, &node_name, &which.permission("list"))?;
+        let (node, location, which) = self.recommender_at(caller, parent, "list")?;
         let filter = Filter::parse(filter)?;
         Ok(self
-            .current_recommendations(&node, location, which)?
+            .current_recommendations(&node, &location, which)?
             .into_iter()
             .filter(|r| filter.matches(&filter_view(r)))
             .collect())
@@ -819,12 +821,9 @@ impl Control {
     /// `recommendations.get`.
     pub fn get_recommendation(&self, caller: &Caller, name: &str) -> Result<Recommendation> {
         let (parent, _) = split_name(name, "recommendations")?;
-        let (node_name, location, rid) = split_parent(parent, "recommenders")?;
-        let which = Recommender::parse(rid)?;
-        which.check_location(location)?;
-        let node = self.recommender_node(caller, &node_name, &which.permission("get"))?;
-        let canonical = name.replacen(&node_name, &node.name, 1);
-        self.current_recommendations(&node, location, which)?
+        let (node, location, which) = self.recommender_at(caller, parent, "get")?;
+        let canonical = name.replacen(&node.shown, &node.name, 1);
+        self.current_recommendations(&node, &location, which)?
             .into_iter()
             .find(|r| r.name == canonical)
             .ok_or_else(|| Error::not_found(format!("Recommendation {name} not found.")))
@@ -843,9 +842,7 @@ impl Control {
     ) -> Result<Recommendation> {
         use recommendation_state_info::State as S;
         let (parent, _) = split_name(name, "recommendations")?;
-        let (node_name, _, rid) = split_parent(parent, "recommenders")?;
-        let which = Recommender::parse(rid)?;
-        self.recommender_node(caller, &node_name, &which.permission("update"))?;
+        self.recommender_at(caller, parent, "update")?;
         let mut r = self.get_recommendation(caller, name)?;
         if etag.is_empty() {
             return Err(Error::invalid("etag is required."));
@@ -895,18 +892,10 @@ impl Control {
         parent: &str,
         filter: &str,
     ) -> Result<Vec<Insight>> {
-        let (node_name, location, type_id) = split_parent(parent, "insightTypes")?;
-        if type_id != IAM_INSIGHT {
-            return Err(Error::invalid(format!(
-                "Insight type '{type_id}' is not supported (Runpool serves {IAM_INSIGHT})."
-            )));
-        }
-        Recommender::Iam.check_location(location)?;
-        let node =
-            self.recommender_node(caller, &node_name, "recommender.iamPolicyInsights.list")?;
+        let (node, location) = self.insight_type_at(caller, parent, "list")?;
         let filter = Filter::parse(filter)?;
         Ok(self
-            .compute(&node, location, Recommender::Iam)?
+            .compute(&node, &location, Recommender::Iam)?
             .insights
             .into_iter()
             .filter(|i| filter.matches(&insight_filter_view(i)))
@@ -916,14 +905,9 @@ impl Control {
     /// `insights.get`.
     pub fn get_insight(&self, caller: &Caller, name: &str) -> Result<Insight> {
         let (parent, _) = split_name(name, "insights")?;
-        let (node_name, location, type_id) = split_parent(parent, "insightTypes")?;
-        if type_id != IAM_INSIGHT {
-            return Err(Error::not_found(format!("Insight {name} not found.")));
-        }
-        let node =
-            self.recommender_node(caller, &node_name, "recommender.iamPolicyInsights.get")?;
-        let canonical = name.replacen(&node_name, &node.name, 1);
-        self.compute(&node, location, Recommender::Iam)?
+        let (node, location) = self.insight_type_at(caller, parent, "get")?;
+        let canonical = name.replacen(&node.shown, &node.name, 1);
+        self.compute(&node, &location, Recommender::Iam)?
             .insights
             .into_iter()
             .find(|i| i.name == canonical)

@@ -197,21 +197,26 @@ impl Parser<'_> {
     }
 
     fn or(&mut self) -> Result<Node, String> {
-        let mut left = self.and()?;
-        while self.peek() == Some(&Tok::Or) {
-            self.pos += 1;
-            let right = self.and()?;
-            left = Node::Or(Box::new(left), Box::new(right));
-        }
-        Ok(left)
+        self.binary(Tok::Or, Self::and, Node::Or)
     }
 
     fn and(&mut self) -> Result<Node, String> {
-        let mut left = self.unary()?;
-        while self.peek() == Some(&Tok::And) {
+        self.binary(Tok::And, Self::unary, Node::And)
+    }
+
+    /// `operand (op operand)*`, left-associative: `||` and `&&` differ only in their token,
+    /// what binds tighter, and the node they make.
+    fn binary(
+        &mut self,
+        op: Tok,
+        operand: fn(&mut Self) -> Result<Node, String>,
+        node: fn(Box<Node>, Box<Node>) -> Node,
+    ) -> Result<Node, String> {
+        let mut left = operand(self)?;
+        while self.peek() == Some(&op) {
             self.pos += 1;
-            let right = self.unary()?;
-            left = Node::And(Box::new(left), Box::new(right));
+            let right = operand(self)?;
+            left = node(Box::new(left), Box::new(right));
         }
         Ok(left)
     }

@@ -27,8 +27,8 @@ use google_cloud_resourcemanager_v3::model::{
     DeleteTagBindingMetadata, DeleteTagKeyMetadata, DeleteTagValueMetadata, EffectiveTag,
     TagBinding, TagKey, TagValue, UpdateTagKeyMetadata, UpdateTagValueMetadata,
 };
-use google_cloud_wkt::Any;
-use std::collections::HashSet;
+use google_cloud_wkt::{Any, Timestamp};
+use std::collections::{BTreeMap, HashSet};
 
 /// The prefix of a full resource name of a hierarchy node.
 pub const FULL_NAME_PREFIX: &str = "//cloudresourcemanager.googleapis.com/";
@@ -208,58 +208,277 @@ impl State {
     }
 }
 
+/// The fields tag keys and values share (same names, same meaning), for the code that
+/// serves both.
+pub struct Fields<'a> {
+    name: &'a mut String,
+    parent: &'a mut String,
+    namespaced_name: &'a mut String,
+    description: &'a mut String,
+    etag: &'a mut String,
+    create_time: &'a mut Option<Timestamp>,
+    update_time: &'a mut Option<Timestamp>,
+}
+
+/// Where a new key or value goes: its canonical parent, the namespace its namespaced name
+/// starts with, and the parent as the "already exists" message names it.
+pub struct TagParent {
+    name: String,
+    namespace: String,
+    shown: String,
+}
+
+/// A tag key or a tag value. Their methods (create, get, namespaced get, list, update,
+/// delete and the IAM policy trio) are one generic implementation over this: what differs
+/// is the collection, the wording of messages, the parent each goes under, and what keeps
+/// one from being deleted.
+pub trait TagKind:
+    Clone
+    + serde::Serialize
+    + serde::de::DeserializeOwned
+    + google_cloud_wkt::message::Message
+    + Send
+    + Sync
+    + 'static
+{
+    /// `tagKeys`: the name's collection, and the middle of the permissions.
+    const COLLECTION: &'static str;
+    /// `tag key`, as messages call it.
+    const NOUN: &'static str;
+    /// `TagKey`, as Google's "already exists" and precondition messages name the type.
+    const TYPE_NAME: &'static str;
+    /// The IAM resource type its policies are checked under.
+    const RESOURCE_TYPE: &'static str;
+    /// An example name, for "required" messages.
+    const EXAMPLE: &'static str;
+    /// How many `/`-separated parts a namespaced name has, and their form.
+    const NAMESPACED_PARTS: usize;
+    const NAMESPACED_FORM: &'static str;
+    /// Google's operation name prefix: `tk` (`tkc`, `tku`, `tkd`) or `tv`.
+    const OP: &'static str;
+    type CreateMetadata: google_cloud_wkt::message::Message + serde::Serialize + Default;
+    type UpdateMetadata: google_cloud_wkt::message::Message + serde::Serialize + Default;
+    type DeleteMetadata: google_cloud_wkt::message::Message + serde::Serialize + Default;
+
+    fn all(st: &State) -> &BTreeMap<String, Self>;
+    fn by_namespaced<'a>(st: &'a State, name: &str) -> Option<&'a Self>;
+    fn change(name: String, item: Option<Self>) -> Change;
+    /// Checks of a new one beyond its short name and description.
+    fn check_new(&self) -> Result<()> {
+        Ok(())
+    }
+    /// The parent named by a create or list request, authorized for `permission`.
+    fn parent_for(
+        ctl: &Control,
+        caller: &Caller,
+        parent: &str,
+        permission: &str,
+    ) -> Result<TagParent>;
+    /// Why it cannot be deleted now (the end of Google's message), if it cannot.
+    fn in_use(&self, st: &State) -> Option<&'static str>;
+
+    fn name(&self) -> &str;
+    fn parent(&self) -> &str;
+    fn short_name(&self) -> &str;
+    fn namespaced_name(&self) -> &str;
+    fn fields(&mut self) -> Fields<'_>;
+}
+
+/// The field accessors of [`TagKind`], the same for both types.
+macro_rules! tag_fields {
+    () => {
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn parent(&self) -> &str {
+            &self.parent
+        }
+        fn short_name(&self) -> &str {
+            &self.short_name
+        }
+        fn namespaced_name(&self) -> &str {
+            &self.namespaced_name
+        }
+        fn fields(&mut self) -> Fields<'_> {
+            Fields {
+                name: &mut self.name,
+                parent: &mut self.parent,
+                namespaced_name: &mut self.namespaced_name,
+                description: &mut self.description,
+                etag: &mut self.etag,
+                create_time: &mut self.create_time,
+                update_time: &mut self.update_time,
+            }
+        }
+    };
+}
+
+impl TagKind for TagKey {
+    const COLLECTION: &'static str = "tagKeys";
+    const NOUN: &'static str = "tag key";
+    const TYPE_NAME: &'static str = "TagKey";
+    const RESOURCE_TYPE: &'static str = TAG_KEY_TYPE;
+    const EXAMPLE: &'static str = "tagKeys/123";
+    const NAMESPACED_PARTS: usize = 2;
+    const NAMESPACED_FORM: &'static str = "ORGANIZATION_ID/SHORT_NAME or PROJECT_ID/SHORT_NAME";
+    const OP: &'static str = "tk";
+    type CreateMetadata = CreateTagKeyMetadata;
+    type UpdateMetadata = UpdateTagKeyMetadata;
+    type DeleteMetadata = DeleteTagKeyMetadata;
+
+    fn all(st: &State) -> &BTreeMap<String, Self> {
+        &st.tag_keys
+    }
+    fn by_namespaced<'a>(st: &'a State, name: &str) -> Option<&'a Self> {
+        st.tag_key_by_namespaced(name)
+    }
+    fn change(name: String, item: Option<Self>) -> Change {
+        Change::TagKey(name, item)
+    }
+    fn check_new(&self) -> Result<()> {
+        if self.purpose == google_cloud_resourcemanager_v3::model::Purpose::GceFirewall
+            && !self.purpose_data.contains_key("network")
+        {
+            return Err(Error::invalid(
+                "purpose GCE_FIREWALL requires purpose_data with a 'network' entry.",
+            ));
+        }
+        Ok(())
+    }
+    /// An organization or a project.
+    fn parent_for(
+        ctl: &Control,
+        caller: &Caller,
+        parent: &str,
+        permission: &str,
+    ) -> Result<TagParent> {
+        let node = ctl.tag_key_parent(caller, parent, permission)?;
+        let namespace = ctl.read().tag_namespace(&node.name);
+        Ok(TagParent {
+            name: node.name,
+            namespace,
+            shown: parent.to_string(),
+        })
+    }
+    fn in_use(&self, st: &State) -> Option<&'static str> {
+        st.tag_values
+            .values()
+            .any(|v| v.parent == self.name)
+            .then_some("still has TagValues; delete them first.")
+    }
+    tag_fields!();
+}
+
+impl TagKind for TagValue {
+    const COLLECTION: &'static str = "tagValues";
+    const NOUN: &'static str = "tag value";
+    const TYPE_NAME: &'static str = "TagValue";
+    const RESOURCE_TYPE: &'static str = TAG_VALUE_TYPE;
+    const EXAMPLE: &'static str = "tagValues/456";
+    const NAMESPACED_PARTS: usize = 3;
+    const NAMESPACED_FORM: &'static str = "ORGANIZATION_ID/KEY_SHORT_NAME/VALUE_SHORT_NAME";
+    const OP: &'static str = "tv";
+    type CreateMetadata = CreateTagValueMetadata;
+    type UpdateMetadata = UpdateTagValueMetadata;
+    type DeleteMetadata = DeleteTagValueMetadata;
+
+    fn all(st: &State) -> &BTreeMap<String, Self> {
+        &st.tag_values
+    }
+    fn by_namespaced<'a>(st: &'a State, name: &str) -> Option<&'a Self> {
+        st.tag_value_by_namespaced(name)
+    }
+    fn change(name: String, item: Option<Self>) -> Change {
+        Change::TagValue(name, item)
+    }
+    /// A tag key (by id or namespaced name).
+    fn parent_for(
+        ctl: &Control,
+        caller: &Caller,
+        parent: &str,
+        permission: &str,
+    ) -> Result<TagParent> {
+        if parent.is_empty() {
+            return Err(Error::invalid("parent is required, e.g. tagKeys/123."));
+        }
+        let key = ctl.tag::<TagKey>(caller, parent, permission)?;
+        Ok(TagParent {
+            shown: format!("{} ({})", key.name, key.namespaced_name),
+            name: key.name,
+            namespace: key.namespaced_name,
+        })
+    }
+    fn in_use(&self, st: &State) -> Option<&'static str> {
+        st.tag_bindings
+            .values()
+            .any(|b| b.tag_value == self.name)
+            .then_some("is still bound to resources; delete its tag bindings first.")
+    }
+    tag_fields!();
+}
+
+/// `resourcemanager.tagKeys.VERB` or `resourcemanager.tagValues.VERB`.
+fn permission<K: TagKind>(verb: &str) -> String {
+    format!("resourcemanager.{}.{verb}", K::COLLECTION)
+}
+
 /// Where a permission on a tag key or value is checked.
-fn key_target(name: &str) -> Target<'_> {
+fn tag_target<K: TagKind>(name: &str) -> Target<'_> {
     Target {
         name,
         shown: name,
-        resource_type: TAG_KEY_TYPE,
+        resource_type: K::RESOURCE_TYPE,
         service: rm::SERVICE,
     }
 }
 
-fn value_target(name: &str) -> Target<'_> {
-    Target {
-        name,
-        shown: name,
-        resource_type: TAG_VALUE_TYPE,
-        service: rm::SERVICE,
+/// What a mutation stores and answers: its change and finished operation, or with
+/// `validate_only` the operation alone, nothing stored.
+fn commit(change: Change, op: Operation, validate_only: bool) -> Result<(Vec<Change>, Operation)> {
+    if validate_only {
+        return Ok((vec![], op));
     }
+    Ok((vec![change, Change::Operation(op.clone())], op))
 }
 
 impl Control {
-    // ---- tag keys ----
+    // ---- tag keys and values ----
 
-    /// A key named `tagKeys/N` (or, where Google accepts it, namespaced `ORG_ID/short`) that
-    /// the caller holds `permission` on. A key that does not exist is answered as one the
-    /// caller may not see.
-    fn tag_key(&self, caller: &Caller, name: &str, permission: &str) -> Result<TagKey> {
+    /// A key or value named `tagKeys/N` (or, where Google accepts it, namespaced
+    /// `ORG_ID/short`) that the caller holds `permission` on. One that does not exist is
+    /// answered as one the caller may not see.
+    fn tag<K: TagKind>(&self, caller: &Caller, name: &str, permission: &str) -> Result<K> {
         if name.is_empty() {
-            return Err(Error::invalid(
-                "A tag key name is required, e.g. tagKeys/123.",
-            ));
+            return Err(Error::invalid(format!(
+                "A {} name is required, e.g. {}.",
+                K::NOUN,
+                K::EXAMPLE
+            )));
         }
-        let key = {
+        let item = {
             let st = self.read();
-            if name.starts_with("tagKeys/") {
-                if !numbered(name, "tagKeys") {
+            if name
+                .strip_prefix(K::COLLECTION)
+                .is_some_and(|r| r.starts_with('/'))
+            {
+                if !numbered(name, K::COLLECTION) {
                     return Err(Error::invalid(format!("Invalid resource name: '{name}'.")));
                 }
-                st.tag_keys.get(name).cloned()
+                K::all(&st).get(name).cloned()
             } else {
-                st.tag_key_by_namespaced(name).cloned()
+                K::by_namespaced(&st, name).cloned()
             }
         };
-        let key = key.ok_or_else(|| Error::permission_denied(permission, name, rm::SERVICE))?;
+        let item = item.ok_or_else(|| Error::permission_denied(permission, name, rm::SERVICE))?;
         self.authorize(
             caller,
             permission,
             &Target {
                 shown: name,
-                ..key_target(&key.name)
+                ..tag_target::<K>(item.name())
             },
         )?;
-        Ok(key)
+        Ok(item)
     }
 
     /// The organization or project a new key goes under.
@@ -279,94 +498,87 @@ impl Control {
         Ok(node)
     }
 
-    pub fn create_tag_key(
+    pub fn create_tag<K: TagKind>(
         &self,
         caller: &Caller,
-        mut key: TagKey,
+        mut item: K,
         validate_only: bool,
     ) -> Result<Operation> {
-        if !valid_short_name(&key.short_name) {
+        let short = item.short_name().to_string();
+        if !valid_short_name(&short) {
             return Err(Error::invalid(format!(
-                "Invalid short_name '{}': it must be 1 to 63 characters, begin and end with a letter or digit, with only letters, digits, '-', '_' and '.' between.",
-                key.short_name
+                "Invalid short_name '{short}': it must be 1 to 63 characters, begin and end with a letter or digit, with only letters, digits, '-', '_' and '.' between."
             )));
         }
-        check_description(&key.description)?;
-        if key.purpose == google_cloud_resourcemanager_v3::model::Purpose::GceFirewall
-            && !key.purpose_data.contains_key("network")
-        {
-            return Err(Error::invalid(
-                "purpose GCE_FIREWALL requires purpose_data with a 'network' entry.",
-            ));
-        }
-        let parent = self.tag_key_parent(caller, &key.parent, "resourcemanager.tagKeys.create")?;
+        check_description(item.fields().description)?;
+        item.check_new()?;
+        let parent = K::parent_for(self, caller, item.parent(), &permission::<K>("create"))?;
         self.write(|st| {
-            if st
-                .tag_keys
+            if K::all(st)
                 .values()
-                .any(|k| k.parent == parent.name && k.short_name == key.short_name)
+                .any(|x| x.parent() == parent.name && x.short_name() == short)
             {
                 return Err(Error::already_exists(format!(
-                    "A TagKey with short name '{}' already exists under {}.",
-                    key.short_name, key.parent
+                    "A {} with short name '{short}' already exists under {}.",
+                    K::TYPE_NAME,
+                    parent.shown
                 )));
             }
-            key.name = format!("tagKeys/{}", new_tag_id(st));
-            key.parent = parent.name.clone();
-            key.namespaced_name = format!("{}/{}", st.tag_namespace(&parent.name), key.short_name);
-            key.create_time = Some(rm::now());
-            key.update_time = key.create_time;
-            key.etag = etag();
-            let op = operation("tkc", &CreateTagKeyMetadata::new(), &key)?;
-            if validate_only {
-                return Ok((vec![], op));
-            }
-            Ok((
-                vec![
-                    Change::TagKey(key.name.clone(), Some(key.clone())),
-                    Change::Operation(op.clone()),
-                ],
+            let now = Some(rm::now());
+            let f = item.fields();
+            *f.name = format!("{}/{}", K::COLLECTION, new_tag_id(st));
+            *f.parent = parent.name.clone();
+            *f.namespaced_name = format!("{}/{short}", parent.namespace);
+            *f.create_time = now;
+            *f.update_time = now;
+            *f.etag = etag();
+            let op = operation(&format!("{}c", K::OP), &K::CreateMetadata::default(), &item)?;
+            commit(
+                K::change(item.name().to_string(), Some(item.clone())),
                 op,
-            ))
+                validate_only,
+            )
         })
     }
 
-    pub fn get_tag_key(&self, caller: &Caller, name: &str) -> Result<TagKey> {
-        if !name.starts_with("tagKeys/") {
+    pub fn get_tag<K: TagKind>(&self, caller: &Caller, name: &str) -> Result<K> {
+        if !name.starts_with(&format!("{}/", K::COLLECTION)) {
+            // `Expected tagKeys/{tag_key_id}.`
             return Err(Error::invalid(format!(
-                "Invalid resource name: '{name}'. Expected tagKeys/{{tag_key_id}}."
+                "Invalid resource name: '{name}'. Expected {}/{{{}_id}}.",
+                K::COLLECTION,
+                K::NOUN.replace(' ', "_")
             )));
         }
-        self.tag_key(caller, name, "resourcemanager.tagKeys.get")
+        self.tag(caller, name, &permission::<K>("get"))
     }
 
-    /// `tagKeys/namespaced?name=ORG_ID/short`
-    pub fn get_namespaced_tag_key(&self, caller: &Caller, name: &str) -> Result<TagKey> {
-        if name.split('/').count() != 2 {
+    /// `tagKeys/namespaced?name=ORG_ID/short`, `tagValues/namespaced?name=ORG_ID/key/value`
+    pub fn get_namespaced_tag<K: TagKind>(&self, caller: &Caller, name: &str) -> Result<K> {
+        if name.split('/').count() != K::NAMESPACED_PARTS {
             return Err(Error::invalid(format!(
-                "Invalid namespaced name '{name}': expected ORGANIZATION_ID/SHORT_NAME or PROJECT_ID/SHORT_NAME."
+                "Invalid namespaced name '{name}': expected {}.",
+                K::NAMESPACED_FORM
             )));
         }
-        self.tag_key(caller, name, "resourcemanager.tagKeys.get")
+        self.tag(caller, name, &permission::<K>("get"))
     }
 
-    pub fn list_tag_keys(&self, caller: &Caller, parent: &str) -> Result<Vec<TagKey>> {
-        let node = self.tag_key_parent(caller, parent, "resourcemanager.tagKeys.list")?;
-        Ok(self
-            .read()
-            .tag_keys
+    pub fn list_tags<K: TagKind>(&self, caller: &Caller, parent: &str) -> Result<Vec<K>> {
+        let parent = K::parent_for(self, caller, parent, &permission::<K>("list"))?;
+        Ok(K::all(&self.read())
             .values()
-            .filter(|k| k.parent == node.name)
+            .filter(|x| x.parent() == parent.name)
             .cloned()
             .collect())
     }
 
     /// `patch`: only `description` is mutable.
-    pub fn update_tag_key(
+    pub fn update_tag<K: TagKind>(
         &self,
         caller: &Caller,
         name: &str,
-        patch: TagKey,
+        mut patch: K,
         mask: &[String],
         validate_only: bool,
     ) -> Result<Operation> {
@@ -377,350 +589,101 @@ impl Control {
                 )));
             }
         }
-        check_description(&patch.description)?;
-        let key = self.tag_key(caller, name, "resourcemanager.tagKeys.update")?;
+        let patch = patch.fields();
+        check_description(patch.description)?;
+        let item: K = self.tag(caller, name, &permission::<K>("update"))?;
         self.write(|st| {
-            let mut k = st.tag_keys.get(&key.name).cloned().unwrap_or(key);
-            if !patch.etag.is_empty() && patch.etag != k.etag {
-                return Err(etag_mismatch("tag key"));
+            let mut item = K::all(st).get(item.name()).cloned().unwrap_or(item);
+            let f = item.fields();
+            if !patch.etag.is_empty() && patch.etag != f.etag {
+                return Err(etag_mismatch(K::NOUN));
             }
             if mask.is_empty() || mask.iter().any(|f| f == "description") {
-                k.description = patch.description.clone();
+                *f.description = patch.description.clone();
             }
-            k.update_time = Some(rm::now());
-            k.etag = etag();
-            let op = operation("tku", &UpdateTagKeyMetadata::new(), &k)?;
-            if validate_only {
-                return Ok((vec![], op));
-            }
-            Ok((
-                vec![
-                    Change::TagKey(k.name.clone(), Some(k)),
-                    Change::Operation(op.clone()),
-                ],
+            *f.update_time = Some(rm::now());
+            *f.etag = etag();
+            let op = operation(&format!("{}u", K::OP), &K::UpdateMetadata::default(), &item)?;
+            commit(
+                K::change(item.name().to_string(), Some(item)),
                 op,
-            ))
+                validate_only,
+            )
         })
     }
 
-    pub fn delete_tag_key(
+    pub fn delete_tag<K: TagKind>(
         &self,
         caller: &Caller,
         name: &str,
         etag: &str,
         validate_only: bool,
     ) -> Result<Operation> {
-        let key = self.tag_key(caller, name, "resourcemanager.tagKeys.delete")?;
+        let perm = permission::<K>("delete");
+        let item: K = self.tag(caller, name, &perm)?;
         self.write(|st| {
-            let Some(k) = st.tag_keys.get(&key.name).cloned() else {
-                return Err(Error::permission_denied(
-                    "resourcemanager.tagKeys.delete",
-                    name,
-                    rm::SERVICE,
-                ));
+            let Some(mut item) = K::all(st).get(item.name()).cloned() else {
+                return Err(Error::permission_denied(&perm, name, rm::SERVICE));
             };
-            if !etag.is_empty() && etag != k.etag {
-                return Err(etag_mismatch("tag key"));
+            if !etag.is_empty() && etag != item.fields().etag {
+                return Err(etag_mismatch(K::NOUN));
             }
-            if st.tag_values.values().any(|v| v.parent == k.name) {
+            if let Some(why) = item.in_use(st) {
                 return Err(Error::failed_precondition(format!(
-                    "TagKey {} ({}) still has TagValues; delete them first.",
-                    k.name, k.namespaced_name
+                    "{} {} ({}) {why}",
+                    K::TYPE_NAME,
+                    item.name(),
+                    item.namespaced_name()
                 )));
             }
-            let op = operation("tkd", &DeleteTagKeyMetadata::new(), &k)?;
-            if validate_only {
-                return Ok((vec![], op));
-            }
-            Ok((
-                vec![
-                    Change::TagKey(k.name.clone(), None),
-                    Change::Operation(op.clone()),
-                ],
-                op,
-            ))
+            let op = operation(&format!("{}d", K::OP), &K::DeleteMetadata::default(), &item)?;
+            commit(K::change(item.name().to_string(), None), op, validate_only)
         })
     }
 
-    pub fn tag_key_get_iam_policy(
-        &self,
-        caller: &Caller,
-        name: &str,
-        version: i32,
-    ) -> Result<google_cloud_iam_v1::model::Policy> {
-        let perm = "resourcemanager.tagKeys.getIamPolicy";
-        let key = self.tag_key_name(name, perm)?;
-        self.get_iam_policy(caller, &key_target(&key), perm, version)
-    }
-
-    pub fn tag_key_set_iam_policy(
-        &self,
-        caller: &Caller,
-        name: &str,
-        policy: google_cloud_iam_v1::model::Policy,
-        mask: &[String],
-    ) -> Result<google_cloud_iam_v1::model::Policy> {
-        let perm = "resourcemanager.tagKeys.setIamPolicy";
-        let key = self.tag_key_name(name, perm)?;
-        self.set_iam_policy(caller, &key_target(&key), perm, policy, mask, None)
-    }
-
-    pub fn tag_key_test_iam_permissions(
-        &self,
-        caller: &Caller,
-        name: &str,
-        permissions: &[String],
-    ) -> Result<Vec<String>> {
-        let key = self.tag_key_name(name, "resourcemanager.tagKeys.get")?;
-        self.test_iam_permissions(caller, &key_target(&key), permissions)
-    }
-
-    /// An existing key's name, for the IAM methods (which authorize on their own).
-    fn tag_key_name(&self, name: &str, permission: &str) -> Result<String> {
-        if !numbered(name, "tagKeys") {
+    /// An existing key's or value's name, for the IAM methods (which authorize on their own).
+    fn tag_name<K: TagKind>(&self, name: &str, permission: &str) -> Result<String> {
+        if !numbered(name, K::COLLECTION) {
             return Err(Error::invalid(format!("Invalid resource name: '{name}'.")));
         }
-        if self.read().tag_keys.contains_key(name) {
+        if K::all(&self.read()).contains_key(name) {
             Ok(name.to_string())
         } else {
             Err(Error::permission_denied(permission, name, rm::SERVICE))
         }
     }
 
-    // ---- tag values ----
-
-    fn tag_value(&self, caller: &Caller, name: &str, permission: &str) -> Result<TagValue> {
-        if name.is_empty() {
-            return Err(Error::invalid(
-                "A tag value name is required, e.g. tagValues/456.",
-            ));
-        }
-        let value = {
-            let st = self.read();
-            if name.starts_with("tagValues/") {
-                if !numbered(name, "tagValues") {
-                    return Err(Error::invalid(format!("Invalid resource name: '{name}'.")));
-                }
-                st.tag_values.get(name).cloned()
-            } else {
-                st.tag_value_by_namespaced(name).cloned()
-            }
-        };
-        let value = value.ok_or_else(|| Error::permission_denied(permission, name, rm::SERVICE))?;
-        self.authorize(
-            caller,
-            permission,
-            &Target {
-                shown: name,
-                ..value_target(&value.name)
-            },
-        )?;
-        Ok(value)
-    }
-
-    pub fn create_tag_value(
-        &self,
-        caller: &Caller,
-        mut value: TagValue,
-        validate_only: bool,
-    ) -> Result<Operation> {
-        if !valid_short_name(&value.short_name) {
-            return Err(Error::invalid(format!(
-                "Invalid short_name '{}': it must be 1 to 63 characters, begin and end with a letter or digit, with only letters, digits, '-', '_' and '.' between.",
-                value.short_name
-            )));
-        }
-        check_description(&value.description)?;
-        if value.parent.is_empty() {
-            return Err(Error::invalid("parent is required, e.g. tagKeys/123."));
-        }
-        let key = self.tag_key(caller, &value.parent, "resourcemanager.tagValues.create")?;
-        self.write(|st| {
-            if st
-                .tag_values
-                .values()
-                .any(|v| v.parent == key.name && v.short_name == value.short_name)
-            {
-                return Err(Error::already_exists(format!(
-                    "A TagValue with short name '{}' already exists under {} ({}).",
-                    value.short_name, key.name, key.namespaced_name
-                )));
-            }
-            value.name = format!("tagValues/{}", new_tag_id(st));
-            value.parent = key.name.clone();
-            value.namespaced_name = format!("{}/{}", key.namespaced_name, value.short_name);
-            value.create_time = Some(rm::now());
-            value.update_time = value.create_time;
-            value.etag = etag();
-            let op = operation("tvc", &CreateTagValueMetadata::new(), &value)?;
-            if validate_only {
-                return Ok((vec![], op));
-            }
-            Ok((
-                vec![
-                    Change::TagValue(value.name.clone(), Some(value.clone())),
-                    Change::Operation(op.clone()),
-                ],
-                op,
-            ))
-        })
-    }
-
-    pub fn get_tag_value(&self, caller: &Caller, name: &str) -> Result<TagValue> {
-        if !name.starts_with("tagValues/") {
-            return Err(Error::invalid(format!(
-                "Invalid resource name: '{name}'. Expected tagValues/{{tag_value_id}}."
-            )));
-        }
-        self.tag_value(caller, name, "resourcemanager.tagValues.get")
-    }
-
-    /// `tagValues/namespaced?name=ORG_ID/key/value`
-    pub fn get_namespaced_tag_value(&self, caller: &Caller, name: &str) -> Result<TagValue> {
-        if name.split('/').count() != 3 {
-            return Err(Error::invalid(format!(
-                "Invalid namespaced name '{name}': expected ORGANIZATION_ID/KEY_SHORT_NAME/VALUE_SHORT_NAME."
-            )));
-        }
-        self.tag_value(caller, name, "resourcemanager.tagValues.get")
-    }
-
-    pub fn list_tag_values(&self, caller: &Caller, parent: &str) -> Result<Vec<TagValue>> {
-        if parent.is_empty() {
-            return Err(Error::invalid("parent is required, e.g. tagKeys/123."));
-        }
-        let key = self.tag_key(caller, parent, "resourcemanager.tagValues.list")?;
-        Ok(self
-            .read()
-            .tag_values
-            .values()
-            .filter(|v| v.parent == key.name)
-            .cloned()
-            .collect())
-    }
-
-    pub fn update_tag_value(
-        &self,
-        caller: &Caller,
-        name: &str,
-        patch: TagValue,
-        mask: &[String],
-        validate_only: bool,
-    ) -> Result<Operation> {
-        for f in mask {
-            if !matches!(f.as_str(), "description" | "etag") {
-                return Err(Error::invalid(format!(
-                    "Field '{f}' cannot be updated: only description is mutable."
-                )));
-            }
-        }
-        check_description(&patch.description)?;
-        let value = self.tag_value(caller, name, "resourcemanager.tagValues.update")?;
-        self.write(|st| {
-            let mut v = st.tag_values.get(&value.name).cloned().unwrap_or(value);
-            if !patch.etag.is_empty() && patch.etag != v.etag {
-                return Err(etag_mismatch("tag value"));
-            }
-            if mask.is_empty() || mask.iter().any(|f| f == "description") {
-                v.description = patch.description.clone();
-            }
-            v.update_time = Some(rm::now());
-            v.etag = etag();
-            let op = operation("tvu", &UpdateTagValueMetadata::new(), &v)?;
-            if validate_only {
-                return Ok((vec![], op));
-            }
-            Ok((
-                vec![
-                    Change::TagValue(v.name.clone(), Some(v)),
-                    Change::Operation(op.clone()),
-                ],
-                op,
-            ))
-        })
-    }
-
-    pub fn delete_tag_value(
-        &self,
-        caller: &Caller,
-        name: &str,
-        etag: &str,
-        validate_only: bool,
-    ) -> Result<Operation> {
-        let value = self.tag_value(caller, name, "resourcemanager.tagValues.delete")?;
-        self.write(|st| {
-            let Some(v) = st.tag_values.get(&value.name).cloned() else {
-                return Err(Error::permission_denied(
-                    "resourcemanager.tagValues.delete",
-                    name,
-                    rm::SERVICE,
-                ));
-            };
-            if !etag.is_empty() && etag != v.etag {
-                return Err(etag_mismatch("tag value"));
-            }
-            if st.tag_bindings.values().any(|b| b.tag_value == v.name) {
-                return Err(Error::failed_precondition(format!(
-                    "TagValue {} ({}) is still bound to resources; delete its tag bindings first.",
-                    v.name, v.namespaced_name
-                )));
-            }
-            let op = operation("tvd", &DeleteTagValueMetadata::new(), &v)?;
-            if validate_only {
-                return Ok((vec![], op));
-            }
-            Ok((
-                vec![
-                    Change::TagValue(v.name.clone(), None),
-                    Change::Operation(op.clone()),
-                ],
-                op,
-            ))
-        })
-    }
-
-    fn tag_value_name(&self, name: &str, permission: &str) -> Result<String> {
-        if !numbered(name, "tagValues") {
-            return Err(Error::invalid(format!("Invalid resource name: '{name}'.")));
-        }
-        if self.read().tag_values.contains_key(name) {
-            Ok(name.to_string())
-        } else {
-            Err(Error::permission_denied(permission, name, rm::SERVICE))
-        }
-    }
-
-    pub fn tag_value_get_iam_policy(
+    pub fn tag_get_iam_policy<K: TagKind>(
         &self,
         caller: &Caller,
         name: &str,
         version: i32,
     ) -> Result<google_cloud_iam_v1::model::Policy> {
-        let perm = "resourcemanager.tagValues.getIamPolicy";
-        let value = self.tag_value_name(name, perm)?;
-        self.get_iam_policy(caller, &value_target(&value), perm, version)
+        let perm = permission::<K>("getIamPolicy");
+        let name = self.tag_name::<K>(name, &perm)?;
+        self.get_iam_policy(caller, &tag_target::<K>(&name), &perm, version)
     }
 
-    pub fn tag_value_set_iam_policy(
+    pub fn tag_set_iam_policy<K: TagKind>(
         &self,
         caller: &Caller,
         name: &str,
         policy: google_cloud_iam_v1::model::Policy,
         mask: &[String],
     ) -> Result<google_cloud_iam_v1::model::Policy> {
-        let perm = "resourcemanager.tagValues.setIamPolicy";
-        let value = self.tag_value_name(name, perm)?;
-        self.set_iam_policy(caller, &value_target(&value), perm, policy, mask, None)
+        let perm = permission::<K>("setIamPolicy");
+        let name = self.tag_name::<K>(name, &perm)?;
+        self.set_iam_policy(caller, &tag_target::<K>(&name), &perm, policy, mask, None)
     }
 
-    pub fn tag_value_test_iam_permissions(
+    pub fn tag_test_iam_permissions<K: TagKind>(
         &self,
         caller: &Caller,
         name: &str,
         permissions: &[String],
     ) -> Result<Vec<String>> {
-        let value = self.tag_value_name(name, "resourcemanager.tagValues.get")?;
-        self.test_iam_permissions(caller, &value_target(&value), permissions)
+        let name = self.tag_name::<K>(name, &permission::<K>("get"))?;
+        self.test_iam_permissions(caller, &tag_target::<K>(&name), permissions)
     }
 
     // ---- tag bindings ----
@@ -780,7 +743,8 @@ impl Control {
             (false, true) => binding.tag_value.clone(),
             (true, false) => binding.tag_value_namespaced_name.clone(),
         };
-        let value = self.tag_value(caller, &given, "resourcemanager.tagValueBindings.create")?;
+        let value =
+            self.tag::<TagValue>(caller, &given, "resourcemanager.tagValueBindings.create")?;
         let node = self.tagged_node(
             caller,
             &binding.parent,
@@ -830,16 +794,7 @@ impl Control {
             b.tag_value = value.name.clone();
             b.tag_value_namespaced_name = value.namespaced_name.clone();
             let op = operation("rctb", &CreateTagBindingMetadata::new(), &b)?;
-            if validate_only {
-                return Ok((vec![], op));
-            }
-            Ok((
-                vec![
-                    Change::TagBinding(name, Some(b)),
-                    Change::Operation(op.clone()),
-                ],
-                op,
-            ))
+            commit(Change::TagBinding(name, Some(b)), op, validate_only)
         })
     }
 
@@ -879,12 +834,12 @@ impl Control {
         let perm = "resourcemanager.tagValueBindings.delete";
         let Some(binding) = binding else {
             // Not there (or not visible): the value's permission decides what is said.
-            self.tag_value(caller, &value, perm)?;
+            self.tag::<TagValue>(caller, &value, perm)?;
             return Err(Error::not_found(format!(
                 "Tag binding '{name}' was not found."
             )));
         };
-        self.tag_value(caller, &value, perm)?;
+        self.tag::<TagValue>(caller, &value, perm)?;
         self.tagged_node(
             caller,
             &binding.parent,
@@ -901,13 +856,7 @@ impl Control {
                 &DeleteTagBindingMetadata::new(),
                 &google_cloud_wkt::Empty::default(),
             )?;
-            Ok((
-                vec![
-                    Change::TagBinding(binding.name.clone(), None),
-                    Change::Operation(op.clone()),
-                ],
-                op,
-            ))
+            commit(Change::TagBinding(binding.name.clone(), None), op, false)
         })
     }
 

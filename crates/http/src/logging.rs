@@ -2,12 +2,11 @@
 //! logs, with Cloud Run's resource type `cloud_run_worker_pool`.
 
 use crate::AppState;
-use crate::wire::{ApiError, ApiResult, Auth, Body, Params};
+use crate::wire::{self, ApiError, ApiResult, Auth, Body, Params};
 use axum::Router;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::post;
-use base64::Engine;
 use runpool_control::Error;
 use runpool_control::logs::severity;
 use serde_json::{Value, json};
@@ -54,15 +53,7 @@ async fn list(
     };
     // The page token is the number of entries already returned: each page reads that many
     // more from both sources and skips them (logs are bounded, so this stays cheap).
-    let skip = match req["pageToken"].as_str().filter(|t| !t.is_empty()) {
-        None => 0,
-        Some(t) => base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(t)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.strip_prefix("e:").and_then(|n| n.parse::<usize>().ok()))
-            .ok_or_else(|| ApiError(Error::invalid("The page token is invalid.")))?,
-    };
+    let skip = wire::page_offset(req["pageToken"].as_str())?;
     // One more than the page, to know whether another page follows.
     let want = skip + limit + 1;
     let filter = req["filter"].as_str().unwrap_or_default();
@@ -106,9 +97,7 @@ async fn list(
     let page: Vec<Value> = items.into_iter().skip(skip).take(limit).collect();
     let mut body = json!({ "entries": page });
     if more {
-        body["nextPageToken"] = json!(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("e:{}", skip + limit))
-        );
+        body["nextPageToken"] = json!(wire::page_token(skip + limit));
     }
     Ok(axum::Json(body).into_response())
 }

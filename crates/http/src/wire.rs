@@ -285,26 +285,37 @@ pub fn page<T: Clone>(
         }
         Some(n) => (n as usize).min(max),
     };
-    let start = match params.get("pageToken").filter(|t| !t.is_empty()) {
-        None => 0,
-        Some(t) => base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(t)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.strip_prefix("o:").and_then(|n| n.parse::<usize>().ok()))
-            .ok_or_else(|| ApiError(Error::invalid("The page token is invalid.")))?,
-    };
+    let start = page_offset(params.get("pageToken"))?;
     let end = (start + size).min(items.len());
     let slice = items
         .get(start.min(items.len())..end)
         .unwrap_or(&[])
         .to_vec();
     let next = if end < items.len() {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("o:{end}"))
+        page_token(end)
     } else {
         String::new()
     };
     Ok((slice, next))
+}
+
+/// How many items the pages before this one held: what a page token stands for (none or
+/// empty: the first page).
+pub fn page_offset(token: Option<&str>) -> ApiResult<usize> {
+    match token.filter(|t| !t.is_empty()) {
+        None => Ok(0),
+        Some(t) => base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(t)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.strip_prefix("o:").and_then(|n| n.parse::<usize>().ok()))
+            .ok_or_else(|| ApiError(Error::invalid("The page token is invalid."))),
+    }
+}
+
+/// The opaque token of the page that starts after `offset` items.
+pub fn page_token(offset: usize) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("o:{offset}"))
 }
 
 /// Split a `name:verb` path segment.

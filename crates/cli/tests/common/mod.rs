@@ -1,7 +1,14 @@
 //! Shared harness: start the real `runpool serve --port 0` with a private `RUNPOOL_CONFIG`,
 //! point the client at it, run CLI commands (`Server::run`) or raw REST calls (`Server::api`),
-//! kill the server on drop.
+//! kill the server on drop. `world` builds the worlds it serves, `session` is the org admin's
+//! REST session on one, `wait` polls for what a server does in the background, `procs` finds a
+//! test's worker pool instances on the host.
 #![allow(dead_code)] // each test file uses a different subset
+
+pub mod procs;
+pub mod session;
+pub mod wait;
+pub mod world;
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -214,9 +221,87 @@ impl Server {
         r
     }
 
+    /// Run `runpool --account ACCOUNT ARGS...`.
+    pub fn run_as(&self, account: &str, args: &[&str]) -> Run {
+        let mut a = vec!["--account", account];
+        a.extend_from_slice(args);
+        self.run(&a)
+    }
+
+    /// `run worker-pools describe ID --format export --region us-central1` as `account` (None:
+    /// the active account), insisting on success: the pool as a file for `replace`.
+    pub fn export_pool(&self, account: Option<&str>, id: &str) -> Run {
+        let args = [
+            "run",
+            "worker-pools",
+            "describe",
+            id,
+            "--format",
+            "export",
+            "--region",
+            "us-central1",
+        ];
+        let r = match account {
+            Some(account) => self.run_as(account, &args),
+            None => self.run(&args),
+        };
+        assert!(r.ok(), "export {id}: {r:?}");
+        r
+    }
+
     /// `auth login` as the org owner of the default world.
     pub fn login_admin(&self) {
         self.ok(&["auth", "login", "admin@example.com"]);
+    }
+
+    /// `auth login` as dev@example.com, then as admin@example.com (the active account, the
+    /// developer's reached with `--account`), and `core/project` set to `project`.
+    pub fn login_dev_and_admin(&self, project: &str) {
+        self.ok(&["auth", "login", "dev@example.com"]);
+        self.login_admin();
+        self.ok(&["config", "set", "project", project]);
+    }
+
+    /// `runpool beta run worker-pools describe ID --region us-central1 EXTRA...`, insisting on
+    /// success.
+    pub fn describe_pool(&self, id: &str, extra: &[&str]) -> Run {
+        let mut args = vec![
+            "beta",
+            "run",
+            "worker-pools",
+            "describe",
+            id,
+            "--region",
+            "us-central1",
+        ];
+        args.extend_from_slice(extra);
+        self.ok(&args)
+    }
+}
+
+/// The string `field` of each item of `list`, a JSON array (it must be one, and each item
+/// must have the field).
+pub fn strs<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not an array: {list}"))
+        .iter()
+        .map(|v| v[field].as_str().unwrap())
+        .collect()
+}
+
+/// Files a test writes for the CLI to read, in a temp dir that goes when it does.
+pub struct Files(tempfile::TempDir);
+
+impl Files {
+    pub fn new() -> Files {
+        Files(tempfile::tempdir().unwrap())
+    }
+
+    /// Write `name`; its path.
+    pub fn write(&self, name: &str, text: &str) -> String {
+        let p = self.0.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
     }
 }
 
