@@ -12,7 +12,7 @@
 mod common;
 
 use common::session::{Session, act_as_denied, sa_base};
-use common::world::{AGENT, AGENT_EMAIL, IMG, POOLS};
+use common::world::{AGENT, AGENT_EMAIL, DEFAULT_SA, IMG, POOLS};
 use common::world::{app_project, cross_project, project, shared_folder};
 use common::{Files, Run, Server};
 use serde_json::{Value, json};
@@ -474,4 +474,61 @@ fn terraform_apply_is_refused_for_every_identity_rule_and_writes_nothing() {
         "{r:?}"
     );
     w.assert_moved_to(&ok);
+}
+
+/// The rules' allowing side through the same two paths: actAs held on the account's project
+/// (not on the account), no account named (the default compute account), and a cross-project
+/// account whose project's constraint is turned off on the folder above it.
+#[test]
+fn the_allowed_variants_go_through_replace_and_terraform_too() {
+    let (w, _, _) = world();
+    // A grant on app-project covers its accounts, the default compute account among them.
+    let inherited = w.create_sa("app-project", "inherited-sa");
+    w.grant("/v3/projects/app-project", SA_USER, DEV);
+    // identity-project keeps its constraint; the folder `shared` above it turns it off.
+    w.disable_cross_project_constraint("folders/200000000001");
+    let via_folder = w.create_sa("identity-project", "folder-ok-sa");
+    w.grant_on_sa(&via_folder, SA_USER, DEV);
+    w.grant_on_sa(&via_folder, TOKEN_CREATOR, AGENT);
+
+    // v1 replace (create) and terraform apply (create), for each allowed variant; no account
+    // named gives the default compute account.
+    let variants = [
+        ("inherit", Some(inherited.as_str()), inherited.clone()),
+        ("default", None, DEFAULT_SA.to_string()),
+        ("folder", Some(via_folder.as_str()), via_folder.clone()),
+    ];
+    for (slug, named, runs_as) in &variants {
+        let name = format!("rp-ok-{slug}");
+        let yaml = match named {
+            Some(sa) => v1_yaml(&name, sa),
+            None => v1_yaml(&name, "").replace("      serviceAccountName: \n", ""),
+        };
+        let file = w.files.write(&format!("{name}.yaml"), &yaml);
+        let r = w.as_dev(&["beta", "run", "worker-pools", "replace", &file]);
+        assert!(r.ok(), "{slug}: replace: {r:?}");
+        assert_eq!(
+            w.pool(&name).1["template"]["serviceAccount"],
+            **runs_as,
+            "{slug}"
+        );
+
+        let name = format!("tf-ok-{slug}");
+        let tf = match named {
+            Some(sa) => tf_pool(&name, sa),
+            None => tf_pool(&name, "").replace("    service_account = \"\"\n", ""),
+        };
+        let file = w.files.write(&format!("{name}.tf"), &tf);
+        let r = w.as_dev(&["terraform", "apply", &file, "-auto-approve"]);
+        assert!(
+            r.stdout
+                .contains("Apply complete! Resources: 1 added, 0 changed, 0 destroyed."),
+            "{slug}: terraform: {r:?}"
+        );
+        assert_eq!(
+            w.pool(&name).1["template"]["serviceAccount"],
+            **runs_as,
+            "{slug}"
+        );
+    }
 }
