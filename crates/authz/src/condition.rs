@@ -3,7 +3,10 @@
 //!
 //! Attributes: `request.time` (timestamp; `getHours('Europe/Berlin')` and friends come from the
 //! interpreter), `resource.name`, `resource.type`, `resource.service`. Google's
-//! `resource.name.extract('/x/{name}/')` is registered here as a custom function.
+//! `resource.name.extract('/x/{name}/')` is registered here as a custom function, and so are
+//! the tag functions `resource.matchTag('ORG_ID/KEY', 'VALUE')`,
+//! `resource.matchTagId('tagKeys/ID', 'tagValues/ID')`, `resource.hasTagKey('ORG_ID/KEY')`
+//! and `resource.hasTagKeyId('tagKeys/ID')`, over the resource's effective tags.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -28,6 +31,61 @@ pub struct ConditionContext<'a> {
     pub resource_name: &'a str,
     pub resource_type: &'a str,
     pub resource_service: &'a str,
+    /// The resource's effective tags (its own and those it inherits).
+    pub tags: &'a [Tag],
+}
+
+/// One effective tag of a resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tag {
+    /// `tagKeys/123`
+    pub key_id: String,
+    /// Every namespaced name the key answers to (`ORG_ID/env`; a project's key by id and by
+    /// number).
+    pub key_names: Vec<String>,
+    /// `tagValues/456`
+    pub value_id: String,
+    /// `dev`
+    pub value_short_name: String,
+}
+
+/// Hidden entries of the `resource` map the tag functions read: one string per thing a call
+/// may ask for, so each function is a membership test. (A NUL cannot be written in a CEL
+/// identifier, so no expression reaches them by name.)
+const TAG_PAIRS: &str = "\0tag-pairs";
+const TAG_ID_PAIRS: &str = "\0tag-id-pairs";
+const TAG_KEYS: &str = "\0tag-keys";
+const TAG_KEY_IDS: &str = "\0tag-key-ids";
+
+fn tag_list(this: &Value, entry: &str, wanted: String) -> bool {
+    let Value::Map(m) = this else { return false };
+    match m.map.get(&cel_interpreter::objects::Key::String(Arc::new(
+        entry.to_string(),
+    ))) {
+        Some(Value::List(items)) => items
+            .iter()
+            .any(|i| matches!(i, Value::String(s) if **s == wanted)),
+        _ => false,
+    }
+}
+
+fn match_tag(This(this): This<Value>, key: Arc<String>, value: Arc<String>) -> bool {
+    tag_list(&this, TAG_PAIRS, format!("{key}\u{1}{value}"))
+}
+fn match_tag_id(This(this): This<Value>, key: Arc<String>, value: Arc<String>) -> bool {
+    tag_list(&this, TAG_ID_PAIRS, format!("{key}\u{1}{value}"))
+}
+fn has_tag_key(This(this): This<Value>, key: Arc<String>) -> bool {
+    tag_list(&this, TAG_KEYS, key.to_string())
+}
+fn has_tag_key_id(This(this): This<Value>, key: Arc<String>) -> bool {
+    tag_list(&this, TAG_KEY_IDS, key.to_string())
+}
+
+fn strings(items: impl Iterator<Item = String>) -> Value {
+    Value::List(Arc::new(
+        items.map(|s| Value::String(Arc::new(s))).collect(),
+    ))
 }
 
 /// Google's `extract(template)`: `template` is `PREFIX{var}SUFFIX`; returns the text after the
@@ -135,6 +193,10 @@ fn base_context() -> &'static Context<'static> {
         c.add_function("getHours", get_hours);
         c.add_function("getMinutes", get_minutes);
         c.add_function("getSeconds", get_seconds);
+        c.add_function("matchTag", match_tag);
+        c.add_function("matchTagId", match_tag_id);
+        c.add_function("hasTagKey", has_tag_key);
+        c.add_function("hasTagKeyId", has_tag_key_id);
         c
     })
 }
@@ -195,13 +257,31 @@ impl Condition {
         let mut c = base_context().new_inner_scope();
         let mut request: HashMap<&str, Value> = HashMap::with_capacity(1);
         request.insert("time", Value::Timestamp(ctx.request_time.fixed_offset()));
-        let mut resource: HashMap<&str, Value> = HashMap::with_capacity(3);
+        let mut resource: HashMap<&str, Value> = HashMap::with_capacity(7);
         resource.insert("name", Value::String(Arc::new(ctx.resource_name.into())));
         resource.insert("type", Value::String(Arc::new(ctx.resource_type.into())));
         resource.insert(
             "service",
             Value::String(Arc::new(ctx.resource_service.into())),
         );
+        let t = ctx.tags;
+        resource.insert(
+            TAG_PAIRS,
+            strings(t.iter().flat_map(|t| {
+                t.key_names
+                    .iter()
+                    .map(|k| format!("{k}\u{1}{}", t.value_short_name))
+            })),
+        );
+        resource.insert(
+            TAG_ID_PAIRS,
+            strings(t.iter().map(|t| format!("{}\u{1}{}", t.key_id, t.value_id))),
+        );
+        resource.insert(
+            TAG_KEYS,
+            strings(t.iter().flat_map(|t| t.key_names.iter().cloned())),
+        );
+        resource.insert(TAG_KEY_IDS, strings(t.iter().map(|t| t.key_id.clone())));
         c.add_variable_from_value("request", request);
         c.add_variable_from_value("resource", resource);
         self.program.execute(&c).map_err(|e| e.to_string())
@@ -253,7 +333,35 @@ mod tests {
             resource_name: name,
             resource_type: "run.googleapis.com/WorkerPool",
             resource_service: "run.googleapis.com",
+            tags: &[],
         }
+    }
+
+    #[test]
+    fn tag_functions_read_the_resources_effective_tags() {
+        let tags = [Tag {
+            key_id: "tagKeys/1".into(),
+            key_names: vec!["100/env".into()],
+            value_id: "tagValues/2".into(),
+            value_short_name: "dev".into(),
+        }];
+        let c = ConditionContext {
+            tags: &tags,
+            ..ctx("projects/p")
+        };
+        let holds = |e: &str| Condition::compile(e).unwrap().eval(&c);
+        assert!(holds("resource.matchTag('100/env', 'dev')"));
+        assert!(!holds("resource.matchTag('100/env', 'prod')"));
+        assert!(holds("resource.matchTagId('tagKeys/1', 'tagValues/2')"));
+        assert!(holds(
+            "resource.hasTagKey('100/env') && resource.hasTagKeyId('tagKeys/1')"
+        ));
+        assert!(!holds("resource.hasTagKey('100/team')"));
+        assert!(
+            !Condition::compile("resource.matchTag('100/env', 'dev')")
+                .unwrap()
+                .eval(&ctx("projects/p"))
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub mod policy;
 pub mod snapshot;
 
 pub use catalog::{Catalog, PermId, Role};
-pub use condition::{Condition, ConditionContext};
+pub use condition::{Condition, ConditionContext, Tag};
 pub use member::{DeletedKind, Member, MemberError};
 pub use policy::{Binding, Expr, Policy, PolicyError, for_requested_version, normalize};
 pub use snapshot::{

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
 use crate::catalog::{Catalog, PermId, PermSet, RoleRef};
-use crate::condition::{Condition, ConditionContext};
+use crate::condition::{Condition, ConditionContext, Tag};
 use crate::deny::DenyRule;
 use crate::member::Member;
 use crate::policy::{Expr, Policy};
@@ -122,6 +122,9 @@ struct Inner {
     /// Deny rules by the node their policy is attached to; empty in most worlds, and then
     /// the check pays one emptiness test for them.
     deny: Arc<FxHashMap<Arc<str>, Vec<DenyRule>>>,
+    /// Effective tags of the organizations, folders and projects that have any, for the tag
+    /// functions of conditions (a resource below a project has its project's).
+    tags: Arc<FxHashMap<Arc<str>, Arc<[Tag]>>>,
 }
 
 /// `organizations/N`, `folders/N` or `projects/N`: a node deny conditions are evaluated at.
@@ -299,12 +302,13 @@ impl RequestContext {
         }
     }
 
-    fn condition_ctx<'a>(&'a self, resource: &'a str) -> ConditionContext<'a> {
+    fn condition_ctx<'a>(&'a self, resource: &'a str, tags: &'a [Tag]) -> ConditionContext<'a> {
         ConditionContext {
             request_time: self.request_time,
             resource_name: resource,
             resource_type: &self.resource_type,
             resource_service: &self.resource_service,
+            tags,
         }
     }
 }
@@ -415,7 +419,45 @@ impl Snapshot {
             groups: Default::default(),
             member_of: Default::default(),
             deny: Default::default(),
+            tags: Default::default(),
         })
+    }
+
+    /// Whether any resource has tags.
+    pub fn has_tags(&self) -> bool {
+        !self.0.tags.is_empty()
+    }
+
+    /// Replaces the effective tags of the hierarchy: `(organization, folder or project, its
+    /// effective tags)`.
+    pub fn with_tags(&self, tags: Vec<(String, Vec<Tag>)>) -> Snapshot {
+        self.update(|i| {
+            i.tags = Arc::new(
+                tags.into_iter()
+                    .filter(|(_, t)| !t.is_empty())
+                    .map(|(n, t)| (Arc::from(n.as_str()), Arc::from(t)))
+                    .collect(),
+            )
+        })
+    }
+
+    /// The effective tags a condition sees at `resource`: those of its nearest organization,
+    /// folder or project.
+    fn tags_of(&self, resource: &str) -> &[Tag] {
+        if self.0.tags.is_empty() {
+            return &[];
+        }
+        let mut cur = resource;
+        for _ in 0..MAX_DEPTH {
+            if is_hierarchy_node(cur) {
+                return self.0.tags.get(cur).map(|t| &t[..]).unwrap_or(&[]);
+            }
+            match self.0.nodes.get(cur).and_then(|n| n.parent.as_deref()) {
+                Some(p) => cur = p,
+                None => break,
+            }
+        }
+        &[]
     }
 
     /// Whether any deny rule is in force.
@@ -624,7 +666,13 @@ impl Snapshot {
                         if cat.ref_grants(&e.role, permission) {
                             match &e.cond {
                                 None => return true,
-                                Some(c) if c.eval(&ctx.condition_ctx(resource)) => return true,
+                                Some(c)
+                                    if c.eval(
+                                        &ctx.condition_ctx(resource, self.tags_of(resource)),
+                                    ) =>
+                                {
+                                    return true;
+                                }
                                 Some(_) => {}
                             }
                         }
@@ -715,10 +763,9 @@ impl Snapshot {
                     let Some(set) = cat.ref_perms(&e.role) else {
                         continue;
                     };
-                    if e.cond
-                        .as_ref()
-                        .is_none_or(|c| c.eval(&ctx.condition_ctx(resource)))
-                    {
+                    if e.cond.as_ref().is_none_or(|c| {
+                        c.eval(&ctx.condition_ctx(resource, self.tags_of(resource)))
+                    }) {
                         acc.union_with(set);
                     }
                 }
@@ -767,10 +814,9 @@ impl Snapshot {
                         })
                         .collect();
                     let condition = b.condition.as_ref().map(|e| {
-                        let outcome = match ix.conds[bi]
-                            .as_ref()
-                            .map(|c| c.eval_detailed(&ctx.condition_ctx(resource)))
-                        {
+                        let outcome = match ix.conds[bi].as_ref().map(|c| {
+                            c.eval_detailed(&ctx.condition_ctx(resource, self.tags_of(resource)))
+                        }) {
                             Some(Ok(true)) => ConditionOutcome::True,
                             Some(Ok(false)) | None => ConditionOutcome::False,
                             Some(Err(msg)) => ConditionOutcome::Error(msg),

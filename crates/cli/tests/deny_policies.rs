@@ -1,7 +1,8 @@
 //! IAM v2 deny policies against the real binary: a deny rule wins over any grant, for the
 //! principals it names (directly or through a group) but not its exceptions, for the
 //! permissions it names (wildcards included), where its tag condition holds; rules are
-//! checked when written; managing them takes `iam.denypolicies.*`, which owners lack.
+//! checked when written; managing them takes `iam.denypolicies.*`, which owners lack. And the
+//! same tags in allow bindings' conditions (`resource.matchTag`), as IAM Conditions use them.
 
 mod common;
 
@@ -16,6 +17,8 @@ organizations:
       - role: roles/owner
         members: [user:admin@example.com]
       - role: roles/iam.denyAdmin
+        members: [user:admin@example.com]
+      - role: roles/resourcemanager.organizationAdmin
         members: [user:admin@example.com]
     tagKeys:
       - shortName: env
@@ -347,4 +350,56 @@ fn the_cli_manages_deny_policies_as_gcloud_does() {
     ]);
     let (s, e) = api.delete(&carol, "/v3/projects/prod-project");
     assert_eq!(s, 200, "{e}");
+}
+
+#[test]
+fn allow_conditions_on_tags_grant_only_where_the_tag_is() {
+    let server = Server::start_with_world(WORLD);
+    let api = server.api();
+    let admin = api.token("admin@example.com");
+    let dana = api.token("dana@example.com");
+    // One binding at the organization, for projects tagged env=dev only.
+    let org = "/v3/organizations/100000000001";
+    let (s, mut policy) = api.post(
+        &admin,
+        &format!("{org}:getIamPolicy"),
+        json!({"options": {"requestedPolicyVersion": 3}}),
+    );
+    assert_eq!(s, 200, "{policy}");
+    policy["version"] = json!(3);
+    policy["bindings"].as_array_mut().unwrap().push(json!({
+        "role": "roles/browser",
+        "members": ["user:dana@example.com"],
+        "condition": {"title": "dev only", "expression": "resource.matchTag('100000000001/env', 'dev')"},
+    }));
+    let (s, body) = api.post(
+        &admin,
+        &format!("{org}:setIamPolicy"),
+        json!({"policy": policy}),
+    );
+    assert_eq!(s, 200, "{body}");
+    let (s, _) = api.get(&dana, "/v3/projects/dev-project");
+    assert_eq!(s, 200, "granted where the tag is");
+    let (s, _) = api.get(&dana, "/v3/projects/prod-project");
+    assert_eq!(s, 403, "not where it is not");
+    // Rebinding prod-project's tag to dev grants there too, at once.
+    let (s, list) = api.get(
+        &admin,
+        "/v3/tagBindings?parent=//cloudresourcemanager.googleapis.com/projects/300000000001",
+    );
+    assert_eq!(s, 200, "{list}");
+    let binding = list["tagBindings"][0]["name"].as_str().unwrap().to_string();
+    let (s, op) = api.delete(&admin, &format!("/v3/{binding}"));
+    assert_eq!(s, 200, "{op}");
+    let (s, dev) = api.get(&admin, "/v3/tagValues/namespaced?name=100000000001/env/dev");
+    assert_eq!(s, 200, "{dev}");
+    let (s, op) = api.post(
+        &admin,
+        "/v3/tagBindings",
+        json!({"parent": "//cloudresourcemanager.googleapis.com/projects/300000000001",
+               "tagValue": dev["name"]}),
+    );
+    assert_eq!(s, 200, "{op}");
+    let (s, _) = api.get(&dana, "/v3/projects/prod-project");
+    assert_eq!(s, 200);
 }

@@ -166,9 +166,15 @@ impl Control {
         if roles_changed {
             // Policies were indexed against the old catalog: rebuild so role ids line up.
             snap = build_snapshot(&st);
-        } else if deny_changed && (!st.deny_policies.is_empty() || snap.has_deny_rules()) {
-            // Deny conditions are resolved against tags and the hierarchy: work them out again.
-            snap = snap.with_deny_rules(denypolicies::compile(&st));
+        } else if deny_changed {
+            if !st.deny_policies.is_empty() || snap.has_deny_rules() {
+                // Deny conditions are resolved against tags and the hierarchy: again.
+                snap = snap.with_deny_rules(denypolicies::compile(&st));
+            }
+            if !st.tag_bindings.is_empty() || snap.has_tags() {
+                // What IAM conditions' tag functions see follows tags and the hierarchy.
+                snap = snap.with_tags(effective_tags(&st));
+            }
         }
         self.snapshot.store(Arc::new(snap));
         drop(st);
@@ -368,7 +374,22 @@ fn build_snapshot(state: &State) -> authz::Snapshot {
     if !state.deny_policies.is_empty() {
         snap = snap.with_deny_rules(denypolicies::compile(state));
     }
+    if !state.tag_bindings.is_empty() {
+        snap = snap.with_tags(effective_tags(state));
+    }
     snap
+}
+
+/// The effective tags of every organization, folder and project that has any.
+fn effective_tags(state: &State) -> Vec<(String, Vec<authz::Tag>)> {
+    state
+        .organizations
+        .keys()
+        .chain(state.folders.keys())
+        .chain(state.projects.keys())
+        .map(|n| (n.clone(), state.resource_tags(n)))
+        .filter(|(_, t)| !t.is_empty())
+        .collect()
 }
 
 fn update_snapshot(snap: authz::Snapshot, change: &Change) -> authz::Snapshot {

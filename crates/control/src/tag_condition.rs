@@ -18,19 +18,9 @@
 //! Evaluation is pure: it looks only at the [`ResourceTag`]s it is given (the resource's
 //! effective tags, its own and those inherited from its ancestors).
 
-/// One effective tag of a resource.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResourceTag {
-    /// `tagKeys/123`
-    pub key_id: String,
-    /// Every namespaced name the key answers to: `ORG_ID/env`, or for a project-parented key
-    /// both `PROJECT_ID/env` and `PROJECT_NUMBER/env`.
-    pub key_names: Vec<String>,
-    /// `tagValues/456`
-    pub value_id: String,
-    /// `dev`
-    pub value_short_name: String,
-}
+/// One effective tag of a resource: the same one IAM conditions see (`resource.matchTag`
+/// in allow bindings), so org policy and IAM agree on what a resource is tagged with.
+pub use runpool_authz::Tag as ResourceTag;
 
 /// The most subexpressions (tag function calls) a condition may hold, as Google documents.
 pub const MAX_SUBEXPRESSIONS: usize = 10;
