@@ -657,17 +657,24 @@ impl Control {
     }
 
     /// Pools of a location, newest first.
-    pub fn list_worker_pools(&self, caller: &Caller, parent: &str) -> Result<Vec<WorkerPool>> {
+    /// `workerPools.list`, newest first: the `(start, size)` window asked for (all without
+    /// one), and how many there are in all. Only the window is copied out of the state.
+    pub fn list_worker_pools(
+        &self,
+        caller: &Caller,
+        parent: &str,
+        window: Option<(usize, usize)>,
+    ) -> Result<(Vec<WorkerPool>, usize)> {
         let perm = "run.workerpools.list";
         let loc = self.location(parent, perm)?;
         self.authorize(caller, perm, &loc.project_target())?;
         let prefix = format!("{}/workerPools/", loc.parent());
-        let mut pools: Vec<WorkerPool> = self
-            .read()
+        let st = self.read();
+        let mut pools: Vec<&WorkerPool> = st
             .worker_pools
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
-            .map(|(_, p)| p.clone())
+            .map(|(_, p)| p)
             .collect();
         pools.sort_by(|a, b| {
             let t = |p: &WorkerPool| {
@@ -677,7 +684,12 @@ impl Control {
             };
             t(b).cmp(&t(a))
         });
-        Ok(pools)
+        let total = pools.len();
+        let (start, size) = window.unwrap_or((0, usize::MAX));
+        Ok((
+            pools.into_iter().skip(start).take(size).cloned().collect(),
+            total,
+        ))
     }
 
     /// `workerPools.patch`: `update_mask` paths (camelCase or snake_case) or, without one,

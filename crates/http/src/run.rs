@@ -2,7 +2,8 @@
 //! policies and operations.
 
 use crate::wire::{
-    ApiError, ApiResult, Auth, Body, Enums, Params, page, reply_under, split_verb, unknown_verb,
+    self, ApiError, ApiResult, Auth, Body, Enums, Params, page, reply_under, split_verb,
+    unknown_verb,
 };
 use crate::{AppState, iam_policy_verbs};
 use axum::Router;
@@ -135,13 +136,13 @@ async fn list(
     p: Params,
     Path((project, location)): Path<(String, String)>,
 ) -> ApiResult {
-    let pools = s
-        .control
-        .list_worker_pools(&c, &parent(&project, &location))?;
-    let (items, next) = page(&p, &pools, 100, 1000)?;
+    let (start, size) = wire::page_window(&p, 100, 1000)?;
+    let (items, total) =
+        s.control
+            .list_worker_pools(&c, &parent(&project, &location), Some((start, size)))?;
     let mut resp = run::ListWorkerPoolsResponse::new();
     resp.worker_pools = items;
-    resp.next_page_token = next;
+    resp.next_page_token = wire::next_page(start, size, total);
     out(&p, &resp)
 }
 

@@ -388,7 +388,8 @@ async fn list(
     for r in regions {
         for pool in s
             .control
-            .list_worker_pools(&c, &format!("projects/{ns}/locations/{r}"))?
+            .list_worker_pools(&c, &format!("projects/{ns}/locations/{r}"), None)?
+            .0
         {
             let number = s.control.project_number_of(&pool.name).unwrap_or_default();
             items.push(to_v1(&pool, &number));

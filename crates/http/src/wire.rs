@@ -278,6 +278,19 @@ pub fn page<T: Clone>(
     default: usize,
     max: usize,
 ) -> ApiResult<(Vec<T>, String)> {
+    let (start, size) = page_window(params, default, max)?;
+    let end = start.saturating_add(size).min(items.len());
+    let slice = items
+        .get(start.min(items.len())..end)
+        .unwrap_or(&[])
+        .to_vec();
+    Ok((slice, next_page(start, size, items.len())))
+}
+
+/// The window a list request asks for, `(first item, how many)`: `pageToken` and
+/// `pageSize` (0 or absent: `default`; at most `max`). For lists that can take just the page
+/// from their store rather than copy everything and cut it here.
+pub fn page_window(params: &Params, default: usize, max: usize) -> ApiResult<(usize, usize)> {
     let size = match params.int("pageSize")? {
         None | Some(0) => default,
         Some(n) if n < 0 => {
@@ -285,18 +298,18 @@ pub fn page<T: Clone>(
         }
         Some(n) => (n as usize).min(max),
     };
-    let start = page_offset(params.get("pageToken"))?;
-    let end = (start + size).min(items.len());
-    let slice = items
-        .get(start.min(items.len())..end)
-        .unwrap_or(&[])
-        .to_vec();
-    let next = if end < items.len() {
+    Ok((page_offset(params.get("pageToken"))?, size))
+}
+
+/// The token of the page after the window `(start, size)` of `total` items; empty after the
+/// last.
+pub fn next_page(start: usize, size: usize, total: usize) -> String {
+    let end = start.saturating_add(size);
+    if end < total {
         page_token(end)
     } else {
         String::new()
-    };
-    Ok((slice, next))
+    }
 }
 
 /// How many items the pages before this one held: what a page token stands for (none or
