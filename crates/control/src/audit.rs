@@ -300,9 +300,31 @@ fn record_usage(ins: &mut rusqlite::CachedStatement<'_>, r: &Record) -> rusqlite
     Ok(())
 }
 
+/// Drop usage nobody will read again: rows whose last use is older than the recommender's
+/// observation window. (Entries are bounded by count; usage by the window.)
+fn prune_usage(conn: &Connection) {
+    let cutoff =
+        stamp(&(chrono::Utc::now() - chrono::Duration::days(crate::recommender::OBSERVATION_DAYS)));
+    if let Err(e) = conn.execute(
+        "DELETE FROM usage WHERE COALESCE(last_granted, '') < ?1 AND COALESCE(last_soft, '') < ?1",
+        params![cutoff],
+    ) {
+        tracing::warn!(error = %e, "audit usage pruning failed");
+    }
+}
+
+/// How often the writer prunes usage.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 fn writer(conn: Connection, rx: Receiver<Msg>) {
     let mut conn = conn;
+    prune_usage(&conn);
+    let mut pruned = std::time::Instant::now();
     while let Ok(first) = rx.recv() {
+        if pruned.elapsed() > PRUNE_EVERY {
+            prune_usage(&conn);
+            pruned = std::time::Instant::now();
+        }
         let mut batch = vec![];
         let mut flushes = vec![];
         let mut next = Some(first);
@@ -539,5 +561,40 @@ mod tests {
             .usage(chrono::Utc::now() + chrono::Duration::hours(1))
             .unwrap();
         assert!(later.is_empty());
+    }
+
+    #[test]
+    fn usage_older_than_the_observation_window_is_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let log = AuditLog::open(&path).unwrap();
+        let mut old = decision("projects/app", "projects/1");
+        old.permission = "resourcemanager.projects.get".into();
+        let mut recent = old.clone();
+        recent.permission = "resourcemanager.projects.list".into();
+        for (d, days) in [(old, 91), (recent, 1)] {
+            log.record(Record {
+                time: chrono::Utc::now() - chrono::Duration::days(days),
+                service_name: "s".into(),
+                method_name: "m".into(),
+                resource_name: "projects/app".into(),
+                project: "app".into(),
+                principal_email: "a@example.com".into(),
+                workload: None,
+                decisions: vec![d],
+                status_code: 0,
+                status_message: String::new(),
+                activity: false,
+            });
+        }
+        log.flush();
+        drop(log);
+        // The next writer prunes as it starts.
+        let log = AuditLog::open(&path).unwrap();
+        let all = log
+            .usage(chrono::Utc::now() - chrono::Duration::days(400))
+            .unwrap();
+        let perms: Vec<&str> = all.iter().map(|u| u.permission.as_str()).collect();
+        assert_eq!(perms, ["resourcemanager.projects.list"]);
     }
 }
