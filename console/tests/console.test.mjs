@@ -11,6 +11,8 @@ import { RESULTS, browserForFile, shot, signIn, withServer } from './harness.mjs
 
 const POOLS = '/v2/projects/app-project/locations/us-central1/workerPools';
 const AGENT = 'service-300000000001@serverless-robot-prod.iam.gserviceaccount.com';
+const DEFAULT_COMPUTE = '300000000001-compute@developer.gserviceaccount.com';
+const DEDICATED = 'wp-default@app-project.iam.gserviceaccount.com';
 const actAsDenied = (email) =>
   `Permission 'iam.serviceaccounts.actAs' denied on service account ${email} (or it may not exist).`;
 
@@ -270,6 +272,64 @@ describe('the web console', () => {
       // The picture alone, for the README (docs/identity-view.png is a copy of it).
       await admin.locator('.identity-view').screenshot({ path: join(RESULTS, 'identity-view.png') });
       assert.deepEqual([...dev.errors, ...admin.errors], []);
+    });
+  });
+
+  test('a pool on the default compute account: its details pane recommends a dedicated service account', async () => {
+    await withServer(async (s) => {
+      const page = await openPage();
+      await signIn(page, s, 'admin@example.com');
+      // A command that runs (so the pool becomes Ready), and no service account: the default.
+      await openDeployForm(page, 'wp-default');
+      await page.getByRole('tab', { name: 'Container(s)' }).click();
+      await page.getByLabel('Container command').fill('sh');
+      await page.getByLabel('Container arguments').fill("-c 'sleep 3600'");
+      await page.getByRole('tab', { name: 'Security' }).click();
+      assert.equal(await page.getByLabel('Service account', { exact: true }).inputValue(), '');
+      await clickCreate(page);
+      await page.getByRole('status').filter({ hasText: 'Worker pool wp-default deployed' }).waitFor();
+      const [, pool] = await s.rest(await s.token('admin@example.com'), 'GET', `${POOLS}/wp-default`);
+      assert.equal(pool.template.serviceAccount, DEFAULT_COMPUTE);
+      assert.deepEqual([pool.template.containers[0].command, pool.template.containers[0].args], [['sh'], ['-c', 'sleep 3600']]);
+
+      // The details pane: Ready, and a Recommendations tab, reached from the keyboard.
+      await page.getByRole('link', { name: 'View worker pool wp-default' }).click();
+      await page.locator('#h-pool .pill.ok').filter({ hasText: 'Ready' }).waitFor({ timeout: 30_000 });
+      const tab = page.getByRole('tab', { name: /^Recommendations \(\d+\)$/ });
+      await tab.waitFor();
+      await page.getByRole('tab', { selected: true }).focus();
+      await page.keyboard.press('End');
+      // The tab follows the address (a hashchange, handled asynchronously): wait for it.
+      await page.getByRole('tab', { name: /^Recommendations \(\d+\)$/, selected: true }).waitFor();
+      assert.match(await page.evaluate(() => document.activeElement?.textContent ?? ''), /^Recommendations/);
+      assert.match(page.url(), /tab=recommendations/);
+
+      // Cloud Run's identity recommendation, in words: why, the account, the roles, the commands.
+      const rec = page.locator('.recs li[data-subtype="CREATE_DEDICATED_SERVICE_ACCOUNT"]');
+      await rec.waitFor();
+      const text = await rec.textContent();
+      assert.match(text, /Worker pool wp-default runs as the default compute service account/);
+      assert.ok(text.includes(DEFAULT_COMPUTE), text);
+      assert.ok(text.includes(DEDICATED), text);
+      assert.match(text, /Roles to add\s*None: its instances used no permissions/);
+      const [status, listed] = await s.rest(
+        await s.token('admin@example.com'),
+        'GET',
+        '/v1/projects/app-project/locations/us-central1/recommenders/google.run.service.IdentityRecommender/recommendations',
+      );
+      assert.equal(status, 200, JSON.stringify(listed));
+      const mine = listed.recommendations.filter((r) => r.targetResources.includes(`//run.googleapis.com/${pool.name}`));
+      assert.equal(mine.length, 1);
+      const { overview } = mine[0].content;
+      assert.equal(overview.recommendedServiceAccount, DEDICATED);
+      assert.ok(overview.commands.length >= 2);
+      for (const command of overview.commands) {
+        await rec.getByRole('button', { name: `Copy command: ${command}`, exact: true }).waitFor();
+      }
+      assert.ok(overview.commands.some((c) => c.includes(`--service-account=${DEDICATED}`)));
+      await shot(page, 'recommendations', 'identity-recommendation');
+      await rec.screenshot({ path: join(RESULTS, 'identity-recommendation.png') });
+      assert.deepEqual(page.errors, []);
     });
   });
 });

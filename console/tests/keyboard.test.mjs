@@ -31,7 +31,9 @@ test('every control is labelled and the seed’s steps work from the keyboard', 
     await page.getByRole('link', { name: 'Deploy container' }).focus();
     await page.keyboard.press('Enter');
     await page.getByLabel('Worker pool name').waitFor();
-    // The page's heading takes focus on arrival; the form's first field is one Tab away.
+    // The page's heading takes focus on arrival (in an effect, after the form is drawn: wait
+    // for it); the form's first field is one Tab away.
+    await page.waitForFunction(() => document.activeElement?.id === 'h-deploy');
     await page.keyboard.press('Tab');
     await page.keyboard.type('wp-keys');
     await page.keyboard.press('Tab'); // Region
