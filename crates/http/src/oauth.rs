@@ -31,8 +31,20 @@ fn oauth_error(e: OAuthError) -> Response {
 }
 
 /// `POST /token`, form-encoded as Google's libraries send it.
+/// The token endpoint's parameters: a form, as the OAuth 2.0 spec has them, or a JSON object,
+/// which Google's endpoint also takes (and Google's Rust auth library sends).
+fn token_params(body: &[u8]) -> Vec<(String, String)> {
+    match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body) {
+        Ok(m) => m
+            .into_iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_string())))
+            .collect(),
+        Err(_) => serde_urlencoded::from_bytes(body).unwrap_or_default(),
+    }
+}
+
 async fn token(State(s): State<AppState>, body: axum::body::Bytes) -> Response {
-    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let form = token_params(&body);
     let get = |k: &str| form.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
     let err = |error: &'static str, d: String| {
         oauth_error(OAuthError {

@@ -322,6 +322,15 @@ pub struct Api {
 impl Api {
     /// An access token for `principal`, minted with the admin credential.
     pub fn token(&self, principal: &str) -> String {
+        self.tokens(principal)["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
+    }
+
+    /// The whole token response for `principal` (access and refresh token), minted with
+    /// the admin credential.
+    pub fn tokens(&self, principal: &str) -> Value {
         let resp = self
             .http
             .post(format!("{}/runpool/v1/tokens", self.endpoint))
@@ -331,10 +340,7 @@ impl Api {
             .expect("mint token");
         let (status, body) = decode(resp);
         assert_eq!(status, 200, "minting a token for {principal}: {body}");
-        body["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_string()
+        body
     }
 
     pub fn get(&self, token: &str, path: &str) -> (u16, Value) {
