@@ -1,7 +1,8 @@
 //! Google's own Rust SDK against the real binary: `google-cloud-auth` trades an authorized
 //! user's refresh token at this server's token endpoint (as Application Default Credentials
 //! do), and the generated clients (`google-cloud-resourcemanager-v3`, `google-cloud-run-v2`)
-//! call the APIs with the endpoint pointed here, IAM deciding as for any other caller.
+//! call the APIs with the endpoint pointed here, IAM deciding as for any other caller; the
+//! recommender and troubleshooter clients read what policy intelligence computes.
 
 mod common;
 
