@@ -11,23 +11,12 @@ import { browserForFile, shot, signIn, withServer } from './harness.mjs';
 
 const openPage = browserForFile();
 
-/** The same request with curl (plain HTTP); falls back to fetch where curl is missing. */
-async function curl(r) {
+/** The same request with curl (plain HTTP, outside the browser; `.ci/run` installs curl). */
+function curl(r) {
   const args = ['-s', '-X', r.method, '-H', `Authorization: ${r.authorization}`, '-w', '\n%{http_code}'];
   if (r.body !== null) args.push('-H', 'Content-Type: application/json', '--data-binary', r.body);
   args.push(r.url);
-  let out;
-  try {
-    out = execFileSync('curl', args, { encoding: 'utf8' });
-  } catch (e) {
-    if (e.code !== 'ENOENT') throw e;
-    const res = await fetch(r.url, {
-      method: r.method,
-      headers: { Authorization: r.authorization, ...(r.body !== null ? { 'Content-Type': 'application/json' } : {}) },
-      body: r.body ?? undefined,
-    });
-    out = `${await res.text()}\n${res.status}`;
-  }
+  const out = execFileSync('curl', args, { encoding: 'utf8' });
   const i = out.lastIndexOf('\n');
   return { status: Number(out.slice(i + 1)), text: out.slice(0, i) };
 }
@@ -130,7 +119,7 @@ test('a request the console makes with a user’s token is refused exactly when 
     assert.ok(refused.some((r) => r.path.startsWith('/v2/projects/app-project/constraints')), 'the org policy list is among them');
     const rows = [];
     for (const r of replayed) {
-      const c = await curl(r);
+      const c = curl(r);
       rows.push(`${r.method} ${r.path}: console ${r.status}, curl ${c.status}`);
       assert.equal(c.status, r.status, `${r.method} ${r.path}`);
       assert.deepEqual(errorOf(c.text), errorOf(r.text), `${r.method} ${r.path}`);

@@ -128,7 +128,7 @@ struct Inner {
 }
 
 /// `organizations/N`, `folders/N` or `projects/N`: a node deny conditions are evaluated at.
-fn is_hierarchy_node(name: &str) -> bool {
+pub fn is_hierarchy_node(name: &str) -> bool {
     matches!(
         name.split_once('/'),
         Some(("organizations" | "folders" | "projects", id)) if !id.contains('/')

@@ -292,17 +292,15 @@ async fn apply_operation(api: &Api, op: &Value) -> Result<String> {
             crate::worker_pools::wait_operation(api, op).await?;
             Ok(format!(
                 "Worker pool [{resource}] now runs as [{}].",
-                op_value_str(&body["template"]["serviceAccount"])
+                body["template"]["serviceAccount"]
+                    .as_str()
+                    .unwrap_or_default()
             ))
         }
         (action, kind, path) => {
             bail!("Runpool cannot apply a '{action}' of '{path}' on {kind}; apply it by hand.")
         }
     }
-}
-
-fn op_value_str(v: &Value) -> &str {
-    v.as_str().unwrap_or_default()
 }
 
 async fn apply(ctx: &Ctx, api: &Api, name: &str) -> Result<()> {

@@ -48,6 +48,15 @@ fn world() -> World {
     from_server(Server::start_with_world(&world_yaml()))
 }
 
+/// A world whose pool `wp` runs one instance that reports its metadata server: the world, that
+/// server's address and the instance id (for the metadata server tests).
+fn metadata_world(test: &str) -> (World, String, String) {
+    let w = world();
+    let mark = w.mark(test);
+    let (host, instance) = w.metadata_instance("wp", None, &mark);
+    (w, host, instance)
+}
+
 fn from_server(server: Server) -> World {
     World {
         session: Session::new(server),
@@ -828,9 +837,7 @@ fn after_serve_is_killed_and_restarted_the_pool_runs_its_count_not_more() {
 
 #[test]
 fn the_metadata_server_requires_the_flavor_header_and_refuses_forwarded_requests() {
-    let w = world();
-    let mark = w.mark("md-guard");
-    let (host, _) = w.metadata_instance("wp", None, &mark);
+    let (_w, host, _) = metadata_world("md-guard");
     let path = "/computeMetadata/v1/project/project-id";
 
     let (s, flavor, _, body) = md_get(&host, path, &[]);
@@ -872,9 +879,7 @@ fn the_metadata_server_requires_the_flavor_header_and_refuses_forwarded_requests
 
 #[test]
 fn the_metadata_server_describes_the_instance_and_its_identity() {
-    let w = world();
-    let mark = w.mark("md-paths");
-    let (host, instance) = w.metadata_instance("wp", None, &mark);
+    let (_w, host, instance) = metadata_world("md-paths");
     let v1 = |p: &str| md(&host, &format!("/computeMetadata/v1/{p}"));
 
     assert_eq!(v1("project/project-id"), "app-project");
@@ -933,9 +938,7 @@ fn the_metadata_server_describes_the_instance_and_its_identity() {
 
 #[test]
 fn recursive_answers_are_json_with_camel_case_keys() {
-    let w = world();
-    let mark = w.mark("md-recursive");
-    let (host, instance) = w.metadata_instance("wp", None, &mark);
+    let (_w, host, instance) = metadata_world("md-recursive");
     let get = |p: &str| -> Value {
         let (s, _, ctype, body) = md_get(
             &host,
@@ -976,9 +979,7 @@ fn recursive_answers_are_json_with_camel_case_keys() {
 
 #[test]
 fn the_token_is_the_pools_service_account_and_works_as_a_bearer() {
-    let w = world();
-    let mark = w.mark("md-token");
-    let (host, _) = w.metadata_instance("wp", None, &mark);
+    let (w, host, _) = metadata_world("md-token");
     let raw = md(
         &host,
         "/computeMetadata/v1/instance/service-accounts/default/token",
@@ -1054,9 +1055,7 @@ fn a_dedicated_account_with_no_grants_gets_tokens_that_can_do_nothing() {
 
 #[test]
 fn the_identity_token_names_the_audience_and_with_format_full_the_email() {
-    let w = world();
-    let mark = w.mark("md-identity");
-    let (host, _) = w.metadata_instance("wp", None, &mark);
+    let (w, host, _) = metadata_world("md-identity");
     let base = "/computeMetadata/v1/instance/service-accounts/default/identity";
     let full = md(
         &host,
@@ -1247,9 +1246,7 @@ fn output_that_is_not_utf8_does_not_cut_the_instances_log() {
 fn an_accounts_directory_lists_its_token_and_identity_leaves() {
     // GCE answers `instance/service-accounts/default/` with
     // `aliases email identity scopes token`.
-    let w = world();
-    let mark = w.mark("md-listing");
-    let (host, _) = w.metadata_instance("wp", None, &mark);
+    let (_w, host, _) = metadata_world("md-listing");
     let listing: BTreeSet<String> = md(
         &host,
         "/computeMetadata/v1/instance/service-accounts/default/",

@@ -172,6 +172,31 @@ fn without_act_as_deploy_replace_and_update_are_refused_and_nothing_changes() {
     w.cli_deploy("wp", &sa);
     let before = w.pool("wp").1;
     let dev = |args: &[&str]| w.server.run_as("dev@example.com", args);
+    let update_to = |account: &str| {
+        dev(&[
+            "beta",
+            "run",
+            "worker-pools",
+            "update",
+            "wp",
+            "--service-account",
+            account,
+            "--region",
+            "us-central1",
+        ])
+    };
+    let grant_user = |account: &str| {
+        w.server.ok(&[
+            "iam",
+            "service-accounts",
+            "add-iam-policy-binding",
+            account,
+            "--member",
+            "user:dev@example.com",
+            "--role",
+            "roles/iam.serviceAccountUser",
+        ])
+    };
 
     let r = dev(&[
         "beta",
@@ -207,17 +232,7 @@ fn without_act_as_deploy_replace_and_update_are_refused_and_nothing_changes() {
     assert_eq!(r.code, Some(1), "{r:?}");
     assert!(r.stderr.contains(&act_as_denied(&other)), "{r:?}");
 
-    let r = dev(&[
-        "beta",
-        "run",
-        "worker-pools",
-        "update",
-        "wp",
-        "--service-account",
-        &other,
-        "--region",
-        "us-central1",
-    ]);
+    let r = update_to(&other);
     assert_eq!(r.code, Some(1), "{r:?}");
     assert!(r.stderr.contains(&act_as_denied(&other)), "{r:?}");
 
@@ -227,37 +242,10 @@ fn without_act_as_deploy_replace_and_update_are_refused_and_nothing_changes() {
     assert_eq!(w.revisions("wp"), 1);
 
     // Granted actAs on the account, the same update goes through.
-    w.server.ok(&[
-        "iam",
-        "service-accounts",
-        "add-iam-policy-binding",
-        &other,
-        "--member",
-        "user:dev@example.com",
-        "--role",
-        "roles/iam.serviceAccountUser",
-    ]);
-    w.server.ok(&[
-        "iam",
-        "service-accounts",
-        "add-iam-policy-binding",
-        &sa,
-        "--member",
-        "user:dev@example.com",
-        "--role",
-        "roles/iam.serviceAccountUser",
-    ]);
-    let r = dev(&[
-        "beta",
-        "run",
-        "worker-pools",
-        "update",
-        "wp",
-        "--service-account",
-        &other,
-        "--region",
-        "us-central1",
-    ]);
+    for account in [&other, &sa] {
+        grant_user(account);
+    }
+    let r = update_to(&other);
     assert!(r.ok(), "{r:?}");
     assert_eq!(w.pool("wp").1["template"]["serviceAccount"], other);
 }

@@ -353,16 +353,16 @@ impl Control {
     }
 
     /// Whether `presented` is the server's admin credential.
-    pub fn is_admin_credential(&self, presented: &str) -> bool {
+    pub(crate) fn is_admin_credential(&self, presented: &str) -> bool {
         self.admin_credential
             .get()
             .is_some_and(|c| same_secret(c, presented))
     }
 
     /// A fresh session (access and refresh token) for a principal who has just proven who it
-    /// is with a live token of its own: the web console's sign-in exchange (`runpool
-    /// console`). It grants nothing the principal did not already hold.
-    pub fn session_token(&self, member: &str) -> Result<TokenResponse> {
+    /// is (a sign-in code, see [`crate::signin`]). It grants nothing the principal did not
+    /// already hold.
+    pub(crate) fn session_token(&self, member: &str) -> Result<TokenResponse> {
         self.check_live(member, None)?;
         self.issue_access(member, ACCESS_TOKEN_SECONDS, None, true, None)
     }

@@ -227,10 +227,7 @@ impl Control {
         // Conditions are evaluated at the resource's nearest organization, folder or project.
         let at = ancestry
             .iter()
-            .find(|n| {
-                matches!(n.split_once('/'),
-                    Some(("organizations" | "folders" | "projects", id)) if !id.contains('/'))
-            })
+            .find(|n| authz::snapshot::is_hierarchy_node(n))
             .cloned();
         // Gather under the state lock, check readability after it (a check reads the state).
         let attached: Vec<(String, Vec<Compiled>)> = {

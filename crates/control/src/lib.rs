@@ -29,6 +29,7 @@ pub mod recommender;
 pub mod resourcemanager;
 pub mod roles;
 pub mod serviceaccounts;
+pub mod signin;
 pub mod state;
 pub mod store;
 pub mod tag_condition;
@@ -93,6 +94,8 @@ pub struct Control {
     images: std::sync::OnceLock<images::ImageStore>,
     enforcement: std::sync::OnceLock<audit::Enforcement>,
     audit: std::sync::OnceLock<audit::AuditLog>,
+    /// Pending one-time sign-in codes (`runpool console`).
+    signin_codes: Mutex<signin::Codes>,
     /// Bumped after every committed mutation, for whoever reconciles against the state
     /// (the runtime).
     changes: tokio::sync::watch::Sender<u64>,
@@ -120,6 +123,7 @@ impl Control {
             images: std::sync::OnceLock::new(),
             enforcement: std::sync::OnceLock::new(),
             audit: std::sync::OnceLock::new(),
+            signin_codes: Mutex::new(Default::default()),
         })
     }
 

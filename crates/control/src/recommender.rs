@@ -25,6 +25,7 @@ use crate::error::{Code, Error, Result};
 use crate::resourcemanager::Node;
 use crate::serviceaccounts::default_compute_email;
 use crate::state::{Change, State};
+use crate::troubleshoot::member_of;
 use crate::{Caller, Control};
 use google_cloud_recommender_v1::model::{
     Impact, Insight, InsightStateInfo, Operation, OperationGroup, Recommendation,
@@ -183,15 +184,6 @@ fn as_struct(v: Value) -> serde_json::Map<String, Value> {
     match v {
         Value::Object(m) => m,
         _ => Default::default(),
-    }
-}
-
-/// The member string for an email seen in the audit log.
-fn member_of(email: &str) -> String {
-    if email.ends_with(".gserviceaccount.com") {
-        format!("serviceAccount:{email}")
-    } else {
-        format!("user:{email}")
     }
 }
 

@@ -2,7 +2,7 @@
 //! that let `runpool console` sign a browser in as the CLI's account.
 //!
 //! Sign-in: the CLI, authenticated as its account, asks `POST /runpool/v1/console/codes` for
-//! a code (valid [`CODE_SECONDS`], usable once) and prints `ENDPOINT/console/#code=CODE`. The
+//! a code (valid [`runpool_control::signin::CODE_SECONDS`], usable once) and prints `ENDPOINT/console/#code=CODE`. The
 //! page trades the code at `POST /runpool/v1/console/sessions` for a fresh access and refresh
 //! token of that same principal, and from then on calls the public REST APIs with it, as any
 //! client does: IAM decides every call. The fragment never reaches the server's logs or a
@@ -10,7 +10,7 @@
 //! code, and the page gets it back with the session so that it can switch to another
 //! simulated user through `POST /runpool/v1/tokens`, exactly as `runpool auth login` does.
 //!
-//! Codes live in memory only (a restart forgets them) and are kept as SHA-256 hashes.
+//! The codes themselves, and who may have one, are `control`'s (`runpool_control::signin`).
 
 use crate::AppState;
 use crate::wire::{self, ApiResult, Auth};
@@ -19,53 +19,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use base64::Engine;
-use runpool_control::Error;
-use runpool_control::auth::hash;
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-/// How long a sign-in code may wait for its one use.
-pub const CODE_SECONDS: u64 = 300;
-
-/// Pending sign-in codes, by hash.
-#[derive(Default)]
-pub struct Codes(Mutex<HashMap<String, Pending>>);
-
-struct Pending {
-    member: String,
-    admin_credential: Option<String>,
-    expires: Instant,
-}
-
-impl Codes {
-    fn issue(&self, member: &str, admin_credential: Option<String>) -> String {
-        let mut b = [0u8; 32];
-        rand::Rng::fill(&mut rand::rng(), &mut b);
-        let code = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        map.retain(|_, p| p.expires > now);
-        map.insert(
-            hash(&code),
-            Pending {
-                member: member.to_string(),
-                admin_credential,
-                expires: now + Duration::from_secs(CODE_SECONDS),
-            },
-        );
-        code
-    }
-
-    /// The code's principal, once: a redeemed or expired code is gone.
-    fn redeem(&self, code: &str) -> Option<Pending> {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(&hash(code))
-            .filter(|p| p.expires > Instant::now())
-    }
-}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -143,24 +97,14 @@ async fn new_code(
     Auth(c): Auth,
     wire::Body(body): wire::Body<Value>,
 ) -> ApiResult {
-    let admin = match body.get("adminCredential").and_then(Value::as_str) {
-        None | Some("") => None,
-        Some(cred) if s.control.is_admin_credential(cred) => Some(cred.to_string()),
-        Some(_) => {
-            return Err(Error::new(
-                runpool_control::Code::PermissionDenied,
-                "The adminCredential given is not this server's admin credential.",
-            )
-            .into());
-        }
-    };
-    let code = s.console_codes.issue(&c.member, admin);
+    let admin = body.get("adminCredential").and_then(Value::as_str);
+    let code = s.control.issue_signin_code(&c, admin)?;
     let url = format!("{}/console/#code={code}", s.control.endpoint());
     Ok(axum::Json(json!({
         "code": code,
         "url": url,
         "principal": c.member,
-        "expiresIn": CODE_SECONDS,
+        "expiresIn": runpool_control::signin::CODE_SECONDS,
     }))
     .into_response())
 }
@@ -177,15 +121,15 @@ async fn new_session(State(s): State<AppState>, wire::Body(body): wire::Body<Val
         )
             .into_response()
     };
-    let Some(p) = s.console_codes.redeem(code) else {
+    let Some(session) = s.control.redeem_signin_code(code) else {
         return refuse(
             "This sign-in link was already used, has expired, or was issued by another server. \
              Run `runpool console` again for a new one.",
         );
     };
-    match s.control.session_token(&p.member) {
-        Ok(t) => {
-            let mut v = serde_json::to_value(&t).unwrap_or_default();
+    match session {
+        Ok(p) => {
+            let mut v = serde_json::to_value(&p.token).unwrap_or_default();
             v["principal"] = json!(p.member);
             if let Some(a) = p.admin_credential {
                 v["admin_credential"] = json!(a);
@@ -196,32 +140,5 @@ async fn new_session(State(s): State<AppState>, wire::Body(body): wire::Body<Val
             resp
         }
         Err(e) => refuse(&e.message),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_code_is_good_once() {
-        let codes = Codes::default();
-        let c = codes.issue("user:alice@example.com", None);
-        assert_eq!(
-            codes.redeem(&c).map(|p| p.member).as_deref(),
-            Some("user:alice@example.com")
-        );
-        assert!(codes.redeem(&c).is_none());
-        assert!(codes.redeem("made-up").is_none());
-    }
-
-    #[test]
-    fn an_expired_code_is_refused() {
-        let codes = Codes::default();
-        let c = codes.issue("user:alice@example.com", None);
-        codes.0.lock().unwrap().values_mut().for_each(|p| {
-            p.expires = Instant::now() - Duration::from_secs(1);
-        });
-        assert!(codes.redeem(&c).is_none());
     }
 }

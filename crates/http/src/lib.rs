@@ -48,16 +48,11 @@ pub const DEFAULT_PORT: u16 = 8484;
 #[derive(Clone)]
 pub struct AppState {
     pub control: Arc<Control>,
-    /// The web console's pending one-time sign-in codes.
-    pub(crate) console_codes: Arc<console::Codes>,
 }
 
 /// Every route Runpool serves.
 pub fn router(control: Arc<Control>) -> Router {
-    let state = AppState {
-        control,
-        console_codes: Arc::default(),
-    };
+    let state = AppState { control };
     Router::new()
         .merge(rm::router())
         .merge(tags::router())
