@@ -201,6 +201,80 @@ fn base_context() -> &'static Context<'static> {
     })
 }
 
+/// The longest condition expression accepted, in bytes. Google documents no byte limit for
+/// an allow binding's expression beyond its 12 logical operators; this bound (the size of a
+/// whole binding's worth of conditions) keeps every parser's work small.
+pub const MAX_EXPRESSION_BYTES: usize = 12_800;
+/// The deepest nesting of brackets and unary operators accepted. CEL's own specification asks
+/// implementations for at least 12 levels of nested parentheses (cel-spec, langdef.md,
+/// "Performance"); 32 is well past any real condition, and bounds the recursion of the CEL
+/// parser, whose frames overflow a thread's stack near 300 levels.
+pub const MAX_NESTING: usize = 32;
+/// The most operators (of any kind, member access included) an expression may hold: each adds a
+/// level to the syntax tree that parsing and evaluation walk recursively.
+pub const MAX_OPERATORS: usize = 256;
+
+/// Refuse an expression too long or too deeply nested to parse safely, before any parser
+/// sees it: brackets, and runs of unary `!`/`-`, count as nesting; every operator counts toward
+/// [`MAX_OPERATORS`]. String literals are skipped.
+pub fn check_size(expr: &str) -> Result<(), String> {
+    if expr.len() > MAX_EXPRESSION_BYTES {
+        return Err(format!(
+            "the expression is {} bytes long; at most {MAX_EXPRESSION_BYTES} are allowed",
+            expr.len()
+        ));
+    }
+    let b = expr.as_bytes();
+    let (mut depth, mut unary, mut ops) = (0usize, 0usize, 0usize);
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if let Some(q) = quote {
+            if c == b'\\' {
+                i += 1;
+            } else if c == q {
+                quote = None;
+            }
+        } else {
+            match c {
+                b'\'' | b'"' => {
+                    quote = Some(c);
+                    unary = 0;
+                }
+                b'(' | b'[' | b'{' => {
+                    depth += 1;
+                    unary = 0;
+                }
+                b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+                b'!' | b'-' => {
+                    unary += 1;
+                    ops += 1;
+                }
+                b'&' | b'|' | b'+' | b'*' | b'/' | b'%' | b'<' | b'>' | b'=' | b'?' | b':'
+                | b'.' | b',' => {
+                    ops += 1;
+                    unary = 0;
+                }
+                c if c.is_ascii_whitespace() => {}
+                _ => unary = 0,
+            }
+            if depth + unary > MAX_NESTING {
+                return Err(format!(
+                    "the expression nests deeper than {MAX_NESTING} levels at position {i}"
+                ));
+            }
+            if ops > MAX_OPERATORS {
+                return Err(format!(
+                    "the expression holds more than {MAX_OPERATORS} operators"
+                ));
+            }
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
 impl Condition {
     /// Parses `expr` as CEL. Only syntax is checked here; an expression that references an
     /// unknown attribute or function compiles but evaluates to `false` (see [`Condition::eval`]).
@@ -209,6 +283,11 @@ impl Condition {
             return Err(PolicyError::new(
                 "Condition expression must not be empty.".to_string(),
             ));
+        }
+        if let Err(why) = check_size(expr) {
+            return Err(PolicyError::new(format!(
+                "Condition expression is not valid: {why}."
+            )));
         }
         // The ANTLR-generated parser panics on some malformed inputs (e.g. a dangling `<`)
         // instead of returning an error; bad input must never bring the server down.

@@ -94,10 +94,7 @@ fn audit_overhead(c: &mut Criterion) {
             spent
         })
     });
-    println!(
-        "audit: {} records dropped because the writer fell behind",
-        log.dropped()
-    );
+    println!("audit: {} records lost", log.lost());
 }
 
 fn recommendations(c: &mut Criterion) {
@@ -146,9 +143,9 @@ fn recommendations(c: &mut Criterion) {
     }
     log.flush();
     println!(
-        "recommender: {ENTRIES} audit entries written in {:.1} s ({} dropped)",
+        "recommender: {ENTRIES} audit entries written in {:.1} s ({} lost)",
         t.elapsed().as_secs_f64(),
-        log.dropped()
+        log.lost()
     );
     let token = control
         .mint_user_token(Some("cred"), "admin@example.com")

@@ -4,6 +4,12 @@
 //! request path; a writer thread batches entries into their own SQLite file and keeps a
 //! bounded history. Cloud Logging's `entries:list` reads them back.
 //!
+//! No record is dropped: when the writer falls behind, senders wait for room (backpressure),
+//! and a write's own record is committed before the write is answered (the caller awaits
+//! [`AuditLog::record`]'s acknowledgement), so a crash cannot lose the record of an
+//! acknowledged change. Only a failed commit of the audit store loses records; they are
+//! counted ([`AuditLog::lost`]) and logged.
+//!
 //! Enforcement modes live here too: in `soft` mode a check that strict mode would deny is
 //! allowed and marked in the entry (`granted: false` with `runpoolEnforcement: "soft"`), so
 //! a team can learn what a workload needs before enforcing it.
@@ -12,7 +18,9 @@ use crate::error::Result;
 use rusqlite::{Connection, params};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 /// How IAM decisions are applied.
@@ -186,7 +194,7 @@ impl Record {
 
 /// Entries beyond this many are dropped, oldest first.
 pub const RETENTION_ENTRIES: i64 = 200_000;
-/// Requests that find the writer this far behind are not recorded (and counted).
+/// Requests that find the writer this far behind wait for room.
 /// (A bounded std channel allocates its whole buffer up front: 4,096 records is ~1 MB, where
 /// 65,536 cost 13 MB of idle memory; the writer drains up to 1,024 a transaction.)
 const QUEUE: usize = 4_096;
@@ -196,7 +204,9 @@ const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
 /// The audit store: a writer thread behind a bounded channel, and a read connection.
 /// What the writer thread is sent.
 enum Msg {
-    Record(Record),
+    /// A record, and whom to tell once it is committed (boxed: the channel's buffer is
+    /// allocated whole, at its capacity, so its slots stay small).
+    Record(Box<Record>, Option<tokio::sync::oneshot::Sender<()>>),
     /// Answer once everything sent before is written.
     Flush(SyncSender<()>),
 }
@@ -204,14 +214,18 @@ enum Msg {
 pub struct AuditLog {
     tx: SyncSender<Msg>,
     path: PathBuf,
-    dropped: std::sync::atomic::AtomicU64,
+    /// Records whose commit failed.
+    lost: Arc<AtomicU64>,
+    /// Records committed.
+    written: Arc<AtomicU64>,
 }
 
 fn open(path: &Path) -> Result<Connection> {
     let c = Connection::open(path)?;
     c.pragma_update(None, "journal_mode", "WAL")?;
-    // Audit entries are not acknowledged state: losing the last instant on a crash is fine.
-    c.pragma_update(None, "synchronous", "NORMAL")?;
+    // The record of an acknowledged write is acknowledged state too: a commit is on disk.
+    // The writer batches, so this is one sync per batch, not per record.
+    c.pragma_update(None, "synchronous", "FULL")?;
     c.busy_timeout(std::time::Duration::from_secs(5))?;
     c.execute_batch(
         "CREATE TABLE IF NOT EXISTS entries (
@@ -316,7 +330,7 @@ fn prune_usage(conn: &Connection) {
 /// How often the writer prunes usage.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
-fn writer(conn: Connection, rx: Receiver<Msg>) {
+fn writer(conn: Connection, rx: Receiver<Msg>, lost: Arc<AtomicU64>, written: Arc<AtomicU64>) {
     let mut conn = conn;
     prune_usage(&conn);
     let mut pruned = std::time::Instant::now();
@@ -326,11 +340,15 @@ fn writer(conn: Connection, rx: Receiver<Msg>) {
             pruned = std::time::Instant::now();
         }
         let mut batch = vec![];
+        let mut acks = vec![];
         let mut flushes = vec![];
         let mut next = Some(first);
         while let Some(m) = next.take() {
             match m {
-                Msg::Record(r) => batch.push(r),
+                Msg::Record(r, ack) => {
+                    batch.push(*r);
+                    acks.extend(ack);
+                }
                 Msg::Flush(done) => flushes.push(done),
             }
             if batch.len() < 1024 {
@@ -365,8 +383,18 @@ fn writer(conn: Connection, rx: Receiver<Msg>) {
             }
             tx.commit()
         })();
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "audit log write failed");
+        match result {
+            Ok(()) => {
+                written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                for ack in acks {
+                    let _ = ack.send(());
+                }
+            }
+            Err(e) => {
+                let total =
+                    lost.fetch_add(batch.len() as u64, Ordering::Relaxed) + batch.len() as u64;
+                tracing::error!(error = %e, records = batch.len(), lost_in_all = total, "audit log write failed: these records are lost");
+            }
         }
         for done in flushes {
             let _ = done.send(());
@@ -382,23 +410,52 @@ impl AuditLog {
     pub fn open(path: &Path) -> Result<AuditLog> {
         let conn = open(path)?;
         let (tx, rx) = sync_channel(QUEUE);
+        let lost = Arc::new(AtomicU64::new(0));
+        let written = Arc::new(AtomicU64::new(0));
+        let (l, w) = (lost.clone(), written.clone());
         std::thread::Builder::new()
             .name("runpool-audit".into())
-            .spawn(move || writer(conn, rx))
+            .spawn(move || writer(conn, rx, l, w))
             .map_err(|e| crate::Error::internal(format!("audit writer: {e}")))?;
         Ok(AuditLog {
             tx,
             path: path.to_path_buf(),
-            dropped: Default::default(),
+            lost,
+            written,
         })
     }
 
-    /// Record a request; never blocks the request path.
-    pub fn record(&self, r: Record) {
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(Msg::Record(r)) {
-            self.dropped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    /// Hand a record to the writer. When its queue is full this waits for room rather than
+    /// drop the record. The answer resolves once the record is committed (an error if its
+    /// commit failed, which [`AuditLog::lost`] counts).
+    pub fn record(&self, r: Record) -> tokio::sync::oneshot::Receiver<()> {
+        let (ack, committed) = tokio::sync::oneshot::channel();
+        let msg = match self.tx.try_send(Msg::Record(Box::new(r), Some(ack))) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => return committed,
+            Err(TrySendError::Full(msg)) => msg,
+        };
+        // Backpressure: a request thread of the server's runtime waits without stalling the
+        // other tasks of its worker.
+        let send = || {
+            let _ = self.tx.send(msg);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(send)
+            }
+            _ => send(),
         }
+        committed
+    }
+
+    /// Records whose commit failed (a full disk, say): the only way a record is lost.
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    /// Records committed since the server started.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
     }
 
     /// Every distinct use of a permission since `since` (granted, or let through by soft
@@ -432,11 +489,6 @@ impl AuditLog {
         if self.tx.send(Msg::Flush(done)).is_ok() {
             let _ = wait.recv();
         }
-    }
-
-    /// How many entries were dropped because the writer fell behind.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Up to `limit` entries of a project for which `keep` holds, no older than `since`:

@@ -165,26 +165,54 @@ impl Control {
     /// signature, `iss` (and `sub`, if present) naming the account, and a short lifetime.
     /// The audience is checked by the caller.
     fn verify_account_jwt(&self, token: &str) -> std::result::Result<VerifiedJwt, &'static str> {
-        let kid = crate::crypto::jwt_kid(token).ok_or("no key id")?;
-        let (key, email) = {
+        let kid = crate::crypto::jwt_rs256_kid(token).ok_or("not an RS256 JWT")?;
+        // The keys to try: the one the header names, or, when it names none, every enabled
+        // user-managed key of the account the JWT says issued it.
+        let (keys, email) = {
             let st = self.read();
-            let key = st
-                .keys
-                .get(&kid)
-                .filter(|k| k.user_managed && !k.account.is_empty())
-                .cloned()
-                .ok_or("unknown key")?;
+            let keys: Vec<(String, crate::state::StoredKey)> = match &kid {
+                Some(kid) => st
+                    .keys
+                    .get(kid)
+                    .map(|k| (kid.clone(), k.clone()))
+                    .into_iter()
+                    .collect(),
+                None => {
+                    let iss = crate::crypto::jwt_unverified_issuer(token).ok_or("no issuer")?;
+                    let account = st.account_by_email(&iss).ok_or("no account")?;
+                    st.keys
+                        .iter()
+                        .filter(|(_, k)| {
+                            k.account == account.stored.account.unique_id && !k.disabled
+                        })
+                        .map(|(id, k)| (id.clone(), k.clone()))
+                        .collect()
+                }
+            };
+            let keys: Vec<_> = keys
+                .into_iter()
+                .filter(|(_, k)| k.user_managed && !k.account.is_empty())
+                .collect();
+            let first = keys.first().ok_or("unknown key")?;
             let acct = st
                 .service_accounts
-                .get(&key.account)
+                .get(&first.1.account)
                 .filter(|a| a.deleted_at.is_none())
                 .ok_or("no account")?;
-            if key.disabled || acct.account.disabled {
+            if acct.account.disabled || keys.iter().all(|(_, k)| k.disabled) {
                 return Err("disabled");
             }
-            (key, acct.account.email.clone())
+            (keys, acct.account.email.clone())
         };
-        let claims = crate::crypto::verify_jwt(token, &key.public).map_err(|_| "signature")?;
+        let (kid, claims) = keys
+            .iter()
+            .filter(|(_, k)| !k.disabled)
+            .find_map(|(id, k)| {
+                crate::crypto::verify_jwt(token, &k.public)
+                    .ok()
+                    .map(|c| (id.clone(), c))
+            })
+            .ok_or("signature")?;
         if claims["iss"].as_str() != Some(email.as_str())
             || claims
                 .get("sub")

@@ -38,7 +38,11 @@ pub fn generate(subject: &str) -> Result<GeneratedKey> {
     let der = kp
         .as_der()
         .map_err(|e| Error::internal(format!("key encoding: {e}")))?;
-    let private_pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref().to_vec()));
+    // Google's key files carry the key with LF line ends (pem's default is CRLF).
+    let private_pem = pem::encode_config(
+        &pem::Pem::new("PRIVATE KEY", der.as_ref().to_vec()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    );
     let comps = PublicKeyComponents::<Vec<u8>>::from(kp.public_key());
     let cert_pem = self_signed_cert(&private_pem, subject)?;
     Ok(GeneratedKey {
@@ -121,10 +125,26 @@ pub fn sign_bytes(private_pem: &str, data: &[u8]) -> Result<Vec<u8>> {
 
 /// The `kid` and algorithm of a JWT, read without verifying it.
 pub fn jwt_kid(token: &str) -> Option<String> {
+    jwt_rs256_kid(token).flatten()
+}
+
+/// `Some(kid)` for an RS256 JWT (`kid` itself may be absent: Google's documented JWT-bearer
+/// header has none, and Node's google-auth-library sends none), read without verifying it.
+pub fn jwt_rs256_kid(token: &str) -> Option<Option<String>> {
     let h = jsonwebtoken::decode_header(token).ok()?;
-    (h.alg == jsonwebtoken::Algorithm::RS256)
-        .then_some(h.kid)
-        .flatten()
+    (h.alg == jsonwebtoken::Algorithm::RS256).then_some(h.kid)
+}
+
+/// The `iss` claim of a JWT, read without verifying it: only to find which account's keys
+/// to try on a JWT that names no key.
+pub fn jwt_unverified_issuer(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    if payload.len() > 16 * 1024 {
+        return None;
+    }
+    let bytes = B64URL.decode(payload.trim_end_matches('=')).ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    claims["iss"].as_str().map(str::to_string)
 }
 
 /// Verify an RS256 signature and return the claims. Time and audience are the caller's to

@@ -84,6 +84,13 @@ pub struct Violation {
     pub description: String,
 }
 
+/// `google.rpc.BadRequest.FieldViolation`: one field of a request that is wrong, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
 /// A failed call, in Google's terms.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Error {
@@ -92,6 +99,8 @@ pub struct Error {
     pub info: Option<Box<ErrorInfo>>,
     /// Rendered as a `google.rpc.PreconditionFailure` detail.
     pub violations: Vec<Violation>,
+    /// Rendered as a `google.rpc.BadRequest` detail.
+    pub field_violations: Vec<FieldViolation>,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -103,6 +112,7 @@ impl Error {
             message: message.into(),
             info: None,
             violations: vec![],
+            field_violations: vec![],
         }
     }
     pub fn invalid(message: impl Into<String>) -> Self {

@@ -72,7 +72,8 @@ impl Control {
                     .as_ref()
                     .and_then(|s| s.manual_instance_count)
                     .unwrap_or(1)
-                    .max(0) as u32;
+                    // A count stored before the bound was checked is still never run past it.
+                    .clamp(0, crate::workerpools::MAX_INSTANCES) as u32;
                 let latest = p
                     .latest_ready_revision
                     .rsplit('/')

@@ -187,10 +187,19 @@ mod tests {
 /// `severity`), joined by `AND` or whitespace, and `timestamp>="RFC3339"` (or `>`).
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Filter {
+    /// `field="value"` terms.
     pub equals: Vec<(String, String)>,
+    /// `field:"value"` terms (Cloud Logging's "has": the field contains the value, ignoring
+    /// case).
+    pub has: Vec<(String, String)>,
     pub since: Option<chrono::DateTime<chrono::Utc>>,
     /// `severity>=LEVEL`, as a rank of [`SEVERITIES`].
     pub min_severity: Option<usize>,
+}
+
+/// Cloud Logging's `:` on a string: the field contains the value, ignoring case.
+fn has(field: &str, value: &str) -> bool {
+    field.to_lowercase().contains(&value.to_lowercase())
 }
 
 /// Cloud Logging's severities, lowest first.
@@ -266,11 +275,17 @@ impl Filter {
                 f.since = Some(ts.with_timezone(&chrono::Utc));
             } else if let Some(v) = t.strip_prefix("severity>=") {
                 f.min_severity = Some(severity_rank(&unquote(v)).ok_or_else(|| bad(t))?);
-            } else if let Some((k, v)) = t.split_once('=').or_else(|| t.split_once(':')) {
+            } else if let Some(i) = t.find(['=', ':']) {
+                let (k, v) = (&t[..i], &t[i + 1..]);
                 if k.ends_with(['!', '<', '>']) {
                     return Err(bad(t));
                 }
-                f.equals.push((k.trim().to_string(), unquote(v.trim())));
+                let term = (k.trim().to_string(), unquote(v.trim()));
+                if t.as_bytes()[i] == b':' {
+                    f.has.push(term);
+                } else {
+                    f.equals.push(term);
+                }
             } else {
                 return Err(bad(t));
             }
@@ -293,18 +308,32 @@ impl Filter {
         {
             return false;
         }
+        let value = |k: &str| -> Option<String> {
+            Some(match k {
+                "textPayload" => e.text.clone(),
+                "resource.type" => "cloud_run_worker_pool".into(),
+                "resource.labels.worker_pool_name" => pool_id.into(),
+                "resource.labels.revision_name" => e.revision.clone(),
+                "resource.labels.location" => region.into(),
+                "resource.labels.project_id" => project_id.into(),
+                "labels.instanceId" => e.instance.clone(),
+                "severity" => severity(&e.stream).into(),
+                "logName" => format!(
+                    "projects/{project_id}/logs/run.googleapis.com%2F{}",
+                    e.stream
+                ),
+                _ => return None,
+            })
+        };
         self.equals.iter().all(|(k, v)| match k.as_str() {
+            // An instance's text matches on a part of it, as before `:` was told apart.
             "textPayload" => e.text.contains(v.as_str()),
-            "resource.type" => v == "cloud_run_worker_pool",
-            "resource.labels.worker_pool_name" => v == pool_id,
-            "resource.labels.revision_name" => *v == e.revision,
-            "resource.labels.location" => v == region,
-            "resource.labels.project_id" => v == project_id,
-            "labels.instanceId" => *v == e.instance,
-            "severity" => *v == severity(&e.stream),
-            "logName" => v.ends_with(&format!("run.googleapis.com%2F{}", e.stream)),
-            _ => false,
-        })
+            "logName" => value(k).is_some_and(|l| l.ends_with(v.as_str())),
+            _ => value(k).is_some_and(|f| f == *v),
+        }) && self
+            .has
+            .iter()
+            .all(|(k, v)| value(k).is_some_and(|f| has(&f, v)))
     }
 }
 
@@ -333,12 +362,12 @@ fn field<'a>(v: &'a serde_json::Value, path: &str) -> Option<std::borrow::Cow<'a
 impl Filter {
     /// Whether the filter asks for audit logs (and whether for instance logs).
     pub fn wants(&self) -> (bool, bool) {
-        let audit = self.equals.iter().any(|(k, v)| {
+        let audit = self.equals.iter().chain(&self.has).any(|(k, v)| {
             k.starts_with("protoPayload.")
                 || (k == "logName" && v.contains("cloudaudit"))
                 || (k == "resource.type" && v == "audited_resource")
         });
-        let instances = self.equals.iter().any(|(k, v)| {
+        let instances = self.equals.iter().chain(&self.has).any(|(k, v)| {
             (k == "resource.type" && v == "cloud_run_worker_pool")
                 || k.starts_with("resource.labels.worker_pool")
                 || (k == "logName" && v.contains("run.googleapis.com"))
@@ -360,7 +389,10 @@ impl Filter {
         self.equals.iter().all(|(k, v)| match k.as_str() {
             "logName" => field(e, "logName").is_some_and(|l| l == *v || l.ends_with(v.as_str())),
             _ => field(e, k).is_some_and(|f| f == *v),
-        })
+        }) && self
+            .has
+            .iter()
+            .all(|(k, v)| field(e, k).is_some_and(|f| has(&f, v)))
     }
 }
 
@@ -445,11 +477,9 @@ mod filter_tests {
         let f = Filter::parse(r#"resource.type = "cloud_run_worker_pool" AND severity>=WARNING AND textPayload:"x y""#).unwrap();
         assert_eq!(
             f.equals,
-            vec![
-                ("resource.type".into(), "cloud_run_worker_pool".into()),
-                ("textPayload".into(), "x y".into())
-            ]
+            vec![("resource.type".into(), "cloud_run_worker_pool".into())]
         );
+        assert_eq!(f.has, vec![("textPayload".into(), "x y".into())]);
         assert_eq!(f.min_severity, severity_rank("WARNING"));
         let f = Filter::parse(r#"timestamp >= "2026-01-01T00:00:00Z""#).unwrap();
         assert!(f.since.is_some());

@@ -349,7 +349,15 @@ impl Control {
                 &format!("serviceAccount:{email}"),
                 &format!("deleted:serviceAccount:{email}?uid={}", s.account.unique_id),
             );
+            // Its tokens die with it: an undelete must not bring them back.
+            let member = format!("serviceAccount:{email}");
             changes.insert(0, Change::ServiceAccount(s));
+            changes.extend(
+                st.tokens
+                    .iter()
+                    .filter(|(_, t)| t.member == member)
+                    .map(|(h, _)| Change::Token(h.clone(), None)),
+            );
             Ok((changes, ()))
         })
     }

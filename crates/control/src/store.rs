@@ -53,9 +53,45 @@ pub struct SqliteStore {
     conn: Connection,
 }
 
+/// `PRAGMA application_id` of a Runpool store ("RPL1"), so that a database file of some
+/// other program is never mistaken for an empty world.
+const APPLICATION_ID: i64 = 0x5250_4C31;
+
 impl SqliteStore {
+    /// Open (or create) the store at `path`. A file that is not a Runpool store (empty, not
+    /// SQLite, or another program's database) is refused rather than seeded over.
     pub fn open(path: &Path) -> Result<Self> {
+        let refuse = |why: String| {
+            Error::failed_precondition(format!(
+                "{} {why}; Runpool will not start a new world over it. Move it away to start afresh, or pass another --data-dir.",
+                path.display()
+            ))
+        };
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.len() == 0
+        {
+            return Err(refuse(
+                "is empty (0 bytes), so it holds no Runpool state".into(),
+            ));
+        }
         let conn = Connection::open(path)?;
+        let app_id: i64 = conn
+            .pragma_query_value(None, "application_id", |r| r.get(0))
+            .map_err(|e| refuse(format!("is not a SQLite database ({e})")))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+        match app_id {
+            APPLICATION_ID => {}
+            // A new file, or a store written before the application id was set.
+            0 if tables == 0 || version > 0 => {
+                conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+            }
+            _ => {
+                return Err(refuse(
+                    "is another program's SQLite database, not a Runpool store".into(),
+                ));
+            }
+        }
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;

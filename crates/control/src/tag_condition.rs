@@ -358,6 +358,7 @@ impl TagCondition {
         if expr.trim().is_empty() {
             return Err("the condition expression is empty".to_string());
         }
+        runpool_authz::condition::check_size(expr)?;
         let toks = lex(expr)?;
         let mut p = Parser {
             toks: &toks,

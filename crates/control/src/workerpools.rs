@@ -289,6 +289,12 @@ fn check_metadata(what: &str, keys: impl Iterator<Item = String>) -> Result<()> 
     Ok(())
 }
 
+/// The most instances a worker pool may ask for: Cloud Run's limit on the instances of one
+/// revision (its maximum-instances setting goes up to 1,000 without a quota increase). Google
+/// documents no separate bound for `manualInstanceCount`; the supervisor must never be asked
+/// for more than this.
+pub const MAX_INSTANCES: i32 = 1000;
+
 /// Validate what a client asks a pool to be.
 fn validate(pool: &WorkerPool) -> Result<()> {
     let t = pool
@@ -340,6 +346,13 @@ fn validate(pool: &WorkerPool) -> Result<()> {
         return Err(Error::invalid(format!(
             "template.revision: the revision name must start with the worker pool name followed by '-'; got '{}'.",
             t.revision
+        )));
+    }
+    if let Some(n) = pool.scaling.as_ref().and_then(|s| s.manual_instance_count)
+        && !(0..=MAX_INSTANCES).contains(&n)
+    {
+        return Err(Error::invalid(format!(
+            "Invalid value at 'worker_pool.scaling.manual_instance_count': {n}. The instance count must be between 0 and {MAX_INSTANCES}."
         )));
     }
     let split_total: i32 = pool.instance_splits.iter().map(|s| s.percent).sum();

@@ -187,7 +187,7 @@ pub async fn layer(State(s): State<AppState>, mut req: Request, next: Next) -> R
         .and_then(|p| s.control.project_id_of(p))
         .unwrap_or_default();
     if let Some(log) = s.control.audit_log() {
-        log.record(Record {
+        let committed = log.record(Record {
             time: chrono::Utc::now(),
             service_name: service.to_string(),
             method_name,
@@ -200,6 +200,12 @@ pub async fn layer(State(s): State<AppState>, mut req: Request, next: Next) -> R
             status_message: failure.map(|f| f.message).unwrap_or_default(),
             activity,
         });
+        // A change is answered only once its record is on disk: a crash after the answer
+        // cannot lose it. Reads are answered at once (their records follow within the
+        // writer's next batch).
+        if activity {
+            let _ = committed.await;
+        }
     }
     resp
 }

@@ -16,6 +16,7 @@ mod rm;
 mod roles;
 mod run;
 mod run_v1;
+mod schema;
 mod serviceaccounts;
 mod tags;
 mod troubleshooter;
@@ -68,12 +69,38 @@ pub fn router(control: Arc<Control>) -> Router {
         .merge(logging::router())
         .merge(images::router())
         .merge(console::router())
+        .route("/runpool/v1/status", axum::routing::get(status))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(schema::layer))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             audit::layer,
         ))
+        // A bug that panics answers that one request with Google's 500; the server stays up.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                use axum::response::IntoResponse;
+                ApiError(Error::internal("Internal error encountered.")).into_response()
+            },
+        ))
         .with_state(state)
+}
+
+/// The server's own counters, for any authenticated caller: audit records committed and lost
+/// (lost only when the audit store failed to commit; never silently).
+async fn status(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    wire::Auth(_): wire::Auth,
+) -> axum::Json<Value> {
+    let (written, lost) = s
+        .control
+        .audit_log()
+        .map(|l| (l.written(), l.lost()))
+        .unwrap_or_default();
+    axum::Json(serde_json::json!({
+        "auditRecordsWritten": written.to_string(),
+        "auditRecordsLost": lost.to_string(),
+    }))
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
@@ -177,6 +204,31 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// The store holds the server's signing keys, so a data dir Runpool creates is its owner's
+/// alone (0700). One that exists keeps its mode (never changed behind the user's back); if
+/// others may read it, start says so. The files with secrets in it are 0600 either way.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::metadata(dir) {
+        Ok(meta) => {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    mode = format!("{mode:o}"),
+                    "the data dir can be read by others (its store holds signing keys); \
+                     `chmod 700` it to make it private"
+                );
+            }
+            Ok(())
+        }
+        Err(_) => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir),
+    }
+}
+
 fn io_err(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
@@ -228,12 +280,7 @@ impl Server {
             (None, Some(d)) => d.clone(),
             (None, None) => local::default_data_dir(),
         };
-        std::fs::create_dir_all(&dir)?;
-        // The store holds the server's signing keys: only its owner may read the data dir.
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-        }
+        private_dir(&dir)?;
         let store = SqliteStore::open(&dir.join("runpool.db")).map_err(io_err)?;
         let control = Control::open(Box::new(store)).map_err(io_err)?;
         if control.is_empty() {
@@ -309,9 +356,14 @@ impl Server {
             .listener
             .take()
             .ok_or_else(|| io_err("the server already ran"))?;
-        axum::serve(listener, router(self.control.clone()))
-            .with_graceful_shutdown(shutdown)
-            .await
+        runpool_listener::serve(
+            listener,
+            router(self.control.clone()),
+            runpool_listener::Limits::default(),
+            "api",
+            shutdown,
+        )
+        .await
     }
 }
 

@@ -48,6 +48,16 @@ pub fn error_body(e: &Error) -> Value {
             json!({"@type": "type.googleapis.com/google.rpc.PreconditionFailure", "violations": v}),
         );
     }
+    if !e.field_violations.is_empty() {
+        let v: Vec<Value> = e
+            .field_violations
+            .iter()
+            .map(|v| json!({"field": v.field, "description": v.description}))
+            .collect();
+        details.push(
+            json!({"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": v}),
+        );
+    }
     let mut err = json!({
         "code": e.code.http_status(),
         "message": e.message,
@@ -170,6 +180,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     }
 }
 
+/// A body over [`MAX_BODY`], in Google's words.
+pub fn too_large() -> ApiError {
+    ApiError(Error::invalid(format!(
+        "Request payload size exceeds the limit: {MAX_BODY} bytes."
+    )))
+}
+
 /// A JSON body parsed into Google's model type. An empty body is the empty message.
 pub struct Body<T>(pub T);
 
@@ -178,11 +195,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
         let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
             .await
-            .map_err(|_| {
-                ApiError(Error::invalid(format!(
-                    "Request payload size exceeds the limit: {MAX_BODY} bytes."
-                )))
-            })?;
+            .map_err(|_| too_large())?;
         let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {

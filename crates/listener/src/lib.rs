@@ -1,0 +1,317 @@
+//! Serving a router on a TCP listener within bounds, whatever clients do.
+//!
+//! - **A connection cap** below the process's file limit (the soft limit is first raised to
+//!   the hard one): at the cap, the connection idle longest is closed to make room, so idle
+//!   or abandoned connections can never lock out a client that has something to ask; when
+//!   every connection is busy, new ones wait in the kernel's backlog. Reaching the cap is
+//!   logged (at most once every ten seconds).
+//! - **Timeouts**: request headers must arrive within [`Limits::header_timeout`], and a
+//!   connection with no request in flight is closed after [`Limits::idle_timeout`].
+//! - **Graceful shutdown, bounded**: on shutdown no connection is accepted, idle ones close at
+//!   once, requests in flight get [`Limits::grace`] to finish, and then the rest are dropped.
+//!
+//! HTTP/1.1 and HTTP/2 (prior knowledge, "h2c") are both served on the one port.
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore};
+use tower_service::Service;
+
+/// The bounds a listener keeps.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Most connections open at once; `None`: derived from the file limit.
+    pub max_connections: Option<usize>,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: None,
+            header_timeout: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(120),
+            grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Raise the soft file limit to the hard one and return the connection cap it allows: three
+/// quarters of it (at most 256 descriptors kept back for the store, logs, instances and
+/// their metadata servers).
+pub fn connection_cap() -> usize {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    let soft = unsafe {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return 768;
+        }
+        if r.rlim_cur < r.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: r.rlim_max,
+                rlim_max: r.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                r.rlim_cur = r.rlim_max;
+            }
+        }
+        r.rlim_cur
+    };
+    let soft = usize::try_from(soft).unwrap_or(usize::MAX).min(1 << 20);
+    soft.saturating_sub((soft / 4).min(256)).max(16)
+}
+
+/// One open connection, as the accept loop and the idle watchdog see it.
+struct Conn {
+    /// Requests in flight.
+    busy: AtomicUsize,
+    /// When the last request ended (or the connection opened), in ms since the listener
+    /// started.
+    idle_since: AtomicU64,
+    closing: AtomicBool,
+    close: Notify,
+}
+
+struct Conns {
+    start: Instant,
+    open: Mutex<HashMap<u64, Arc<Conn>>>,
+    /// Signalled whenever a connection ends.
+    ended: Notify,
+}
+
+impl Conns {
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// Ask the connection idle longest to close; false if every one is busy.
+    fn evict_idle(&self) -> bool {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let victim = open
+            .values()
+            .filter(|c| c.busy.load(Ordering::Acquire) == 0 && !c.closing.load(Ordering::Acquire))
+            .min_by_key(|c| c.idle_since.load(Ordering::Acquire));
+        match victim {
+            Some(c) => {
+                c.closing.store(true, Ordering::Release);
+                c.close.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn close_all(&self) {
+        for c in self.open.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            c.closing.store(true, Ordering::Release);
+            c.close.notify_one();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// Serve `router` on `listener` until `shutdown` completes, then finish within the grace
+/// period. `name` labels log lines (`api`, `metadata`).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    name: &'static str,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let cap = limits.max_connections.unwrap_or_else(connection_cap);
+    let permits = Arc::new(Semaphore::new(cap));
+    let conns = Arc::new(Conns {
+        start: Instant::now(),
+        open: Mutex::new(HashMap::new()),
+        ended: Notify::new(),
+    });
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
+    let mut next_id = 0u64;
+    let mut last_cap_log: Option<Instant> = None;
+    tokio::pin!(shutdown);
+    loop {
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                let evicted = conns.evict_idle();
+                if last_cap_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    last_cap_log = Some(Instant::now());
+                    tracing::warn!(
+                        listener = name,
+                        cap,
+                        "connection cap reached: {}",
+                        if evicted {
+                            "closing the connection idle longest"
+                        } else {
+                            "every connection is busy; new ones wait"
+                        }
+                    );
+                }
+                tokio::select! {
+                    p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+                    _ = &mut shutdown => break,
+                }
+            }
+        };
+        let (stream, _peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    // Out of descriptors or a connection reset before accept: not fatal.
+                    tracing::warn!(listener = name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        next_id += 1;
+        let id = next_id;
+        let conn = Arc::new(Conn {
+            busy: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(conns.now_ms()),
+            closing: AtomicBool::new(false),
+            close: Notify::new(),
+        });
+        conns
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, conn.clone());
+        let (conns, builder, router) = (conns.clone(), builder.clone(), router.clone());
+        let idle = limits.idle_timeout;
+        tokio::spawn(async move {
+            let service = Tracked {
+                router,
+                conn: conn.clone(),
+                conns: conns.clone(),
+            };
+            let served = builder.serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                hyper_util::service::TowerToHyperService::new(service),
+            );
+            tokio::pin!(served);
+            let mut closing = false;
+            let mut tick = tokio::time::interval(idle / 4);
+            loop {
+                tokio::select! {
+                    _ = served.as_mut() => break,
+                    _ = conn.close.notified(), if !closing => {
+                        served.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                    _ = tick.tick(), if !closing => {
+                        let since = conn.idle_since.load(Ordering::Acquire);
+                        if conn.busy.load(Ordering::Acquire) == 0
+                            && conns.now_ms().saturating_sub(since) >= idle.as_millis() as u64
+                        {
+                            served.as_mut().graceful_shutdown();
+                            closing = true;
+                        }
+                    }
+                }
+            }
+            conns
+                .open
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+            drop(permit);
+            conns.ended.notify_waiters();
+        });
+    }
+    drop(listener);
+    // Idle connections close now; busy ones finish their request, within the grace period.
+    conns.close_all();
+    let deadline = tokio::time::Instant::now() + limits.grace;
+    while conns.len() > 0 {
+        let ended = conns.ended.notified();
+        if conns.len() == 0 {
+            break;
+        }
+        if tokio::time::timeout_at(deadline, ended).await.is_err() {
+            tracing::warn!(
+                listener = name,
+                open = conns.len(),
+                "grace period over: dropping connections still open"
+            );
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The router, counting each connection's requests in flight so that idle ones are known.
+#[derive(Clone)]
+struct Tracked {
+    router: Router,
+    conn: Arc<Conn>,
+    conns: Arc<Conns>,
+}
+
+impl Service<hyper::Request<Incoming>> for Tracked {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: hyper::Request<Incoming>) -> Self::Future {
+        self.conn.busy.fetch_add(1, Ordering::AcqRel);
+        let busy = Busy {
+            conn: self.conn.clone(),
+            conns: self.conns.clone(),
+        };
+        let fut = self.router.call(req.map(axum::body::Body::new));
+        Box::pin(async move {
+            let r = fut.await;
+            drop(busy);
+            r
+        })
+    }
+}
+
+/// Marks a request finished when dropped, however its future ends.
+struct Busy {
+    conn: Arc<Conn>,
+    conns: Arc<Conns>,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.conn
+            .idle_since
+            .store(self.conns.now_ms(), Ordering::Release);
+        self.conn.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
