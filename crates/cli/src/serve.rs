@@ -36,6 +36,18 @@ pub struct ServeArgs {
     /// needs root).
     #[arg(long, value_enum, default_value_t = RuntimeKind::Process)]
     runtime: RuntimeKind,
+    /// Who process-runtime instances run as: `users` (when the server is root, each instance
+    /// a user of its own, so it holds only its own identity) or `none` (the server's own
+    /// user, which lets an instance read the data dir and other instances' environments; for
+    /// commands that need files only the server's user can read).
+    #[arg(long, value_enum, default_value_t = IsolationKind::Users)]
+    instance_isolation: IsolationKind,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum IsolationKind {
+    Users,
+    None,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -66,6 +78,10 @@ fn init_logging(format: LogFormat) {
 
 pub async fn run(a: &ServeArgs) -> Result<()> {
     init_logging(a.log_format);
+    // What the server writes (the store, logs, audit log, credential, server record) is its
+    // user's alone, whatever directory it lands in.
+    // SAFETY: umask only sets the process's file mode mask.
+    unsafe { libc::umask(0o077) };
     // Before the server opens: a machine that cannot run containers fails here, not later.
     let oci_tools = match a.runtime {
         RuntimeKind::Process => None,
@@ -88,7 +104,9 @@ pub async fn run(a: &ServeArgs) -> Result<()> {
         .expect("serve sets the log store");
     let pids = server.data_dir.join("instances.pids");
     let kind = match oci_tools {
-        None => runpool_runtime::Runtime::Process,
+        None => runpool_runtime::Runtime::Process {
+            isolated: a.instance_isolation == IsolationKind::Users,
+        },
         Some(tools) => runpool_runtime::Runtime::Oci(runpool_runtime::oci::Oci::new(
             tools,
             server.data_dir.join("oci"),

@@ -9,11 +9,11 @@
 
 mod common;
 
-use common::Server;
 use common::procs::{kill_ours, marker, procs_with};
 use common::session::{Session, sa_base};
 use common::wait::wait_for;
 use common::world::{AGENT, DEFAULT_SA, POOLS, app_project, cross_project, shared_folder};
+use common::{Server, instance_dir};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -188,6 +188,10 @@ impl World {
 /// The metadata server at `host`: GET `path` with the given headers; (status, flavor header,
 /// content type, body).
 fn md_get(host: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, String, String) {
+    // An isolated instance's metadata server answers only its instance's user: ask as it.
+    if let Some(uid) = instance_uid(host) {
+        return md_get_as(uid, host, path, headers);
+    }
     let http = reqwest::blocking::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
@@ -207,6 +211,65 @@ fn md_get(host: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, Str
     };
     let (flavor, ctype) = (header("metadata-flavor"), header("content-type"));
     (resp.status().as_u16(), flavor, ctype, resp.text().unwrap())
+}
+
+/// The user of the instance whose metadata server is at `host`, when it is not the test's
+/// own (the server runs each instance as a user of its own when it is root).
+fn instance_uid(host: &str) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let needle = format!("GCE_METADATA_HOST={host}");
+    let me = unsafe { libc::geteuid() };
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let env = std::fs::read(e.path().join("environ")).ok()?;
+        env.split(|b| *b == 0)
+            .any(|kv| kv == needle.as_bytes())
+            .then(|| std::fs::metadata(e.path()).ok().map(|m| m.uid()))
+            .flatten()
+            .filter(|uid| *uid != me)
+    })
+}
+
+/// [`md_get`] from a process running as `uid` (curl under setpriv), as code in the instance
+/// would ask.
+fn md_get_as(
+    uid: u32,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, String, String) {
+    let id = uid.to_string();
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"])
+        .args(["curl", "-sS", "-i", "--noproxy", "*"]);
+    for (k, v) in headers {
+        cmd.arg("-H").arg(format!("{k}: {v}"));
+    }
+    let out = cmd
+        .arg(format!("http://{host}{path}"))
+        .output()
+        .expect("setpriv and curl run");
+    assert!(out.status.success(), "curl as {uid}: {out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let header = |n: &str| {
+        head.lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    (
+        status,
+        header("metadata-flavor"),
+        header("content-type"),
+        body.to_string(),
+    )
 }
 
 /// GET with `Metadata-Flavor: Google`, insisting on 200; the body.
@@ -236,7 +299,7 @@ fn jwt_claims(jwt: &str) -> Value {
 fn an_instance_runs_command_and_args_with_only_cloud_runs_environment() {
     let w = world();
     let mark = w.mark("env");
-    let dir = tempfile::tempdir().unwrap();
+    let dir = instance_dir();
     let workdir = dir.path().canonicalize().unwrap();
     // command + args: `sh -c SCRIPT NAME` then args `one two` as $1 $2.
     let script = "env | sed 's/^/env:/'; echo \"args:$1,$2\"; echo \"pwd:$(pwd)\"; \
@@ -436,8 +499,14 @@ fn a_new_revision_starts_its_instances_then_stops_the_old_ones() {
     // On SIGTERM an old instance notes in a journal how many of the new revision's
     // instances are running at that moment (found in /proc by the new marker; the regex
     // `ne[w]` does not match the old script's own command line, nor grep's).
-    let dir = tempfile::tempdir().unwrap();
+    let dir = instance_dir();
     let journal = dir.path().join("journal");
+    // Both old instances append to it, each as a user of its own.
+    std::fs::write(&journal, "").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&journal, std::fs::Permissions::from_mode(0o666)).unwrap();
+    }
     let j = journal.display();
     let pattern = new.replacen("rev-new", "rev-ne[w]", 1);
     let old_script = format!(
@@ -518,7 +587,7 @@ fn an_instance_that_exits_is_restarted() {
     let mark = w.mark("restart");
     // Up long enough not to be a crash loop's quick exit? No: it exits at once when told to by
     // a file, then the replacement stays up.
-    let flag = tempfile::tempdir().unwrap();
+    let flag = instance_dir();
     let stop = flag.path().join("stop-once");
     std::fs::write(&stop, "").unwrap();
     let script = format!(
@@ -664,7 +733,7 @@ fn when_an_instances_main_process_exits_its_children_go_too() {
     // left running in its process group must not outlive it (nor the pool, nor the server).
     let mut w = world();
     let mark = w.mark("leftover");
-    let flag = tempfile::tempdir().unwrap();
+    let flag = instance_dir();
     let once = flag.path().join("once");
     std::fs::write(&once, "").unwrap();
     // The first run leaves a background subshell (same command line, so it carries the

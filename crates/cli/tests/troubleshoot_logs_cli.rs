@@ -198,7 +198,7 @@ impl Drop for Streaming {
 fn a_pools_output_comes_back_through_logs_read_logging_read_and_tail() {
     let s = world();
     let mark = marker("logs");
-    let trigger = tempfile::tempdir().unwrap();
+    let trigger = common::instance_dir();
     let go = trigger.path().join("go");
     // Two early lines, then (once the test creates `go`) a late one; then idle.
     let script = format!(

@@ -108,6 +108,34 @@ impl Control {
 
     /// Replace a resource's policy. `mask` lists the fields to set (default `bindings`,
     /// `etag`); an etag that is not the current one fails with ABORTED and changes nothing.
+    /// Google refuses a policy naming a service account that does not exist: a
+    /// user-managed account (`ID@PROJECT.iam.gserviceaccount.com`) or a project's default
+    /// compute account (`NUMBER-compute@developer.gserviceaccount.com`). Google-managed
+    /// service agents (`service-…`, `gcp-sa-…` domains), which Runpool does not all model, and
+    /// `deleted:` members are taken as written.
+    fn check_members_exist(&self, policy: &Policy) -> Result<()> {
+        let st = self.read();
+        for m in policy.bindings.iter().flat_map(|b| &b.members) {
+            let Some(email) = m.strip_prefix("serviceAccount:") else {
+                continue;
+            };
+            let Some((local, domain)) = email.rsplit_once('@') else {
+                continue;
+            };
+            let user_managed = domain
+                .strip_suffix(".iam.gserviceaccount.com")
+                .is_some_and(|p| !p.starts_with("gcp-sa-") && !local.starts_with("service-"));
+            let default_compute =
+                domain == "developer.gserviceaccount.com" && local.ends_with("-compute");
+            if (user_managed || default_compute) && st.account_by_email(email).is_none() {
+                return Err(Error::invalid(format!(
+                    "Service account {email} does not exist."
+                )));
+            }
+        }
+        Ok(())
+    }
+
     pub fn set_iam_policy(
         &self,
         caller: &Caller,
@@ -124,6 +152,7 @@ impl Control {
         if let Some(check) = extra {
             check(&wanted)?;
         }
+        self.check_members_exist(&policy)?;
         let name = target.name.to_string();
         self.write(|st| {
             let current = st.iam_policies.get(&name);

@@ -776,6 +776,13 @@ impl Control {
             .unwrap_or_default();
         let identity =
             self.check_identity(caller, &loc.project_number, &requested, validate_only)?;
+        // Instances routed to an older revision run as that revision's account: whoever
+        // moves instances onto it must be able to act as that account too. (Google documents
+        // actAs for the account a deploy attaches and is silent on splits; the safe side is
+        // to ask it of every revision that gains instances.)
+        for account in self.accounts_gaining_instances(&key, &current, &pool) {
+            self.check_identity(caller, &loc.project_number, &account, validate_only)?;
+        }
         let d = Deploy {
             loc: &loc,
             id: &id,
@@ -784,6 +791,53 @@ impl Control {
             identity,
         };
         self.commit_pool(caller, d, pool, validate_only)
+    }
+
+    /// The service accounts of the existing revisions that `next`'s instance splits give a
+    /// larger share than `current`'s do.
+    fn accounts_gaining_instances(
+        &self,
+        key: &str,
+        current: &WorkerPool,
+        next: &WorkerPool,
+    ) -> Vec<String> {
+        let latest = current
+            .latest_ready_revision
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let share = |splits: &[InstanceSplit], rev: &str| -> i32 {
+            splits
+                .iter()
+                .filter(|s| {
+                    let r = if s.r#type == InstanceSplitAllocationType::Latest
+                        || s.revision.is_empty()
+                    {
+                        latest.as_str()
+                    } else {
+                        s.revision.as_str()
+                    };
+                    r == rev
+                })
+                .map(|s| s.percent)
+                .sum()
+        };
+        let st = self.read();
+        let mut out: Vec<String> = next
+            .instance_splits
+            .iter()
+            .filter(|s| s.r#type != InstanceSplitAllocationType::Latest && !s.revision.is_empty())
+            .filter(|s| {
+                share(&next.instance_splits, &s.revision)
+                    > share(&current.instance_splits, &s.revision)
+            })
+            .filter_map(|s| st.revisions.get(&format!("{key}/revisions/{}", s.revision)))
+            .map(|r| r.service_account.clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// `workerPools.delete`: the pool and its revisions go; the answer carries the pool with

@@ -125,6 +125,14 @@ impl Conns {
     }
 }
 
+/// Who may use a listener: connections for which `check` fails are answered by `refused`
+/// instead of the router (e.g. a metadata server that answers only its own instance).
+#[derive(Clone)]
+pub struct Admit {
+    pub check: Arc<dyn Fn(&tokio::net::TcpStream) -> bool + Send + Sync>,
+    pub refused: Router,
+}
+
 /// Serve `router` on `listener` until `shutdown` completes, then finish within the grace
 /// period. `name` labels log lines (`api`, `metadata`).
 pub async fn serve(
@@ -132,6 +140,18 @@ pub async fn serve(
     router: Router,
     limits: Limits,
     name: &'static str,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    serve_admitting(listener, router, limits, name, None, shutdown).await
+}
+
+/// [`serve`], answering connections that `admit` refuses with its `refused` router.
+pub async fn serve_admitting(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    name: &'static str,
+    admit: Option<Admit>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let cap = limits.max_connections.unwrap_or_else(connection_cap);
@@ -179,8 +199,12 @@ pub async fn serve(
             r = listener.accept() => match r {
                 Ok(s) => s,
                 Err(e) => {
-                    // Out of descriptors or a connection reset before accept: not fatal.
-                    tracing::warn!(listener = name, error = %e, "accept failed");
+                    // Out of descriptors (the cap is above what the process may open, or
+                    // something else holds them) or a connection reset before accept: not
+                    // fatal. Out of descriptors, the connection idle longest makes room.
+                    let out_of_files = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+                    let evicted = out_of_files && conns.evict_idle();
+                    tracing::warn!(listener = name, error = %e, evicted, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -201,7 +225,11 @@ pub async fn serve(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, conn.clone());
-        let (conns, builder, router) = (conns.clone(), builder.clone(), router.clone());
+        let router = match &admit {
+            Some(a) if !(a.check)(&stream) => a.refused.clone(),
+            _ => router.clone(),
+        };
+        let (conns, builder) = (conns.clone(), builder.clone());
         let idle = limits.idle_timeout;
         tokio::spawn(async move {
             let service = Tracked {

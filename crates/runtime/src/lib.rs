@@ -17,6 +17,7 @@
 //! The OCI runtime ([`oci`], `serve --runtime oci`) runs each instance as a container of an
 //! imported image under runc instead, with its metadata server at the standard address.
 
+pub mod isolation;
 pub mod metadata;
 pub mod oci;
 
@@ -57,12 +58,15 @@ struct Instance {
     readers: Vec<JoinHandle<()>>,
     /// What a container holds on the host besides its process.
     container: Option<oci::Container>,
+    /// The user a process instance runs as (its home goes with it).
+    user: Option<isolation::InstanceUser>,
 }
 
 /// How instances run.
 pub enum Runtime {
-    /// As host processes (the default).
-    Process,
+    /// As host processes (the default); `isolated`: each as a user of its own, when the
+    /// server is root (see [`isolation`]).
+    Process { isolated: bool },
     /// As containers of imported images, under runc.
     Oci(oci::Oci),
 }
@@ -91,6 +95,7 @@ struct Supervisor {
     running: HashMap<Slot, Instance>,
     backoff: HashMap<Slot, Backoff>,
     runtime: Runtime,
+    isolation: isolation::Isolation,
 }
 
 /// A running runtime; [`RuntimeHandle::shutdown`] stops every instance.
@@ -120,6 +125,20 @@ pub fn start(
     let (stop, mut stopped) = watch::channel(false);
     let mut changes = control.subscribe();
     kill_leftovers(&pids_file);
+    let isolation = match runtime {
+        Runtime::Process { isolated: true } => isolation::Isolation::for_server(),
+        // A container is isolated by its namespaces and image.
+        Runtime::Process { isolated: false } | Runtime::Oci(_) => isolation::Isolation::Shared,
+    };
+    if matches!(runtime, Runtime::Process { .. }) && !isolation.isolated() {
+        tracing::warn!(
+            "instances run as this server's own user (it is not root, or --instance-isolation none): \
+             an instance's code can read the data dir (the admin credential included), other \
+             instances' environments, and reach their metadata servers; run `serve` as root \
+             (each instance then runs as a user of its own) or use --runtime oci to keep \
+             instances apart"
+        );
+    }
     let mut sup = Supervisor {
         pids_file,
         control,
@@ -128,6 +147,7 @@ pub fn start(
         running: HashMap::new(),
         backoff: HashMap::new(),
         runtime,
+        isolation,
     };
     let task = tokio::spawn(async move {
         if let Runtime::Oci(oci) = &sup.runtime {
@@ -258,6 +278,8 @@ async fn finish(inst: Instance) {
     if let Some(c) = inst.container {
         c.remove().await;
     }
+    // Its home goes once its processes have.
+    drop(inst.user);
 }
 
 impl Supervisor {
@@ -404,11 +426,11 @@ impl Supervisor {
     /// (it shows until the revision, or the imported images, change).
     fn launch(&self, rev: &RevisionSpec) -> Result<Launch<'_>, (String, String)> {
         match &self.runtime {
-            Runtime::Process if rev.command.is_empty() => Err((
+            Runtime::Process { .. } if rev.command.is_empty() => Err((
                 "ContainerMissingCommand".into(),
                 "The container has no command: the process runtime runs template.containers[0].command (and args) as a host process; set command to run it.".into(),
             )),
-            Runtime::Process => Ok(Launch::Process),
+            Runtime::Process { .. } => Ok(Launch::Process),
             Runtime::Oci(oci) => {
                 let image = self
                     .control
@@ -460,14 +482,18 @@ impl Supervisor {
             ("CLOUD_RUN_WORKER_POOL", pool.id.clone()),
             ("CLOUD_RUN_REVISION", rev.revision.clone()),
         ];
-        let (mut child, servers, container) = match launch {
+        let (mut child, servers, container, user) = match launch {
             Launch::Process => {
-                let (child, server) = self.spawn_process(rev, &vars, md).await?;
-                (child, vec![server], None)
+                let user = self
+                    .isolation
+                    .user_for(&id)
+                    .map_err(|e| format!("Cannot make the instance's user and home: {e}"))?;
+                let (child, server) = self.spawn_process(rev, &vars, md, user.as_ref()).await?;
+                (child, vec![server], None, user)
             }
             Launch::Container(oci, image) => {
                 let s = oci.start(&id, &image, rev, &vars, md).await?;
-                (s.child, s.servers, Some(s.container))
+                (s.child, s.servers, Some(s.container), None)
             }
         };
         let readers = self.read_output(&mut child, pool, rev, &id);
@@ -484,22 +510,43 @@ impl Supervisor {
             servers,
             readers,
             container,
+            user,
         })
     }
 
-    /// Start `rev`'s command as a host process, with its metadata server on loopback.
+    /// Start `rev`'s command as a host process, with its metadata server on loopback; as
+    /// `user` when instances have users of their own.
     async fn spawn_process(
         &self,
         rev: &RevisionSpec,
         vars: &[(&str, String)],
         md: axum::Router,
+        user: Option<&isolation::InstanceUser>,
     ) -> Result<(Child, JoinHandle<()>), String> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| e.to_string())?;
         let md_addr = listener.local_addr().map_err(|e| e.to_string())?;
+        // An instance with a user of its own is the only one its metadata server answers.
+        let admit = user.map(|u| {
+            let uid = u.uid;
+            runpool_listener::Admit {
+                check: Arc::new(move |s: &tokio::net::TcpStream| {
+                    isolation::peer_uid(s) == Some(uid)
+                }),
+                refused: metadata::refused(),
+            }
+        });
         let metadata = tokio::spawn(async move {
-            let _ = axum::serve(listener, md).await;
+            let _ = runpool_listener::serve_admitting(
+                listener,
+                md,
+                metadata::limits(),
+                "metadata",
+                admit,
+                std::future::pending(),
+            )
+            .await;
         });
 
         let mut cmd = Command::new(&rev.command[0]);
@@ -509,6 +556,12 @@ impl Supervisor {
         for k in ["PATH", "HOME", "LANG", "TZ"] {
             if let Ok(v) = std::env::var(k) {
                 cmd.env(k, v);
+            }
+        }
+        if let Some(u) = user {
+            cmd.uid(u.uid).gid(u.uid).env("HOME", &u.home);
+            if rev.working_dir.is_empty() {
+                cmd.current_dir(&u.home);
             }
         }
         for (k, v) in &rev.env {
@@ -529,11 +582,31 @@ impl Supervisor {
             .stderr(std::process::Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        // SAFETY: umask is async-signal-safe and touches nothing but the child's own mask.
+        // The server keeps its own files private (umask 077); an instance gets the usual 022.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::umask(0o022);
+                Ok(())
+            });
+        }
         match cmd.spawn() {
             Ok(child) => Ok((child, metadata)),
             Err(e) => {
                 metadata.abort();
-                Err(format!("Cannot start {:?}: {e}", rev.command[0]))
+                let hint = match user {
+                    Some(u) if e.kind() == std::io::ErrorKind::PermissionDenied => format!(
+                        " (instances run as a user of their own, uid {}, not as the server's: the command{} must be readable and executable by other users)",
+                        u.uid,
+                        if rev.working_dir.is_empty() {
+                            ""
+                        } else {
+                            " and the working dir"
+                        }
+                    ),
+                    _ => String::new(),
+                };
+                Err(format!("Cannot start {:?}: {e}{hint}", rev.command[0]))
             }
         }
     }

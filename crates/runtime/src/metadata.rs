@@ -36,6 +36,25 @@ struct Md {
     cached: Arc<Mutex<Option<(String, i64)>>>,
 }
 
+/// What a metadata server answers a local process that is not its instance.
+pub fn refused() -> Router {
+    Router::new().fallback(|| async {
+        flavored(
+            StatusCode::FORBIDDEN,
+            "text/plain; charset=UTF-8",
+            "This metadata server answers only its own worker pool instance.\n".to_string(),
+        )
+    })
+}
+
+/// A metadata server's bounds: an instance needs few connections at once.
+pub fn limits() -> runpool_listener::Limits {
+    runpool_listener::Limits {
+        max_connections: Some(64),
+        ..runpool_listener::Limits::default()
+    }
+}
+
 pub fn router(control: Arc<Control>, id: InstanceIdentity) -> Router {
     let state = Md {
         control,

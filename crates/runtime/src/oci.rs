@@ -283,7 +283,14 @@ impl Oci {
             .zip([metadata, self.api.clone()])
             .map(|(listener, app)| {
                 tokio::spawn(async move {
-                    let _ = axum::serve(listener, app).await;
+                    let _ = runpool_listener::serve(
+                        listener,
+                        app,
+                        crate::metadata::limits(),
+                        "instance",
+                        std::future::pending(),
+                    )
+                    .await;
                 })
             })
             .collect();

@@ -49,6 +49,16 @@ impl std::fmt::Debug for Run {
     }
 }
 
+/// A temp dir worker pool instances can use. When the server runs as root, each instance
+/// runs as a user of its own, to whom a private (0700) temp dir is closed; several instances
+/// (several users) may create and remove files in this one.
+pub fn instance_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    d
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_runpool")
 }
@@ -93,6 +103,16 @@ impl Server {
     /// state in `data` (else an ephemeral dir), the world from `world_yaml` (else the
     /// default), plus `extra` flags.
     pub fn spawn(data: Option<&Path>, world_yaml: Option<&str>, extra: &[&str]) -> Server {
+        Server::spawn_limited(data, world_yaml, extra, None)
+    }
+
+    /// [`Server::spawn`] with the server's file limit (soft and hard) set to `nofile`.
+    pub fn spawn_limited(
+        data: Option<&Path>,
+        world_yaml: Option<&str>,
+        extra: &[&str],
+        nofile: Option<u64>,
+    ) -> Server {
         let config = tempfile::tempdir().unwrap();
         let mut keep = Vec::new();
         let data_dir = match data {
@@ -118,7 +138,24 @@ impl Server {
             args.extend(["--world".into(), file.display().to_string()]);
             keep.push(dir);
         }
-        let mut child = command(config.path(), &data_dir)
+        let mut cmd = command(config.path(), &data_dir);
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and changes only the child.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let r = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd
             .args(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -436,6 +473,17 @@ impl Offline {
 }
 
 impl Server {
+    /// Where the server keeps its state.
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    /// `kill -9` the server: no clean-up of any kind.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The `runpool serve` process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
