@@ -195,6 +195,7 @@ pub async fn run(ctx: &Ctx, cmd: &TerraformCmd) -> Result<()> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        // hcl-rs bounds its own recursion (deeper nesting is a parse error; tests::fuzz).
         match hcl::parse(&text) {
             Ok(body) => sources.push((shown, text, body)),
             Err(e) => fail(&[
@@ -1337,5 +1338,28 @@ mod tests {
             json!({"scalingMode": "MANUAL", "manualInstanceCount": 2})
         );
         assert_eq!(b["launchStage"], "BETA");
+    }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+            #[test]
+            fn any_text_is_hcl_or_refused(text in "[a-z_0-9 ={}\\[\\]().,\"$\n#*+-]{0,300}") {
+                let _ = hcl::parse(&text);
+            }
+
+            #[test]
+            fn deep_hcl_is_refused_not_a_crash(depth in 0usize..100_000, kind in 0usize..3) {
+                let (open, close) = [("(", ")"), ("[", "]"), ("{a = ", "}")][kind];
+                let text = format!("x = {}1{}\n", open.repeat(depth), close.repeat(depth));
+                let r = hcl::parse(&text);
+                if depth > 128 {
+                    prop_assert!(r.is_err());
+                }
+            }
+        }
     }
 }

@@ -406,3 +406,45 @@ fn bad_archives_are_refused_with_a_clear_error() {
         "{r:?}"
     );
 }
+
+#[test]
+fn a_container_cannot_reach_past_its_own_identity() {
+    require_oci!();
+    let parent = tempfile::tempdir().unwrap();
+    let w = Oci::start(Some(&parent.path().join("data")));
+    w.import_busybox();
+    let a_mark = marker("oci-iso-a");
+    w.deploy_script(
+        "pool-a",
+        "busybox:local",
+        &format!("trap 'exit 0' TERM; : {a_mark}; echo up; while true; do sleep 1; done"),
+    );
+    w.said("pool-a", "up", 60);
+    let a_pid = wait_for("pool A's process on the host", 10, || {
+        procs_with(&a_mark)
+            .first()
+            .copied()
+            .ok_or_else(|| "none yet".to_string())
+    });
+    let host_port = w.server.endpoint.rsplit(':').next().unwrap().to_string();
+    let data = w.server.data_dir().display().to_string();
+    let md = "wget -q -O - --header 'Metadata-Flavor: Google'";
+    let script = format!(
+        "trap 'exit 0' TERM
+try() {{ if sh -c \"$2\" >/dev/null 2>&1; then echo \"ESCAPED $1\"; else echo \"HELD $1\"; fi; }}
+try data-dir 'cat {data}/admin-credential'
+try other-environ 'cat /proc/{a_pid}/environ'
+try host-api 'wget -q -O - http://127.0.0.1:{host_port}/v3/projects/app-project'
+t=$({md} http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/token)
+case \"$t\" in *access_token*) echo 'OWN token';; *) echo 'OWN none';; esac
+echo finished
+while true; do sleep 1; done"
+    );
+    w.deploy_script("pool-b", "busybox:local", &script);
+    w.said("pool-b", "finished", 60);
+    let lines: Vec<String> = w.lines("pool-b").into_iter().map(|(_, t)| t).collect();
+    for way in ["data-dir", "other-environ", "host-api"] {
+        assert!(lines.contains(&format!("HELD {way}")), "{way}: {lines:?}");
+    }
+    assert!(lines.contains(&"OWN token".to_string()), "{lines:?}");
+}

@@ -37,6 +37,7 @@ pub mod tags;
 pub mod troubleshoot;
 pub mod workerpools;
 pub mod world;
+pub mod yaml;
 
 use arc_swap::ArcSwap;
 pub use error::{Code, Error, Result};

@@ -177,8 +177,7 @@ impl World {
     }
 
     pub fn from_yaml(text: &str) -> Result<World> {
-        serde_yaml_ng::from_str(text)
-            .map_err(|e| Error::invalid(format!("Invalid world file: {e}")))
+        crate::yaml::from_str(text).map_err(|e| Error::invalid(format!("Invalid world file: {e}")))
     }
 }
 

@@ -76,13 +76,7 @@ pub fn router(control: Arc<Control>) -> Router {
             state.clone(),
             audit::layer,
         ))
-        // A bug that panics answers that one request with Google's 500; the server stays up.
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            |_: Box<dyn std::any::Any + Send>| {
-                use axum::response::IntoResponse;
-                ApiError(Error::internal("Internal error encountered.")).into_response()
-            },
-        ))
+        .layer(panics_answer_500())
         .with_state(state)
 }
 
@@ -101,6 +95,16 @@ async fn status(
         "auditRecordsWritten": written.to_string(),
         "auditRecordsLost": lost.to_string(),
     }))
+}
+
+type PanicAnswer = fn(Box<dyn std::any::Any + Send>) -> axum::response::Response;
+
+/// A bug that panics answers that one request with Google's 500; the server stays up.
+fn panics_answer_500() -> tower_http::catch_panic::CatchPanicLayer<PanicAnswer> {
+    tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+        use axum::response::IntoResponse;
+        ApiError(Error::internal("Internal error encountered.")).into_response()
+    })
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
@@ -370,4 +374,39 @@ impl Server {
 /// Serve the APIs alone (no runtime) until SIGINT/SIGTERM.
 pub async fn serve(opts: ServeOptions) -> std::io::Result<()> {
     Server::open(opts).await?.run(shutdown_signal()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_googles_500_and_the_next_request_is_served() {
+        use tower_service::Service as _;
+        let mut app: Router = Router::new()
+            .route(
+                "/boom",
+                axum::routing::get(|| async {
+                    if true {
+                        panic!("a bug");
+                    }
+                }),
+            )
+            .route("/fine", axum::routing::get(|| async { "ok" }))
+            .layer(panics_answer_500());
+        let get = |p: &str| {
+            axum::http::Request::get(p)
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let resp = app.call(get("/boom")).await.unwrap();
+        assert_eq!(resp.status(), 500);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["status"], "INTERNAL");
+        assert_eq!(v["error"]["message"], "Internal error encountered.");
+        assert_eq!(app.call(get("/fine")).await.unwrap().status(), 200);
+    }
 }

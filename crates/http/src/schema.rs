@@ -11,7 +11,7 @@
 //! API accepts that its public documents do not list. A request is matched to its method by
 //! HTTP verb and path template, the way the documents describe each method.
 
-use crate::wire::{ApiError, MAX_BODY};
+use crate::wire::ApiError;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -224,8 +224,9 @@ pub async fn layer(req: Request, next: Next) -> Response {
         return next.run(req).await;
     };
     let (parts, body) = req.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
-        return crate::wire::too_large().into_response();
+    let bytes = match crate::wire::read_body(body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
     };
     // A body that is not JSON at all is left to the handler's parser, which says where.
     if let Ok(v) = serde_json::from_slice::<Value>(&bytes)
@@ -611,5 +612,84 @@ mod tests {
         assert_eq!(body_field("GoogleCloudOrgpolicyV2Policy"), "policy");
         assert_eq!(body_field("TagKey"), "tag_key");
         assert_eq!(body_field("GoogleIamV1SetIamPolicyRequest"), "");
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(|n| json!(n)),
+                any::<f64>().prop_map(|f| json!(f)),
+                "[a-zA-Z_@ 0-9]{0,12}".prop_map(Value::String),
+            ];
+            leaf.prop_recursive(6, 64, 8, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    prop::collection::btree_map(
+                        prop::sample::select(vec![
+                            "template",
+                            "containers",
+                            "image",
+                            "scaling",
+                            "manualInstanceCount",
+                            "labels",
+                            "launchStage",
+                            "serviceAccount",
+                            "env",
+                            "name",
+                            "value",
+                            "instanceSplits",
+                            "percent",
+                            "policy",
+                            "bindings",
+                            "members",
+                            "condition",
+                            "expression",
+                            "bogus",
+                            "account_id",
+                        ])
+                        .prop_map(str::to_string),
+                        inner,
+                        0..6
+                    )
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+            #[test]
+            fn any_body_is_checked_without_panicking(body in json(), which in 0usize..4) {
+                let (verb, path) = [
+                    ("POST", "/v2/projects/p/locations/l/workerPools"),
+                    ("PATCH", "/v2/projects/p/locations/l/workerPools/w"),
+                    ("POST", "/v3/projects/p:setIamPolicy"),
+                    ("POST", "/v1/projects/p/serviceAccounts"),
+                ][which];
+                let r = check(verb, path, &body);
+                // Every refusal names its faults, one line each.
+                if let Err(e) = r {
+                    prop_assert_eq!(e.message.lines().count(), e.field_violations.len());
+                }
+            }
+        }
+
+        #[test]
+        fn a_body_nested_past_any_schema_is_bounded() {
+            let mut v = json!({"image": "x"});
+            for _ in 0..10_000 {
+                v = json!({"template": v, "containers": [v.clone()]});
+                if v.to_string().len() > 1_000_000 {
+                    break;
+                }
+            }
+            let _ = create(v);
+        }
     }
 }

@@ -180,6 +180,22 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     }
 }
 
+/// How long a request body may take to arrive, whole: a client that stops sending half way
+/// holds its request no longer than this.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A request's whole body, at most [`MAX_BODY`] bytes, arriving within [`BODY_TIMEOUT`].
+pub async fn read_body(body: axum::body::Body) -> ApiResult<bytes::Bytes> {
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(_)) => Err(too_large()),
+        Err(_) => Err(ApiError(Error::invalid(format!(
+            "The request body did not arrive within {} seconds.",
+            BODY_TIMEOUT.as_secs()
+        )))),
+    }
+}
+
 /// A body over [`MAX_BODY`], in Google's words.
 pub fn too_large() -> ApiError {
     ApiError(Error::invalid(format!(
@@ -193,9 +209,7 @@ pub struct Body<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
-            .await
-            .map_err(|_| too_large())?;
+        let bytes = read_body(req.into_body()).await?;
         let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {

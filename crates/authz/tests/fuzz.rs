@@ -1,0 +1,49 @@
+//! Fuzzing the CEL condition parser of allow bindings (bounded: a fixed number of cases).
+//! Whatever the text, compiling answers (a condition or a refusal) and evaluating what
+//! compiled answers too: no panic escapes and no nesting overflows the stack.
+
+use proptest::prelude::*;
+use runpool_authz::condition::{Condition, ConditionContext, MAX_NESTING};
+
+fn ctx() -> ConditionContext<'static> {
+    ConditionContext {
+        request_time: chrono::Utc::now(),
+        resource_name: "projects/p",
+        resource_type: "cloudresourcemanager.googleapis.com/Project",
+        resource_service: "cloudresourcemanager.googleapis.com",
+        tags: &[],
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_text_compiles_or_is_refused(expr in "[()\\[\\]{}!&|<>=+*/%?:.,'\" a-z0-9_-]{0,300}") {
+        if let Ok(c) = Condition::compile(&expr) {
+            let _ = c.eval_detailed(&ctx());
+        }
+    }
+
+    #[test]
+    fn pieces_of_real_conditions_in_any_order(parts in prop::collection::vec(prop::sample::select(vec![
+        "request.time", "<", "timestamp(\"2026-01-01T00:00:00Z\")", "&&", "||", "!", "(", ")",
+        "resource.name", ".startsWith(", "\"projects/p\"", "resource.matchTag(", "'1/env'", ",",
+        "'dev'", "true", "false", "[", "]", "-", "1", "+", "in", "{", "}", ":",
+    ]), 0..120)) {
+        let expr = parts.concat();
+        if let Ok(c) = Condition::compile(&expr) {
+            let _ = c.eval_detailed(&ctx());
+        }
+    }
+
+    #[test]
+    fn nesting_past_the_bound_is_refused(depth in 0usize..20_000, kind in 0usize..4) {
+        let (open, close) = [("(", ")"), ("[", "]"), ("!", ""), ("-", "")][kind];
+        let expr = format!("{}true{}", open.repeat(depth), close.repeat(depth));
+        let r = Condition::compile(&expr);
+        if depth > MAX_NESTING {
+            prop_assert!(r.is_err());
+        }
+    }
+}
