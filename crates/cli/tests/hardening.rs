@@ -424,6 +424,49 @@ fn under_load_every_call_has_its_audit_record() {
 }
 
 #[test]
+fn under_wrk_at_the_servers_peak_rate_no_audit_record_is_lost() {
+    let server = Server::start();
+    let api = server.api();
+    let admin = api.token(ADMIN);
+    let (before, _) = status(&api, &admin);
+    let out = std::process::Command::new("wrk")
+        .args(["-t2", "-c32", "-d3s", "--latency", "-H"])
+        .arg(format!("Authorization: Bearer {admin}"))
+        .arg(format!("{}/v3/projects/{PROJECT}", server.endpoint))
+        .output()
+        .expect("wrk is installed (.ci/run installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("Non-2xx"), "{text}");
+    let calls: u64 = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .split_once(" requests in ")
+                .map(|(n, _)| n.trim().parse().ok())
+        })
+        .flatten()
+        .unwrap_or_else(|| panic!("wrk's request count: {text}"));
+    assert!(calls > 1000, "{text}");
+    let (written, lost) = wait_for("the writer to catch up", 60, || {
+        let (w, l) = status(&api, &admin);
+        if w - before >= calls {
+            Ok((w, l))
+        } else {
+            Err(format!("{} of {calls}", w - before))
+        }
+    });
+    // wrk counts the answers it read; at most one request per connection was answered as it
+    // stopped and not counted.
+    assert!(
+        written - before <= calls + 32,
+        "{} records for {calls} calls",
+        written - before
+    );
+    assert_eq!(lost, 0);
+}
+
+#[test]
 fn a_killed_server_keeps_the_record_of_every_acknowledged_write() {
     let data = tempfile::tempdir().unwrap();
     let mut server = Server::spawn(Some(data.path()), None, &[]);
