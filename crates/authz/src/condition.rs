@@ -27,7 +27,7 @@ pub struct Condition {
 /// What a condition may look at.
 #[derive(Clone, Copy, Debug)]
 pub struct ConditionContext<'a> {
-    pub request_time: chrono::DateTime<chrono::Utc>,
+    pub request_time: DateTime<chrono::Utc>,
     pub resource_name: &'a str,
     pub resource_type: &'a str,
     pub resource_service: &'a str,

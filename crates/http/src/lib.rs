@@ -354,7 +354,7 @@ impl Server {
     /// Serve until `shutdown` completes.
     pub async fn run(
         &mut self,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+        shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let listener = self
             .listener

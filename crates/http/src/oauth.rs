@@ -34,7 +34,7 @@ fn oauth_error(e: OAuthError) -> Response {
 /// The token endpoint's parameters: a form, as the OAuth 2.0 spec has them, or a JSON object,
 /// which Google's endpoint also takes (and Google's Rust auth library sends).
 fn token_params(body: &[u8]) -> Vec<(String, String)> {
-    match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body) {
+    match serde_json::from_slice::<Map<String, Value>>(body) {
         Ok(m) => m
             .into_iter()
             .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_string())))

@@ -247,6 +247,29 @@ fn start_time(pid: u32) -> Option<String> {
     rest.split_whitespace().nth(19).map(str::to_string)
 }
 
+/// Where `command` is, as `execvp` would find it for an instance: a path with a `/` as it
+/// is (relative to the working dir), a bare name on the server's `PATH`. `None`: no
+/// executable file there.
+fn find_command(command: &str, working_dir: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if command.contains('/') {
+        let p = Path::new(working_dir).join(command);
+        // Relative to a working dir the instance chooses itself: exec will tell.
+        if p.is_relative() {
+            return Some(p);
+        }
+        return executable(&p).then_some(p);
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(command))
+            .find(|p| executable(p))
+    })
+}
+
 /// Exponential backoff after `n` quick exits, capped.
 fn backoff_delay(n: u32) -> Duration {
     Duration::from_millis(100 * 2u64.pow(n.min(9))).min(MAX_BACKOFF)
@@ -430,7 +453,18 @@ impl Supervisor {
                 "ContainerMissingCommand".into(),
                 "The container has no command: the process runtime runs template.containers[0].command (and args) as a host process; set command to run it.".into(),
             )),
-            Runtime::Process { .. } => Ok(Launch::Process),
+            Runtime::Process { .. } => match find_command(&rev.command[0], &rev.working_dir) {
+                Some(_) => Ok(Launch::Process),
+                // Looked up before any process is made: a pool whose command is missing
+                // costs a lookup a tick, not a fork (and it starts once the file is there).
+                None => Err((
+                    "ContainerFailedToStart".into(),
+                    format!(
+                        "Cannot start {:?}: no such executable file (looked up on PATH as the instance would).",
+                        rev.command[0]
+                    ),
+                )),
+            },
             Runtime::Oci(oci) => {
                 let image = self
                     .control
