@@ -6,7 +6,7 @@
 //!
 //! No record is dropped: when the writer falls behind, senders wait for room (backpressure),
 //! and a write's own record is committed before the write is answered (the caller awaits
-//! [`AuditLog::record`]'s acknowledgement), so a crash cannot lose the record of an
+//! [`AuditLog::record_committed`]'s acknowledgement), so a crash cannot lose the record of an
 //! acknowledged change. Only a failed commit of the audit store loses records; they are
 //! counted ([`AuditLog::lost`]) and logged.
 //!
@@ -435,12 +435,22 @@ impl AuditLog {
     }
 
     /// Hand a record to the writer. When its queue is full this waits for room rather than
-    /// drop the record. The answer resolves once the record is committed (an error if its
-    /// commit failed, which [`AuditLog::lost`] counts).
-    pub fn record(&self, r: Record) -> tokio::sync::oneshot::Receiver<()> {
+    /// drop the record.
+    pub fn record(&self, r: Record) {
+        self.send(Msg::Record(Box::new(r), None));
+    }
+
+    /// [`AuditLog::record`], and an answer that resolves once the record is committed (an
+    /// error if its commit failed, which [`AuditLog::lost`] counts).
+    pub fn record_committed(&self, r: Record) -> tokio::sync::oneshot::Receiver<()> {
         let (ack, committed) = tokio::sync::oneshot::channel();
-        let msg = match self.tx.try_send(Msg::Record(Box::new(r), Some(ack))) {
-            Ok(()) | Err(TrySendError::Disconnected(_)) => return committed,
+        self.send(Msg::Record(Box::new(r), Some(ack)));
+        committed
+    }
+
+    fn send(&self, msg: Msg) {
+        let msg = match self.tx.try_send(msg) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => return,
             Err(TrySendError::Full(msg)) => msg,
         };
         // Backpressure: a request thread of the server's runtime waits without stalling the
@@ -454,7 +464,6 @@ impl AuditLog {
             }
             _ => send(),
         }
-        committed
     }
 
     /// Records whose commit failed (a full disk, say): the only way a record is lost.

@@ -7,7 +7,7 @@ use crate::auth::{ACCESS_TOKEN_SECONDS, TokenResponse};
 use crate::error::{Error, Result};
 use crate::identity::Rule;
 use crate::state::Change;
-use google_cloud_run_v2::model::{Condition, InstanceSplitAllocationType, condition};
+use google_cloud_run_v2::model::{Condition, condition};
 
 /// One revision's share of a pool's instances.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,13 +84,7 @@ impl Control {
                     .instance_splits
                     .iter()
                     .map(|s| {
-                        let rev = if s.r#type == InstanceSplitAllocationType::Latest
-                            || s.revision.is_empty()
-                        {
-                            latest.clone()
-                        } else {
-                            s.revision.clone()
-                        };
+                        let rev = crate::workerpools::split_revision(s, &latest).to_string();
                         (rev, s.percent)
                     })
                     .collect();

@@ -295,6 +295,16 @@ fn check_metadata(what: &str, keys: impl Iterator<Item = String>) -> Result<()> 
 /// for more than this.
 pub const MAX_INSTANCES: i32 = 1000;
 
+/// The revision (short name) an instance split sends instances to: its own, or for a
+/// `LATEST` split (or one naming none) the pool's latest ready revision `latest`.
+pub(crate) fn split_revision<'a>(s: &'a InstanceSplit, latest: &'a str) -> &'a str {
+    if s.r#type == InstanceSplitAllocationType::Latest || s.revision.is_empty() {
+        latest
+    } else {
+        &s.revision
+    }
+}
+
 /// Validate what a client asks a pool to be.
 fn validate(pool: &WorkerPool) -> Result<()> {
     let t = pool
@@ -810,16 +820,7 @@ impl Control {
         let share = |splits: &[InstanceSplit], rev: &str| -> i32 {
             splits
                 .iter()
-                .filter(|s| {
-                    let r = if s.r#type == InstanceSplitAllocationType::Latest
-                        || s.revision.is_empty()
-                    {
-                        latest.as_str()
-                    } else {
-                        s.revision.as_str()
-                    };
-                    r == rev
-                })
+                .filter(|s| split_revision(s, &latest) == rev)
                 .map(|s| s.percent)
                 .sum()
         };

@@ -187,7 +187,7 @@ pub async fn layer(State(s): State<AppState>, mut req: Request, next: Next) -> R
         .and_then(|p| s.control.project_id_of(p))
         .unwrap_or_default();
     if let Some(log) = s.control.audit_log() {
-        let committed = log.record(Record {
+        let record = Record {
             time: chrono::Utc::now(),
             service_name: service.to_string(),
             method_name,
@@ -199,12 +199,14 @@ pub async fn layer(State(s): State<AppState>, mut req: Request, next: Next) -> R
             status_code: failure.as_ref().map(|f| f.code).unwrap_or(0),
             status_message: failure.map(|f| f.message).unwrap_or_default(),
             activity,
-        });
+        };
         // A change is answered only once its record is on disk: a crash after the answer
         // cannot lose it. Reads are answered at once (their records follow within the
         // writer's next batch).
         if activity {
-            let _ = committed.await;
+            let _ = log.record_committed(record).await;
+        } else {
+            log.record(record);
         }
     }
     resp

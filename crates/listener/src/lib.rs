@@ -5,8 +5,9 @@
 //!   or abandoned connections can never lock out a client that has something to ask; when
 //!   every connection is busy, new ones wait in the kernel's backlog. Reaching the cap is
 //!   logged (at most once every ten seconds).
-//! - **Timeouts**: request headers must arrive within [`Limits::header_timeout`], and a
-//!   connection with no request in flight is closed after [`Limits::idle_timeout`].
+//! - **Timeouts**: request headers must arrive within [`Limits::header_timeout`] of the
+//!   connection starting to wait for them, and a connection with no request in flight is
+//!   closed after [`Limits::idle_timeout`].
 //! - **Graceful shutdown, bounded**: on shutdown no connection is accepted, idle ones close at
 //!   once, requests in flight get [`Limits::grace`] to finish, and then the rest are dropped.
 //!
@@ -38,7 +39,11 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: None,
-            header_timeout: Duration::from_secs(20),
+            // hyper times a connection's wait for a request's headers from the moment it
+            // starts waiting, so this is also how long a kept-alive HTTP/1.1 connection may
+            // sit idle: as long as `idle_timeout`. A slow sender holds a connection no longer,
+            // and at the cap it is closed first like any idle one.
+            header_timeout: Duration::from_secs(120),
             idle_timeout: Duration::from_secs(120),
             grace: Duration::from_secs(10),
         }
