@@ -216,7 +216,10 @@ pub const MAX_OPERATORS: usize = 256;
 
 /// Refuse an expression too long or too deeply nested to parse safely, before any parser
 /// sees it: brackets, and runs of unary `!`/`-`, count as nesting; every operator counts toward
-/// [`MAX_OPERATORS`]. String literals are skipped.
+/// [`MAX_OPERATORS`]. Characters inside string literals count too: telling strings apart
+/// would need CEL's whole lexer (raw `r'…'` and triple-quoted strings, escapes), and a scanner
+/// fooled into seeing a string where there is none would let nesting through. Counting them
+/// can only refuse more, and no real condition comes near the bounds.
 pub fn check_size(expr: &str) -> Result<(), String> {
     if expr.len() > MAX_EXPRESSION_BYTES {
         return Err(format!(
@@ -224,53 +227,36 @@ pub fn check_size(expr: &str) -> Result<(), String> {
             expr.len()
         ));
     }
-    let b = expr.as_bytes();
     let (mut depth, mut unary, mut ops) = (0usize, 0usize, 0usize);
-    let mut quote: Option<u8> = None;
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if let Some(q) = quote {
-            if c == b'\\' {
-                i += 1;
-            } else if c == q {
-                quote = None;
+    for (i, c) in expr.bytes().enumerate() {
+        match c {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                unary = 0;
             }
-        } else {
-            match c {
-                b'\'' | b'"' => {
-                    quote = Some(c);
-                    unary = 0;
-                }
-                b'(' | b'[' | b'{' => {
-                    depth += 1;
-                    unary = 0;
-                }
-                b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-                b'!' | b'-' => {
-                    unary += 1;
-                    ops += 1;
-                }
-                b'&' | b'|' | b'+' | b'*' | b'/' | b'%' | b'<' | b'>' | b'=' | b'?' | b':'
-                | b'.' | b',' => {
-                    ops += 1;
-                    unary = 0;
-                }
-                c if c.is_ascii_whitespace() => {}
-                _ => unary = 0,
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            b'!' | b'-' => {
+                unary += 1;
+                ops += 1;
             }
-            if depth + unary > MAX_NESTING {
-                return Err(format!(
-                    "the expression nests deeper than {MAX_NESTING} levels at position {i}"
-                ));
+            b'&' | b'|' | b'+' | b'*' | b'/' | b'%' | b'<' | b'>' | b'=' | b'?' | b':' | b'.'
+            | b',' => {
+                ops += 1;
+                unary = 0;
             }
-            if ops > MAX_OPERATORS {
-                return Err(format!(
-                    "the expression holds more than {MAX_OPERATORS} operators"
-                ));
-            }
+            c if c.is_ascii_whitespace() => {}
+            _ => unary = 0,
         }
-        i += 1;
+        if depth + unary > MAX_NESTING {
+            return Err(format!(
+                "the expression nests deeper than {MAX_NESTING} levels at position {i}"
+            ));
+        }
+        if ops > MAX_OPERATORS {
+            return Err(format!(
+                "the expression holds more than {MAX_OPERATORS} operators"
+            ));
+        }
     }
     Ok(())
 }

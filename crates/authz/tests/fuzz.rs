@@ -38,6 +38,14 @@ proptest! {
     }
 
     #[test]
+    fn a_string_literal_cannot_hide_nesting(depth in 33usize..2_000, prefix in prop::sample::select(vec![
+        r#"r'\' == "#, r#"''' ' ''' == "#, r#""\" == "#, "'a' + ", r#"R"\" == "#,
+    ])) {
+        let expr = format!("{prefix}{}1{}", "(".repeat(depth), ")".repeat(depth));
+        prop_assert!(Condition::compile(&expr).is_err(), "{}", expr);
+    }
+
+    #[test]
     fn nesting_past_the_bound_is_refused(depth in 0usize..20_000, kind in 0usize..4) {
         let (open, close) = [("(", ")"), ("[", "]"), ("!", ""), ("-", "")][kind];
         let expr = format!("{}true{}", open.repeat(depth), close.repeat(depth));

@@ -630,6 +630,20 @@ fn routing_instances_to_an_older_revision_needs_act_as_on_its_account() {
             "Permission 'iam.serviceaccounts.actAs' denied on service account {old_sa} (or it may not exist)."
         )
     );
+    // Keeping the split and asking for more instances moves more of them onto it, too.
+    let mut split_half = current.clone();
+    split_half["instanceSplits"] = json!([
+        {"type": "INSTANCE_SPLIT_ALLOCATION_TYPE_REVISION", "revision": old_rev, "percent": 50},
+        {"type": "INSTANCE_SPLIT_ALLOCATION_TYPE_LATEST", "percent": 50}]);
+    split_half["scaling"] = json!({"manualInstanceCount": 2});
+    let (st, e) = api.patch(admin, &format!("{POOLS}/routed"), split_half.clone());
+    assert_eq!(st, 200, "{e}");
+    split_half["scaling"] = json!({"manualInstanceCount": 8});
+    let (st, e) = api.patch(&dev_token, &format!("{POOLS}/routed"), split_half.clone());
+    assert_eq!(st, 403, "the same share of more instances: {e}");
+    split_half["scaling"] = json!({"manualInstanceCount": 1});
+    let (st, e) = api.patch(&dev_token, &format!("{POOLS}/routed"), split_half);
+    assert_eq!(st, 200, "fewer instances on it: {e}");
     // Keeping every instance on the latest revision needs no more than before.
     let mut latest = current.clone();
     latest["labels"] = json!({"touched": "yes"});

@@ -450,19 +450,33 @@ impl AuditLog {
 
     fn send(&self, msg: Msg) {
         let msg = match self.tx.try_send(msg) {
-            Ok(()) | Err(TrySendError::Disconnected(_)) => return,
+            Ok(()) => return,
+            Err(TrySendError::Disconnected(_)) => return self.writer_gone(),
             Err(TrySendError::Full(msg)) => msg,
         };
         // Backpressure: a request thread of the server's runtime waits without stalling the
         // other tasks of its worker.
         let send = || {
-            let _ = self.tx.send(msg);
+            if self.tx.send(msg).is_err() {
+                self.writer_gone();
+            }
         };
         match tokio::runtime::Handle::try_current() {
             Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
                 tokio::task::block_in_place(send)
             }
             _ => send(),
+        }
+    }
+
+    /// The writer thread is gone (it panicked): what it is sent is lost, and counted.
+    fn writer_gone(&self) {
+        let n = self.lost.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            tracing::error!(
+                lost_in_all = n,
+                "the audit writer has stopped: audit records are lost"
+            );
         }
     }
 

@@ -67,12 +67,26 @@ impl SqliteStore {
                 path.display()
             ))
         };
-        if let Ok(meta) = std::fs::metadata(path)
-            && meta.len() == 0
-        {
-            return Err(refuse(
-                "is empty (0 bytes), so it holds no Runpool state".into(),
-            ));
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.len() == 0 => {
+                return Err(refuse(
+                    "is empty (0 bytes), so it holds no Runpool state".into(),
+                ));
+            }
+            Ok(_) => {}
+            // A new store is made whole under another name and renamed into place, so a
+            // crash while making it never leaves an empty file behind.
+            Err(_) => {
+                let fresh = path.with_extension("db.new");
+                let _ = std::fs::remove_file(&fresh);
+                let conn = Connection::open(&fresh)?;
+                conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+                conn.pragma_update(None, "journal_mode", "WAL")?;
+                drop(conn);
+                std::fs::rename(&fresh, path).map_err(|e| {
+                    Error::internal(format!("cannot create {}: {e}", path.display()))
+                })?;
+            }
         }
         let conn = Connection::open(path)?;
         let app_id: i64 = conn

@@ -803,8 +803,8 @@ impl Control {
         self.commit_pool(caller, d, pool, validate_only)
     }
 
-    /// The service accounts of the existing revisions that `next`'s instance splits give a
-    /// larger share than `current`'s do.
+    /// The service accounts of the existing revisions to which `next` gives more instances
+    /// than `current` does (a larger share of the instances, or the same share of more).
     fn accounts_gaining_instances(
         &self,
         key: &str,
@@ -824,14 +824,22 @@ impl Control {
                 .map(|s| s.percent)
                 .sum()
         };
+        // How many instances a pool asks for, as the supervisor reads it.
+        let count = |p: &WorkerPool| -> i32 {
+            p.scaling
+                .as_ref()
+                .and_then(|s| s.manual_instance_count)
+                .unwrap_or(1)
+                .clamp(0, MAX_INSTANCES)
+        };
         let st = self.read();
         let mut out: Vec<String> = next
             .instance_splits
             .iter()
             .filter(|s| s.r#type != InstanceSplitAllocationType::Latest && !s.revision.is_empty())
             .filter(|s| {
-                share(&next.instance_splits, &s.revision)
-                    > share(&current.instance_splits, &s.revision)
+                share(&next.instance_splits, &s.revision) * count(next)
+                    > share(&current.instance_splits, &s.revision) * count(current)
             })
             .filter_map(|s| st.revisions.get(&format!("{key}/revisions/{}", s.revision)))
             .map(|r| r.service_account.clone())

@@ -323,8 +323,19 @@ fn join(path: &str, field: &str) -> String {
     }
 }
 
+/// The most faults reported for one body: the walk stops there (a body of a million wrong
+/// values must not cost a million messages).
+const MAX_FAULTS: usize = 100;
+
 impl Walk<'_> {
+    fn full(&self) -> bool {
+        self.faults.len() >= MAX_FAULTS
+    }
+
     fn fault(&mut self, field: &str, description: String) {
+        if self.full() {
+            return;
+        }
         self.faults.push(FieldViolation {
             field: field.to_string(),
             description,
@@ -370,8 +381,25 @@ impl Walk<'_> {
     }
 
     fn value(&mut self, p: &Prop, v: &Value, path: &str) {
-        if v.is_null() {
+        if v.is_null() || self.full() {
             return;
+        }
+        // A list where one value belongs, in Google's words.
+        if v.is_array() && p.t.as_deref() != Some("array") && p.t.as_deref() != Some("any") {
+            let (parent, name) = path.rsplit_once('.').unwrap_or(("", path));
+            let at = if parent.is_empty() {
+                String::new()
+            } else {
+                format!(" at '{parent}'")
+            };
+            let name = name.split('[').next().unwrap_or(name);
+            return self.fault(
+                parent,
+                format!(
+                    "Invalid JSON payload received. Unknown name \"{}\"{at}: Proto field is not repeating, cannot start list.",
+                    camel(name)
+                ),
+            );
         }
         if let Some(r) = &p.r {
             let Some(schema) = self.api.get(r) else {
@@ -383,11 +411,18 @@ impl Walk<'_> {
             "string" => self.string(p, v, path),
             "integer" => {
                 let ok = match p.f.as_deref() {
-                    Some("uint32") => int_of(v).is_some_and(|n| (0..=u32::MAX as i128).contains(&n)),
-                    _ => int_of(v).is_some_and(|n| (i32::MIN as i128..=i32::MAX as i128).contains(&n)),
+                    Some("uint32") => {
+                        int_of(v).is_some_and(|n| (0..=u32::MAX as i128).contains(&n))
+                    }
+                    _ => int_of(v)
+                        .is_some_and(|n| (i32::MIN as i128..=i32::MAX as i128).contains(&n)),
                 };
                 if !ok {
-                    let ty = if p.f.as_deref() == Some("uint32") { "TYPE_UINT32" } else { "TYPE_INT32" };
+                    let ty = if p.f.as_deref() == Some("uint32") {
+                        "TYPE_UINT32"
+                    } else {
+                        "TYPE_INT32"
+                    };
                     self.invalid(path, ty, v);
                 }
             }
@@ -397,7 +432,11 @@ impl Walk<'_> {
                         matches!(s, "NaN" | "Infinity" | "-Infinity") || s.parse::<f64>().is_ok()
                     });
                 if !ok {
-                    let ty = if p.f.as_deref() == Some("float") { "TYPE_FLOAT" } else { "TYPE_DOUBLE" };
+                    let ty = if p.f.as_deref() == Some("float") {
+                        "TYPE_FLOAT"
+                    } else {
+                        "TYPE_DOUBLE"
+                    };
                     self.invalid(path, ty, v);
                 }
             }
@@ -410,10 +449,18 @@ impl Walk<'_> {
                         }
                     }
                 }
-                None => self.fault(
-                    path,
-                    format!("Invalid value at '{path}', {v}: Proto field is not repeating, cannot start list."),
-                ),
+                None => {
+                    let ty = match p.i.as_deref().and_then(|i| i.t.as_deref()) {
+                        Some("integer") => "TYPE_INT32",
+                        Some("boolean") => "TYPE_BOOL",
+                        Some("number") => "TYPE_DOUBLE",
+                        Some("string") | None if p.i.as_ref().is_some_and(|i| i.r.is_none()) => {
+                            "TYPE_STRING"
+                        }
+                        _ => "TYPE_MESSAGE",
+                    };
+                    self.invalid(path, ty, v)
+                }
             },
             "object" => match v.as_object() {
                 Some(obj) => {
@@ -433,10 +480,7 @@ impl Walk<'_> {
                     }
                     self.depth -= 1;
                 }
-                None => self.fault(
-                    path,
-                    format!("Invalid JSON payload received. Unexpected token at '{path}': expected an object, got {v}."),
-                ),
+                None => self.invalid(path, "TYPE_MESSAGE", v),
             },
             _ => {}
         }
@@ -592,6 +636,18 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn a_list_for_one_value_and_a_flood_of_faults_are_answered_as_google_does() {
+        let e = create(json!({"template": {"serviceAccount": ["a", "b"]}})).unwrap_err();
+        assert_eq!(
+            e.message,
+            "Invalid JSON payload received. Unknown name \"serviceAccount\" at 'worker_pool.template': Proto field is not repeating, cannot start list."
+        );
+        let many: Vec<Value> = (0..100_000).map(|_| json!(1)).collect();
+        let e = create(json!({"template": {"containers": [{"args": many}]}})).unwrap_err();
+        assert_eq!(e.field_violations.len(), MAX_FAULTS);
     }
 
     #[test]

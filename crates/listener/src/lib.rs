@@ -175,8 +175,12 @@ pub async fn serve_admitting(
     let builder = Arc::new(builder);
     let mut next_id = 0u64;
     let mut last_cap_log: Option<Instant> = None;
+    // The connections' tasks belong to this future: when it ends (or is dropped, as a
+    // stopped instance's metadata server is), every connection still open goes with it.
+    let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        while tasks.try_join_next().is_some() {}
         let permit = match permits.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
@@ -194,8 +198,11 @@ pub async fn serve_admitting(
                         }
                     );
                 }
+                // Every connection busy: wait for one to end, or for a second to pass, when
+                // one that has since gone idle can be closed to make room.
                 tokio::select! {
                     p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
                     _ = &mut shutdown => break,
                 }
             }
@@ -230,13 +237,24 @@ pub async fn serve_admitting(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, conn.clone());
-        let router = match &admit {
-            Some(a) if !(a.check)(&stream) => a.refused.clone(),
-            _ => router.clone(),
-        };
-        let (conns, builder) = (conns.clone(), builder.clone());
-        let idle = limits.idle_timeout;
-        tokio::spawn(async move {
+        let (conns, builder, router, admit) = (
+            conns.clone(),
+            builder.clone(),
+            router.clone(),
+            admit.clone(),
+        );
+        let (idle, grace) = (limits.idle_timeout, limits.grace);
+        tasks.spawn(async move {
+            let open = Open {
+                conns: conns.clone(),
+                id,
+                _permit: permit,
+            };
+            // Who is calling is asked here, off the accept loop.
+            let router = match admit {
+                Some(a) if !(a.check)(&stream) => a.refused,
+                _ => router,
+            };
             let service = Tracked {
                 router,
                 conn: conn.clone(),
@@ -247,33 +265,30 @@ pub async fn serve_admitting(
                 hyper_util::service::TowerToHyperService::new(service),
             );
             tokio::pin!(served);
-            let mut closing = false;
+            // Once asked to close, a connection has `grace` to do so: a client that never
+            // reads its answer, or never acknowledges HTTP/2's goodbye, is then dropped.
+            let mut closing: Option<tokio::time::Instant> = None;
             let mut tick = tokio::time::interval(idle / 4);
             loop {
                 tokio::select! {
                     _ = served.as_mut() => break,
-                    _ = conn.close.notified(), if !closing => {
+                    _ = conn.close.notified(), if closing.is_none() => {
                         served.as_mut().graceful_shutdown();
-                        closing = true;
+                        closing = Some(tokio::time::Instant::now() + grace);
                     }
-                    _ = tick.tick(), if !closing => {
+                    _ = tokio::time::sleep_until(closing.unwrap_or_else(tokio::time::Instant::now)), if closing.is_some() => break,
+                    _ = tick.tick(), if closing.is_none() => {
                         let since = conn.idle_since.load(Ordering::Acquire);
                         if conn.busy.load(Ordering::Acquire) == 0
                             && conns.now_ms().saturating_sub(since) >= idle.as_millis() as u64
                         {
                             served.as_mut().graceful_shutdown();
-                            closing = true;
+                            closing = Some(tokio::time::Instant::now() + grace);
                         }
                     }
                 }
             }
-            conns
-                .open
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&id);
-            drop(permit);
-            conns.ended.notify_waiters();
+            drop(open);
         });
     }
     drop(listener);
@@ -294,7 +309,26 @@ pub async fn serve_admitting(
             break;
         }
     }
+    tasks.abort_all();
     Ok(())
+}
+
+/// Takes a connection off the books however its task ends (a panic included).
+struct Open {
+    conns: Arc<Conns>,
+    id: u64,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.conns
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+        self.conns.ended.notify_waiters();
+    }
 }
 
 /// The router, counting each connection's requests in flight so that idle ones are known.

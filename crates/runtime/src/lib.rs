@@ -565,8 +565,10 @@ impl Supervisor {
         let admit = user.map(|u| {
             let uid = u.uid;
             runpool_listener::Admit {
+                // `/proc/net/tcp` is not read as one snapshot: a row can be missed while
+                // other sockets come and go, so a miss is asked again.
                 check: Arc::new(move |s: &tokio::net::TcpStream| {
-                    isolation::peer_uid(s) == Some(uid)
+                    (0..3).any(|_| isolation::peer_uid(s) == Some(uid))
                 }),
                 refused: metadata::refused(),
             }
