@@ -112,6 +112,7 @@ try server-environ "cat /proc/$PPID/environ"
 try other-token "curl -sf -H 'Metadata-Flavor: Google' http://$A_MD{token_path}"
 if curl -sf -H 'Metadata-Flavor: Google' "http://$GCE_METADATA_HOST{token_path}" | grep -q access_token; then echo "OWN token"; else echo "OWN none"; fi
 echo "uid $(id -u)"
+E=escaped; setsid sh -c "while true; do sleep 1; done # {b_mark}-$E" </dev/null >/dev/null 2>&1 &
 echo finished
 while true; do sleep 1; done # {b_mark}"#
     );
@@ -167,9 +168,24 @@ while true; do sleep 1; done # {b_mark}"#
         200,
         "the pool itself is fine"
     );
+    assert_eq!(
+        procs_with(&format!("{b_mark}-escaped")).len(),
+        1,
+        "a process left its group"
+    );
+    // Deleting the pool ends everything its instance's user runs, escaped or not.
+    assert_eq!(s.api.delete(&s.admin, &format!("{POOLS}/pool-b")).0, 200);
+    wait_for("pool B's processes to go", 20, || {
+        let left = procs_with(&b_mark);
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{left:?}"))
+        }
+    });
     s.server.terminate(std::time::Duration::from_secs(30));
     assert!(
-        procs_with(&b_mark).is_empty(),
+        procs_with(&a_mark).is_empty(),
         "instances stop with the server"
     );
 }

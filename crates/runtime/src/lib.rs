@@ -301,6 +301,18 @@ async fn finish(inst: Instance) {
     if let Some(c) = inst.container {
         c.remove().await;
     }
+    // A process of the instance's user that left its process group (setsid) is gone too:
+    // `kill -KILL -1` run as that user signals every process the user owns.
+    if let Some(u) = &inst.user {
+        let _ = Command::new("kill")
+            .args(["-KILL", "-1"])
+            .uid(u.uid)
+            .gid(u.uid)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .await;
+    }
     // Its home goes once its processes have.
     drop(inst.user);
 }
