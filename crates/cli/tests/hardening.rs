@@ -240,16 +240,7 @@ fn kidless_grant(api: &Api, key: &Value) -> (u16, Value) {
             .unwrap(),
     )
     .unwrap();
-    let resp = reqwest::blocking::Client::new()
-        .post(format!("{}/token", api.endpoint))
-        .form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-            ("assertion", assertion.as_str()),
-        ])
-        .send()
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().unwrap())
+    api.jwt_bearer(&assertion)
 }
 
 #[test]

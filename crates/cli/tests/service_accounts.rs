@@ -156,16 +156,7 @@ fn jwt_bearer_token(api: &Api, key_file: &Value) -> String {
         &json!({"iss": key_file["client_email"], "aud": key_file["token_uri"], "iat": t,
                 "exp": t + 3600, "scope": "https://www.googleapis.com/auth/cloud-platform"}),
     );
-    let resp = reqwest::blocking::Client::new()
-        .post(format!("{}/token", api.endpoint))
-        .form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-            ("assertion", assertion.as_str()),
-        ])
-        .send()
-        .unwrap();
-    let status = resp.status().as_u16();
-    let body: Value = resp.json().unwrap();
+    let (status, body) = api.jwt_bearer(&assertion);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["token_type"], "Bearer");
     body["access_token"].as_str().unwrap().to_string()

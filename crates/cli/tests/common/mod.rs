@@ -384,6 +384,20 @@ impl Api {
         self.get_with(Some(token), path)
     }
 
+    /// Trade a JWT-bearer `assertion` at the token endpoint, as Google's libraries do.
+    pub fn jwt_bearer(&self, assertion: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("{}/token", self.endpoint))
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", assertion),
+            ])
+            .send()
+            .expect("POST /token");
+        decode(resp)
+    }
+
     /// GET with an optional token (None: no Authorization header at all).
     pub fn get_with(&self, token: Option<&str>, path: &str) -> (u16, Value) {
         let mut req = self.http.get(format!("{}{path}", self.endpoint));
