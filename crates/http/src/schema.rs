@@ -745,7 +745,14 @@ mod tests {
                     break;
                 }
             }
-            let _ = create(v);
+            // A revision template has no `template` field: refused, at the first level.
+            let e = create(v).unwrap_err();
+            assert!(
+                e.message
+                    .contains("Unknown name \"template\" at 'worker_pool.template'"),
+                "{}",
+                e.message
+            );
         }
     }
 }
