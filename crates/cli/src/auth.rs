@@ -39,7 +39,7 @@ impl Credential {
 }
 
 fn credentials_dir() -> PathBuf {
-    runpool_control::local::config_dir().join("credentials")
+    runpool_control::base::local::config_dir().join("credentials")
 }
 
 fn credential_path(account: &str) -> PathBuf {
@@ -123,7 +123,7 @@ pub fn find_admin_credential(flag: Option<&Path>, endpoint: &str) -> Result<Stri
             let port = reqwest::Url::parse(endpoint)
                 .ok()
                 .and_then(|u| u.port_or_known_default());
-            let record = port.and_then(runpool_control::local::read_server_record);
+            let record = port.and_then(runpool_control::base::local::read_server_record);
             match record {
                 Some(r) => r.admin_credential_file,
                 None => bail!(

@@ -65,7 +65,7 @@ pub struct Config {
 }
 
 pub fn properties_path() -> PathBuf {
-    runpool_control::local::config_dir().join("properties")
+    runpool_control::base::local::config_dir().join("properties")
 }
 
 impl Config {

@@ -138,7 +138,7 @@ pub fn parse_condition(s: &str) -> Result<Condition, String> {
 /// A condition read from `--condition-from-file` (YAML or JSON with the same three keys).
 fn condition_from_file(path: &PathBuf) -> Result<Condition> {
     let text = std::fs::read_to_string(path)?;
-    let v: Value = runpool_control::yaml::from_str(&text).map_err(anyhow::Error::msg)?;
+    let v: Value = runpool_control::base::yaml::from_str(&text).map_err(anyhow::Error::msg)?;
     let get = |k: &str| v[k].as_str().map(str::to_string);
     match (get("expression"), get("title")) {
         (Some(expression), Some(title)) => Ok(Condition {

@@ -6,7 +6,7 @@
 //! Org Policy v2, IAM v1, IAM Credentials v1) through one helper ([`api::Api`]) that adds the bearer token,
 //! decodes Google's error body and waits on long-running operations.
 //!
-//! Local state lives in `runpool_control::local::config_dir()` (`$RUNPOOL_CONFIG` overrides):
+//! Local state lives in `runpool_control::base::local::config_dir()` (`$RUNPOOL_CONFIG` overrides):
 //! `properties` (gcloud's INI layout) and `credentials/ACCOUNT.json` (mode 0600). Logging in
 //! as a simulated user mints a token with the server's admin credential, found through the
 //! record a local `runpool serve` leaves there.

@@ -193,7 +193,7 @@ async fn set_enforce(ctx: &Ctx, constraint: &str, target: &Target, enforce: bool
 pub(crate) fn read_policy_file(file: &PathBuf) -> Result<Value> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| anyhow::anyhow!("Unable to read policy file {}: {e}", file.display()))?;
-    let v: Value = runpool_control::yaml::from_str(&text).map_err(|e| {
+    let v: Value = runpool_control::base::yaml::from_str(&text).map_err(|e| {
         anyhow::anyhow!(
             "Policy file {} is not valid JSON or YAML: {e}",
             file.display()

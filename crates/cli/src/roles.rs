@@ -125,7 +125,7 @@ fn custom_parent(ctx: &Ctx, owner: &Owner) -> Result<String> {
 
 fn role_from_file(path: &PathBuf) -> Result<Value> {
     let text = std::fs::read_to_string(path)?;
-    let v: Value = runpool_control::yaml::from_str(&text).map_err(anyhow::Error::msg)?;
+    let v: Value = runpool_control::base::yaml::from_str(&text).map_err(anyhow::Error::msg)?;
     if !v.is_object() {
         bail!("The role file {} must hold a role object.", path.display());
     }

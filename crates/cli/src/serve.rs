@@ -27,7 +27,7 @@ pub struct ServeArgs {
     /// How IAM decisions apply: strict (Google's), soft (denials allowed and marked in the
     /// audit log), off.
     #[arg(long, default_value = "strict")]
-    enforcement: runpool_control::audit::Enforcement,
+    enforcement: runpool_control::intelligence::audit::Enforcement,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,

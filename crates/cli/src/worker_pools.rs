@@ -26,7 +26,7 @@ use crate::output::{self, Format};
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use reqwest::Method;
-use runpool_control::workerpools::OUTPUT_ONLY;
+use runpool_control::run::workerpools::OUTPUT_ONLY;
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -696,7 +696,7 @@ fn describe_text(pool: &Value) -> String {
         },
     };
     out += &format!("Scaling:   {scaling}\n");
-    if let Some(n) = runpool_control::instances::running_count(&message) {
+    if let Some(n) = runpool_control::run::instances::running_count(&message) {
         out += &format!("Instances: {n} running\n");
     }
     out += " \n";
@@ -761,7 +761,7 @@ async fn project_number(api: &Api, project: &str) -> Option<String> {
 async fn replace(ctx: &Ctx, file: &PathBuf, region_flag: &RegionArg) -> Result<()> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("Unable to read file [{}]", file.display()))?;
-    let mut obj: Value = runpool_control::yaml::from_str(&text).map_err(|e| {
+    let mut obj: Value = runpool_control::base::yaml::from_str(&text).map_err(|e| {
         anyhow!(
             "Failed to parse YAML or JSON from [{}]: {e}",
             file.display()
@@ -974,7 +974,7 @@ async fn list_revisions(ctx: &Ctx, pool: &str, region_flag: &RegionArg) -> Resul
 async fn set_iam_policy(ctx: &Ctx, id: &str, file: &PathBuf, region: &RegionArg) -> Result<()> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| anyhow!("Unable to read policy file {}: {e}", file.display()))?;
-    let policy: Value = runpool_control::yaml::from_str(&text).map_err(|e| {
+    let policy: Value = runpool_control::base::yaml::from_str(&text).map_err(|e| {
         anyhow!(
             "Policy file {} is not valid JSON or YAML: {e}",
             file.display()
@@ -999,7 +999,7 @@ fn binding_condition(b: &BindingArgs) -> Result<CondArg> {
     let Some(file) = &b.condition_from_file else {
         return Ok(CondArg::Unspecified);
     };
-    let v: Value = runpool_control::yaml::from_str(&std::fs::read_to_string(file)?)
+    let v: Value = runpool_control::base::yaml::from_str(&std::fs::read_to_string(file)?)
         .map_err(anyhow::Error::msg)?;
     let get = |k: &str| v[k].as_str().map(str::to_string);
     match (get("expression"), get("title")) {

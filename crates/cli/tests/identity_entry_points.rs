@@ -1,4 +1,4 @@
-//! Every service identity rule (`runpool_control::identity::Rule`: Exists, Enabled, ActAs,
+//! Every service identity rule (`runpool_control::run::identity::Rule`: Exists, Enabled, ActAs,
 //! CrossProjectPolicy, ServiceAgentTokenCreator) holds on the two entry points besides the v2
 //! API that can set a pool's identity: the v1 (Knative) `replace`
 //! (`runpool beta run worker-pools replace FILE`, and the raw v1 PUT it makes) and

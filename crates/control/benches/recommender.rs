@@ -6,8 +6,8 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use runpool_control::Control;
-use runpool_control::audit::{AuditLog, Decision, Record, Trace};
-use runpool_control::store::SqliteStore;
+use runpool_control::base::store::SqliteStore;
+use runpool_control::intelligence::audit::{AuditLog, Decision, Record, Trace};
 use runpool_control::world::World;
 use std::hint::black_box;
 use std::time::Instant;

@@ -4,7 +4,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use runpool_control::Control;
-use runpool_control::store::SqliteStore;
+use runpool_control::base::store::SqliteStore;
 use runpool_control::world::World;
 use serde_json::json;
 use std::hint::black_box;
@@ -48,7 +48,7 @@ fn tokens(c: &mut Criterion) {
     let now = chrono::Utc::now().timestamp();
     let jwt_at = |iat: i64| -> String {
         let claims = json!({"iss": sa.email, "sub": sa.email, "aud": "https://iam.googleapis.com/", "iat": iat, "exp": iat + 3600});
-        runpool_control::crypto::sign_jwt(pem, kid, &claims).unwrap()
+        runpool_control::base::crypto::sign_jwt(pem, kid, &claims).unwrap()
     };
     let remembered = jwt_at(now);
     control.authenticate(Some(&remembered)).unwrap();
@@ -60,13 +60,13 @@ fn tokens(c: &mut Criterion) {
         })
     });
     // The first time a JWT is seen its RS256 signature is checked; that check dominates.
-    let public = runpool_control::crypto::public_from_cert(
+    let public = runpool_control::base::crypto::public_from_cert(
         std::str::from_utf8(&control.get_key(&caller, &key.name).unwrap().public_key_data).unwrap(),
     )
     .unwrap();
     let fresh = jwt_at(now - 1);
     c.bench_function("verify a self-signed JWT signature (first sight)", |b| {
-        b.iter(|| runpool_control::crypto::verify_jwt(black_box(&fresh), &public).unwrap())
+        b.iter(|| runpool_control::base::crypto::verify_jwt(black_box(&fresh), &public).unwrap())
     });
 
     let mut g = c.benchmark_group("mint");

@@ -12,39 +12,29 @@
 //! - the authorization snapshot is immutable and swapped atomically; a check never touches
 //!   the disk.
 
-pub mod audit;
-pub mod auth;
-pub mod credentials;
-pub mod crypto;
-pub mod denypolicies;
-pub mod error;
+pub mod base;
 pub mod iam;
-pub mod identity;
-pub mod images;
-pub mod instances;
-pub mod local;
-pub mod logs;
-pub mod orgpolicy;
-pub mod recommender;
+pub mod intelligence;
 pub mod resourcemanager;
-pub mod roles;
-pub mod serviceaccounts;
-pub mod signin;
-pub mod state;
-pub mod store;
-pub mod tag_condition;
-pub mod tags;
-pub mod troubleshoot;
-pub mod workerpools;
+pub mod run;
 pub mod world;
-pub mod yaml;
+
+/// Each service's part in a new project, in the order its grants appear in the project's
+/// first allow policy: the Cloud Run service agent, then the default compute account. Wired
+/// here, at the root, so that Resource Manager creates projects without knowing the services.
+pub(crate) const PROJECT_PROVISIONERS: &[base::hierarchy::Provisioner] = &[
+    run::provision_project,
+    iam::serviceaccounts::provision_project,
+];
 
 use arc_swap::ArcSwap;
-pub use error::{Code, Error, Result};
+pub use base::error::{self, Code, Error, Result};
+use base::state::{Change, State};
+use base::store::Backend;
+use iam::{denypolicies, signin};
+use intelligence::audit;
 use runpool_authz as authz;
-use state::{Change, State};
 use std::sync::{Arc, Mutex, RwLock};
-use store::Backend;
 
 /// Who is calling: the authenticated principal of a request.
 #[derive(Clone)]
@@ -91,8 +81,8 @@ pub struct Control {
     snapshot: ArcSwap<authz::Snapshot>,
     admin_credential: std::sync::OnceLock<String>,
     endpoint: std::sync::OnceLock<String>,
-    logs: std::sync::OnceLock<logs::LogStore>,
-    images: std::sync::OnceLock<images::ImageStore>,
+    logs: std::sync::OnceLock<runpool_artifacts::logs::LogStore>,
+    images: std::sync::OnceLock<runpool_artifacts::images::ImageStore>,
     enforcement: std::sync::OnceLock<audit::Enforcement>,
     audit: std::sync::OnceLock<audit::AuditLog>,
     /// Pending one-time sign-in codes (`runpool console`).
@@ -188,20 +178,20 @@ impl Control {
     }
 
     /// Where instance logs are kept (set by `serve`, inside the data dir).
-    pub fn set_log_store(&self, logs: logs::LogStore) {
+    pub fn set_log_store(&self, logs: runpool_artifacts::logs::LogStore) {
         let _ = self.logs.set(logs);
     }
 
-    pub fn log_store(&self) -> Option<&logs::LogStore> {
+    pub fn log_store(&self) -> Option<&runpool_artifacts::logs::LogStore> {
         self.logs.get()
     }
 
     /// Where imported container images are kept (set by `serve`, inside the data dir).
-    pub fn set_image_store(&self, images: images::ImageStore) {
+    pub fn set_image_store(&self, images: runpool_artifacts::images::ImageStore) {
         let _ = self.images.set(images);
     }
 
-    pub fn image_store(&self) -> Option<&images::ImageStore> {
+    pub fn image_store(&self) -> Option<&runpool_artifacts::images::ImageStore> {
         self.images.get()
     }
 
@@ -284,7 +274,7 @@ impl Control {
         name: &str,
         permission: &str,
         service: &str,
-    ) -> Result<resourcemanager::Node> {
+    ) -> Result<base::hierarchy::Node> {
         let node = self.node(name, permission)?;
         let target = Target {
             service,
@@ -374,7 +364,7 @@ fn build_snapshot(state: &State) -> authz::Snapshot {
         snap = snap.with_group(g, m);
     }
     for (r, p) in &state.iam_policies {
-        snap = snap.with_policy(r, &iam::to_authz(p));
+        snap = snap.with_policy(r, &base::allow::to_authz(p));
     }
     if !state.deny_policies.is_empty() {
         snap = snap.with_deny_rules(denypolicies::compile(state));
@@ -403,7 +393,7 @@ fn update_snapshot(snap: authz::Snapshot, change: &Change) -> authz::Snapshot {
         Change::Organization(o) => snap.with_resource(&o.name, None),
         Change::Folder(f) => snap.with_resource(&f.name, parent(&f.parent).as_deref()),
         Change::Project(p) => snap.with_resource(&p.name, parent(&p.parent).as_deref()),
-        Change::IamPolicy(r, p) => snap.with_policy(r, &iam::to_authz(p)),
+        Change::IamPolicy(r, p) => snap.with_policy(r, &base::allow::to_authz(p)),
         Change::Group(g, m) => snap.with_group(g, m),
         // Tag values sit below their key, keys below their organization or project.
         Change::TagKey(n, Some(k)) => snap.with_resource(n, Some(&k.parent)),
@@ -418,7 +408,7 @@ fn update_snapshot(snap: authz::Snapshot, change: &Change) -> authz::Snapshot {
 fn update_snapshot_sa(
     snap: authz::Snapshot,
     state: &State,
-    a: &state::StoredAccount,
+    a: &base::state::StoredAccount,
 ) -> authz::Snapshot {
     let Some(number) = state.project_number(&a.account.project_id) else {
         return snap;
@@ -438,7 +428,7 @@ fn update_snapshot_pool(
     name: &str,
     present: bool,
 ) -> authz::Snapshot {
-    let Some(resource) = workerpools::pool_resource(state, name) else {
+    let Some(resource) = run::workerpools::pool_resource(state, name) else {
         return snap;
     };
     if present {

@@ -30,8 +30,8 @@
 //!     members: [user:alice@example.com, group:leads@example.com]
 //! ```
 
-use crate::error::{Error, Result};
-use crate::state::{Change, State};
+use crate::base::error::{Error, Result};
+use crate::base::state::{Change, State};
 use crate::{Control, resourcemanager as rm};
 use google_cloud_iam_v1::model::{Binding, Policy};
 use google_cloud_orgpolicy_v2::model::{Policy as OrgPolicy, PolicySpec, policy_spec};
@@ -177,7 +177,8 @@ impl World {
     }
 
     pub fn from_yaml(text: &str) -> Result<World> {
-        crate::yaml::from_str(text).map_err(|e| Error::invalid(format!("Invalid world file: {e}")))
+        crate::base::yaml::from_str(text)
+            .map_err(|e| Error::invalid(format!("Invalid world file: {e}")))
     }
 }
 
@@ -204,88 +205,25 @@ organizations:
         displayName: Demo Project
 ";
 
-/// Whether an account email is one Runpool keeps as a service account resource (user-created
-/// and default compute accounts); Google-managed service agents are not.
-pub fn is_simulated_account(email: &str) -> bool {
-    email.ends_with(".iam.gserviceaccount.com")
-        && !email.ends_with("@serverless-robot-prod.iam.gserviceaccount.com")
-        || email.ends_with("-compute@developer.gserviceaccount.com")
+/// An allow policy of declared bindings.
+fn policy_of(specs: &[BindingSpec]) -> Policy {
+    crate::base::allow::new_policy(specs.iter().map(BindingSpec::binding).collect())
 }
 
-/// The Cloud Run service agent of a project.
-pub fn run_service_agent(project_number: &str) -> String {
-    format!("service-{project_number}@serverless-robot-prod.iam.gserviceaccount.com")
-}
-
-fn new_policy_etag() -> bytes::Bytes {
-    use rand::Rng;
-    let mut b = [0u8; 8];
-    b[0] = 0x07;
-    rand::rng().fill(&mut b[1..]);
-    bytes::Bytes::copy_from_slice(&b)
-}
-
-fn policy_of(bindings: Vec<(String, Vec<String>, Option<&ConditionSpec>)>) -> Policy {
-    let mut p = Policy::new();
-    let mut any_condition = false;
-    for (role, members, cond) in bindings {
+impl BindingSpec {
+    fn binding(&self) -> Binding {
         let mut b = Binding::new();
-        b.role = role;
-        b.members = members;
-        if let Some(c) = cond {
-            any_condition = true;
+        b.role = self.role.clone();
+        b.members = self.members.clone();
+        b.condition = self.condition.as_ref().map(|c| {
             let mut e = google_cloud_type::model::Expr::new();
             e.expression = c.expression.clone();
             e.title = c.title.clone();
             e.description = c.description.clone();
-            b.condition = Some(e);
-        }
-        p.bindings.push(b);
+            e
+        });
+        b
     }
-    p.version = if any_condition { 3 } else { 1 };
-    p.etag = new_policy_etag();
-    p
-}
-
-/// The changes that bring a new project into being: the project; its default compute
-/// account; and its allow policy with the creator as owner (as Google grants the creator),
-/// the Cloud Run service agent, and `roles/editor` for the default compute account unless
-/// `iam.automaticIamGrantsForDefaultServiceAccounts` is enforced. `extra` bindings are added
-/// (a declared world's own).
-pub(crate) fn project_changes(
-    st: &State,
-    project: &Project,
-    creator: Option<&str>,
-    extra: &[BindingSpec],
-) -> Vec<Change> {
-    let number = project.name.trim_start_matches("projects/");
-    let mut bindings = vec![];
-    if let Some(c) = creator {
-        bindings.push(("roles/owner".to_string(), vec![c.to_string()], None));
-    }
-    bindings.push((
-        "roles/run.serviceAgent".to_string(),
-        vec![format!("serviceAccount:{}", run_service_agent(number))],
-        None,
-    ));
-    let (compute, grant_editor) = crate::serviceaccounts::default_compute_account(st, project);
-    if grant_editor {
-        bindings.push((
-            "roles/editor".to_string(),
-            vec![format!("serviceAccount:{}", compute.account.email)],
-            None,
-        ));
-    }
-    bindings.extend(
-        extra
-            .iter()
-            .map(|b| (b.role.clone(), b.members.clone(), b.condition.as_ref())),
-    );
-    vec![
-        Change::Project(project.clone()),
-        Change::ServiceAccount(compute),
-        Change::IamPolicy(project.name.clone(), policy_of(bindings)),
-    ]
 }
 
 /// Builds the changes for a declared world, against a state that grows as it goes so that
@@ -309,24 +247,20 @@ impl Seeder {
             Some(n) => Err(Error::invalid(format!(
                 "Invalid world file: id '{n}' must be numeric."
             ))),
-            None => Ok(rm::new_number(&self.state)),
+            None => Ok(crate::base::ids::new_number(&self.state)),
         }
     }
 
     fn bindings(&mut self, resource: &str, specs: &[BindingSpec]) {
-        let all: Vec<_> = specs
-            .iter()
-            .map(|b| (b.role.clone(), b.members.clone(), b.condition.as_ref()))
-            .collect();
-        if !all.is_empty() {
-            self.push(Change::IamPolicy(resource.to_string(), policy_of(all)));
+        if !specs.is_empty() {
+            self.push(Change::IamPolicy(resource.to_string(), policy_of(specs)));
         }
     }
 
     fn org_policies(&mut self, resource: &str, specs: &[OrgPolicySpec]) -> Result<()> {
         for s in specs {
             let short = s.constraint.trim_start_matches("constraints/").to_string();
-            if crate::orgpolicy::constraint(&short).is_none() {
+            if crate::resourcemanager::orgpolicy::constraint(&short).is_none() {
                 return Err(Error::invalid(format!(
                     "Invalid world file: unknown constraint '{}'.",
                     s.constraint
@@ -347,12 +281,12 @@ impl Seeder {
                 rule.condition = Some(expr);
                 spec.rules.push(rule);
             }
-            spec.etag = crate::orgpolicy::new_etag();
-            spec.update_time = Some(rm::now());
+            spec.etag = crate::base::ids::etag("CO", "");
+            spec.update_time = Some(crate::base::time::now());
             let mut p = OrgPolicy::new();
             p.name = format!("{resource}/policies/{short}");
             p.spec = Some(spec);
-            p.etag = crate::orgpolicy::new_etag();
+            p.etag = crate::base::ids::etag("CO", "");
             Control::validate(&short, &p).map_err(|e| {
                 Error::invalid(format!(
                     "Invalid world file: org policy {} on {resource}: {}",
@@ -382,11 +316,16 @@ impl Seeder {
             .clone()
             .unwrap_or_else(|| spec.project_id.clone());
         p.state = project::State::Active;
-        p.create_time = Some(rm::now());
+        p.create_time = Some(crate::base::time::now());
         p.etag = "W/\"1\"".to_string();
         // The project's own org policies first: they decide the default account's grant.
         self.org_policies(&p.name, &spec.org_policies)?;
-        for c in project_changes(&self.state, &p, None, &spec.iam) {
+        for c in rm::project_changes(
+            &self.state,
+            &p,
+            None,
+            spec.iam.iter().map(BindingSpec::binding).collect(),
+        ) {
             self.push(c);
         }
         self.tags(&p.name, &spec.tags)
@@ -410,7 +349,7 @@ impl Seeder {
             ))),
             None => Ok(format!(
                 "{collection}/{}",
-                crate::tags::new_tag_id(&self.state)
+                crate::resourcemanager::tags::new_tag_id(&self.state)
             )),
         }
     }
@@ -424,7 +363,7 @@ impl Seeder {
                     "Invalid world file: tag {what} short name '{name}' is invalid or declared twice."
                 ))
             };
-            if !crate::tag_condition::valid_short_name(&k.short_name)
+            if !crate::resourcemanager::tag_condition::valid_short_name(&k.short_name)
                 || self
                     .state
                     .tag_key_by_namespaced(&format!("{ns}/{}", k.short_name))
@@ -438,12 +377,12 @@ impl Seeder {
             key.short_name = k.short_name.clone();
             key.namespaced_name = format!("{ns}/{}", k.short_name);
             key.description = k.description.clone();
-            key.create_time = Some(rm::now());
+            key.create_time = Some(crate::base::time::now());
             key.update_time = key.create_time;
             key.etag = "T1".to_string();
             self.push(Change::TagKey(key.name.clone(), Some(key.clone())));
             for v in &k.values {
-                if !crate::tag_condition::valid_short_name(&v.short_name)
+                if !crate::resourcemanager::tag_condition::valid_short_name(&v.short_name)
                     || self
                         .state
                         .tag_value_by_namespaced(&format!(
@@ -460,7 +399,7 @@ impl Seeder {
                 value.short_name = v.short_name.clone();
                 value.namespaced_name = format!("{}/{}", key.namespaced_name, v.short_name);
                 value.description = v.description.clone();
-                value.create_time = Some(rm::now());
+                value.create_time = Some(crate::base::time::now());
                 value.update_time = value.create_time;
                 value.etag = "T1".to_string();
                 self.push(Change::TagValue(value.name.clone(), Some(value)));
@@ -499,9 +438,9 @@ impl Seeder {
                     key.namespaced_name
                 )));
             }
-            let parent = format!("{}{node}", crate::tags::FULL_NAME_PREFIX);
+            let parent = format!("{}{node}", crate::resourcemanager::tags::FULL_NAME_PREFIX);
             let mut b = TagBinding::new();
-            b.name = crate::tags::binding_name(&parent, &value.name);
+            b.name = crate::resourcemanager::tags::binding_name(&parent, &value.name);
             b.parent = parent;
             b.tag_value = value.name.clone();
             b.tag_value_namespaced_name = value.namespaced_name.clone();
@@ -516,7 +455,7 @@ impl Seeder {
         f.parent = parent.to_string();
         f.display_name = spec.display_name.clone();
         f.state = folder::State::Active;
-        f.create_time = Some(rm::now());
+        f.create_time = Some(crate::base::time::now());
         f.etag = "W/\"1\"".to_string();
         let name = f.name.clone();
         self.push(Change::Folder(f));
@@ -555,7 +494,7 @@ impl Control {
                 org.name = format!("organizations/{}", s.number(&o.id)?);
                 org.display_name = o.domain.to_lowercase();
                 org.state = organization::State::Active;
-                org.create_time = Some(rm::now());
+                org.create_time = Some(crate::base::time::now());
                 org.etag = "W/\"1\"".to_string();
                 org.owner = Some(organization::Owner::DirectoryCustomerId(format!(
                     "C0{}",
@@ -579,7 +518,7 @@ impl Control {
             let catalog = runpool_authz::Catalog::predefined();
             for c in &s.changes {
                 if let Change::IamPolicy(r, p) = c {
-                    let mut ap = crate::iam::to_authz(p);
+                    let mut ap = crate::base::allow::to_authz(p);
                     runpool_authz::normalize(&mut ap, &catalog).map_err(|e| {
                         Error::invalid(format!("Invalid world file: policy on {r}: {}", e.message))
                     })?;

@@ -3,7 +3,7 @@
 //! each answers (a value or a refusal): no panic, no stack overflow.
 
 use proptest::prelude::*;
-use runpool_control::tag_condition::TagCondition;
+use runpool_control::resourcemanager::tag_condition::TagCondition;
 use runpool_control::world::World;
 
 proptest! {
@@ -45,7 +45,7 @@ proptest! {
             (0..depth.min(2_000)).map(|i| format!("{}- \n", " ".repeat(i))).collect()
         };
         let r = World::from_yaml(&text);
-        if depth > 2 * runpool_control::yaml::MAX_NESTING + 1 {
+        if depth > 2 * runpool_control::base::yaml::MAX_NESTING + 1 {
             prop_assert!(r.is_err());
         }
     }

@@ -5,8 +5,8 @@
 
 use runpool_authz::Catalog;
 use runpool_control::Control;
-use runpool_control::audit::{AuditLog, Decision, Record};
-use runpool_control::store::SqliteStore;
+use runpool_control::base::store::SqliteStore;
+use runpool_control::intelligence::audit::{AuditLog, Decision, Record};
 use runpool_control::world::World;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};

@@ -2,7 +2,7 @@
 //! that let `runpool console` sign a browser in as the CLI's account.
 //!
 //! Sign-in: the CLI, authenticated as its account, asks `POST /runpool/v1/console/codes` for
-//! a code (valid [`runpool_control::signin::CODE_SECONDS`], usable once) and prints `ENDPOINT/console/#code=CODE`. The
+//! a code (valid [`runpool_control::iam::signin::CODE_SECONDS`], usable once) and prints `ENDPOINT/console/#code=CODE`. The
 //! page trades the code at `POST /runpool/v1/console/sessions` for a fresh access and refresh
 //! token of that same principal, and from then on calls the public REST APIs with it, as any
 //! client does: IAM decides every call. The fragment never reaches the server's logs or a
@@ -10,7 +10,7 @@
 //! code, and the page gets it back with the session so that it can switch to another
 //! simulated user through `POST /runpool/v1/tokens`, exactly as `runpool auth login` does.
 //!
-//! The codes themselves, and who may have one, are `control`'s (`runpool_control::signin`).
+//! The codes themselves, and who may have one, are `control`'s (`runpool_control::iam::signin`).
 
 use crate::AppState;
 use crate::wire::{self, ApiResult, Auth};
@@ -104,7 +104,7 @@ async fn new_code(
         "code": code,
         "url": url,
         "principal": c.member,
-        "expiresIn": runpool_control::signin::CODE_SECONDS,
+        "expiresIn": runpool_control::iam::signin::CODE_SECONDS,
     }))
     .into_response())
 }

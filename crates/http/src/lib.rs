@@ -4,27 +4,16 @@
 //! Handlers only decode Google's JSON into the official model types, call a `control`
 //! service method with the authenticated caller, and render the answer; no rule lives here.
 
-pub mod audit;
 mod console;
-mod denypolicies;
-mod images;
-mod logging;
-mod oauth;
-mod orgpolicy;
-mod recommender;
-mod rm;
-mod roles;
+mod iam;
+mod intelligence;
+mod resourcemanager;
 mod run;
-mod run_v1;
-mod schema;
-mod serviceaccounts;
-mod tags;
-mod troubleshooter;
 pub mod wire;
 
 use axum::Router;
-use runpool_control::store::SqliteStore;
-use runpool_control::{Caller, Control, Error, local};
+use runpool_control::base::store::SqliteStore;
+use runpool_control::{Caller, Control, Error, base::local};
 use serde_json::Value;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -41,7 +30,7 @@ pub struct ServeOptions {
     pub ephemeral: bool,
     pub world: Option<PathBuf>,
     pub log_json: bool,
-    pub enforcement: runpool_control::audit::Enforcement,
+    pub enforcement: runpool_control::intelligence::audit::Enforcement,
 }
 
 pub const DEFAULT_PORT: u16 = 8484;
@@ -55,26 +44,26 @@ pub struct AppState {
 pub fn router(control: Arc<Control>) -> Router {
     let state = AppState { control };
     Router::new()
-        .merge(rm::router())
-        .merge(tags::router())
-        .merge(orgpolicy::router())
-        .merge(roles::router())
-        .merge(recommender::router())
-        .merge(denypolicies::router())
+        .merge(resourcemanager::router())
+        .merge(resourcemanager::tags::router())
+        .merge(resourcemanager::orgpolicy::router())
+        .merge(iam::roles::router())
+        .merge(intelligence::recommender::router())
+        .merge(iam::denypolicies::router())
         .merge(run::router())
-        .merge(run_v1::router())
-        .merge(serviceaccounts::router())
-        .merge(oauth::router())
-        .merge(troubleshooter::router())
-        .merge(logging::router())
-        .merge(images::router())
+        .merge(run::v1::router())
+        .merge(iam::serviceaccounts::router())
+        .merge(iam::oauth::router())
+        .merge(intelligence::troubleshooter::router())
+        .merge(intelligence::logging::router())
+        .merge(run::images::router())
         .merge(console::router())
         .route("/runpool/v1/status", axum::routing::get(status))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(schema::layer))
+        .layer(axum::middleware::from_fn(wire::schema::layer))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            audit::layer,
+            wire::audit::layer,
         ))
         .layer(panics_answer_500())
         .with_state(state)
@@ -187,7 +176,7 @@ fn admin_credential(dir: &Path) -> std::io::Result<(String, PathBuf)> {
             return Ok((t, path));
         }
     }
-    let cred = runpool_control::auth::new_admin_credential();
+    let cred = runpool_control::iam::auth::new_admin_credential();
     write_private(&path, &cred)?;
     Ok((cred, path))
 }
@@ -303,15 +292,16 @@ impl Server {
         }
         let (cred, cred_path) = admin_credential(&dir)?;
         control.set_admin_credential(cred);
-        control.set_log_store(runpool_control::logs::LogStore::new(dir.join("logs")));
-        control.set_image_store(runpool_control::images::ImageStore::open(
+        control.set_log_store(runpool_artifacts::logs::LogStore::new(dir.join("logs")));
+        control.set_image_store(runpool_artifacts::images::ImageStore::open(
             dir.join("images"),
         )?);
         control.set_audit_log(
-            runpool_control::audit::AuditLog::open(&dir.join("audit.db")).map_err(io_err)?,
+            runpool_control::intelligence::audit::AuditLog::open(&dir.join("audit.db"))
+                .map_err(io_err)?,
         );
         control.set_enforcement(opts.enforcement);
-        if opts.enforcement != runpool_control::audit::Enforcement::Strict {
+        if opts.enforcement != runpool_control::intelligence::audit::Enforcement::Strict {
             tracing::warn!(mode = ?opts.enforcement, "IAM enforcement is not strict: denials are let through");
         }
 

@@ -21,10 +21,10 @@ pub mod isolation;
 pub mod metadata;
 pub mod oci;
 
+use runpool_artifacts::images::Image;
+use runpool_artifacts::logs::LogStore;
 use runpool_control::Control;
-use runpool_control::images::Image;
-use runpool_control::instances::{PoolSpec, RevisionSpec};
-use runpool_control::logs::LogStore;
+use runpool_control::run::instances::{PoolSpec, RevisionSpec};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -21,8 +21,8 @@
 //! runc, not crun: crun 1.8 (Debian 12) refuses hosts with hybrid cgroups.
 
 use axum::Router;
-use runpool_control::images::{Image, ImageConfig};
-use runpool_control::instances::RevisionSpec;
+use runpool_artifacts::images::{Image, ImageConfig};
+use runpool_control::run::instances::RevisionSpec;
 use serde_json::{Value, json};
 use std::ffi::CString;
 use std::net::{Ipv4Addr, SocketAddr};

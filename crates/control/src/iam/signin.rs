@@ -1,0 +1,133 @@
+//! One-time sign-in codes: how `runpool console` signs a browser in as the CLI's account.
+//!
+//! An authenticated caller asks for a code (good for [`CODE_SECONDS`], once); whoever presents
+//! it gets a fresh session (access and refresh token) of that same principal, and nothing more.
+//! A caller that also proves it holds the server's admin credential may attach it, so that the
+//! session can mint simulated users' tokens as `runpool auth login` does. Codes live in memory
+//! only (a restart forgets them), kept as SHA-256 hashes.
+
+use crate::base::error::{Code, Error, Result};
+use crate::iam::auth::{TokenResponse, hash};
+use crate::{Caller, Control};
+use base64::Engine;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// How long a sign-in code may wait for its one use.
+pub const CODE_SECONDS: u64 = 300;
+
+/// A code waiting for its use.
+pub(crate) struct Pending {
+    member: String,
+    admin_credential: Option<String>,
+    expires: Instant,
+}
+
+/// Pending codes, by hash.
+pub(crate) type Codes = HashMap<String, Pending>;
+
+/// What a redeemed code gives: the session, whose it is, and the admin credential if the code
+/// carried it.
+pub struct Session {
+    pub token: TokenResponse,
+    pub member: String,
+    pub admin_credential: Option<String>,
+}
+
+impl Control {
+    fn codes(&self) -> std::sync::MutexGuard<'_, Codes> {
+        self.signin_codes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new code for the caller, with the admin credential attached when `admin_credential`
+    /// is given (and is this server's).
+    pub fn issue_signin_code(
+        &self,
+        caller: &Caller,
+        admin_credential: Option<&str>,
+    ) -> Result<String> {
+        let admin = match admin_credential.filter(|c| !c.is_empty()) {
+            None => None,
+            Some(c) if self.is_admin_credential(c) => Some(c.to_string()),
+            Some(_) => {
+                return Err(Error::new(
+                    Code::PermissionDenied,
+                    "The adminCredential given is not this server's admin credential.",
+                ));
+            }
+        };
+        let mut b = [0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut b);
+        let code = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let now = Instant::now();
+        let mut codes = self.codes();
+        codes.retain(|_, p| p.expires > now);
+        codes.insert(
+            hash(&code),
+            Pending {
+                member: caller.member.clone(),
+                admin_credential: admin,
+                expires: now + Duration::from_secs(CODE_SECONDS),
+            },
+        );
+        Ok(code)
+    }
+
+    /// Trade a code, once, for a session of its principal; `None` for a used, expired or
+    /// unknown code.
+    pub fn redeem_signin_code(&self, code: &str) -> Option<Result<Session>> {
+        let p = self
+            .codes()
+            .remove(&hash(code))
+            .filter(|p| p.expires > Instant::now())?;
+        Some(self.session_token(&p.member).map(|token| Session {
+            token,
+            member: p.member,
+            admin_credential: p.admin_credential,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::store::SqliteStore;
+    use crate::world::World;
+
+    fn control() -> (tempfile::TempDir, Control, Caller) {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Control::open(Box::new(
+            SqliteStore::open(&dir.path().join("runpool.db")).unwrap(),
+        ))
+        .unwrap();
+        c.seed(&World::default_world()).unwrap();
+        c.set_admin_credential("cred".into());
+        let caller = c.caller("user:alice@example.com");
+        (dir, c, caller)
+    }
+
+    #[test]
+    fn a_code_is_good_once_and_only_for_its_principal() {
+        let (_dir, c, alice) = control();
+        let code = c.issue_signin_code(&alice, None).unwrap();
+        let s = c.redeem_signin_code(&code).unwrap().unwrap();
+        assert_eq!(s.member, "user:alice@example.com");
+        assert!(s.admin_credential.is_none());
+        assert!(c.redeem_signin_code(&code).is_none());
+        assert!(c.redeem_signin_code("made-up").is_none());
+        assert!(c.issue_signin_code(&alice, Some("not-it")).is_err());
+        let code = c.issue_signin_code(&alice, Some("cred")).unwrap();
+        let s = c.redeem_signin_code(&code).unwrap().unwrap();
+        assert_eq!(s.admin_credential.as_deref(), Some("cred"));
+    }
+
+    #[test]
+    fn an_expired_code_is_refused() {
+        let (_dir, c, alice) = control();
+        let code = c.issue_signin_code(&alice, None).unwrap();
+        c.codes().values_mut().for_each(|p| {
+            p.expires = Instant::now() - Duration::from_secs(1);
+        });
+        assert!(c.redeem_signin_code(&code).is_none());
+    }
+}

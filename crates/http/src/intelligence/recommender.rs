@@ -1,0 +1,177 @@
+//! Recommender v1 (`recommender.googleapis.com`): recommendations and insights.
+
+use crate::AppState;
+use crate::wire::{
+    ApiError, ApiResult, Auth, Body, Enums, Params, page, parse, reply, split_verb, unknown_verb,
+};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use google_cloud_recommender_v1::model as rec;
+use runpool_control::Error;
+use runpool_control::intelligence::recommender::mark_target;
+use serde_json::Value;
+
+const PRIORITY: &[(i64, &str)] = &[
+    (0, "PRIORITY_UNSPECIFIED"),
+    (1, "P4"),
+    (2, "P3"),
+    (3, "P2"),
+    (4, "P1"),
+];
+const CATEGORY: &[(i64, &str)] = &[
+    (0, "CATEGORY_UNSPECIFIED"),
+    (1, "COST"),
+    (2, "SECURITY"),
+    (3, "PERFORMANCE"),
+    (4, "MANAGEABILITY"),
+    (5, "SUSTAINABILITY"),
+    (6, "RELIABILITY"),
+];
+const STATE: &[(i64, &str)] = &[
+    (0, "STATE_UNSPECIFIED"),
+    (1, "ACTIVE"),
+    (6, "CLAIMED"),
+    (3, "SUCCEEDED"),
+    (4, "FAILED"),
+    (5, "DISMISSED"),
+];
+const INSIGHT_STATE: &[(i64, &str)] = &[
+    (0, "STATE_UNSPECIFIED"),
+    (1, "ACTIVE"),
+    (2, "ACCEPTED"),
+    (3, "DISMISSED"),
+];
+const SEVERITY: &[(i64, &str)] = &[
+    (0, "SEVERITY_UNSPECIFIED"),
+    (1, "LOW"),
+    (2, "MEDIUM"),
+    (3, "HIGH"),
+    (4, "CRITICAL"),
+];
+const RECOMMENDATION: Enums = &[
+    ("priority", PRIORITY),
+    ("primaryImpact.category", CATEGORY),
+    ("additionalImpact.category", CATEGORY),
+    ("stateInfo.state", STATE),
+];
+const INSIGHT: Enums = &[
+    ("category", CATEGORY),
+    ("severity", SEVERITY),
+    ("stateInfo.state", INSIGHT_STATE),
+];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/{kind}/{id}/locations/{loc}/recommenders/{rid}/recommendations",
+            get(list_recommendations),
+        )
+        .route(
+            "/v1/{kind}/{id}/locations/{loc}/recommenders/{rid}/recommendations/{seg}",
+            get(get_recommendation).post(mark),
+        )
+        .route(
+            "/v1/{kind}/{id}/locations/{loc}/insightTypes/{tid}/insights",
+            get(list_insights),
+        )
+        .route(
+            "/v1/{kind}/{id}/locations/{loc}/insightTypes/{tid}/insights/{seg}",
+            get(get_insight),
+        )
+}
+
+type ParentPath = Path<(String, String, String, String)>;
+type ItemPath = Path<(String, String, String, String, String)>;
+
+async fn list_recommendations(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((kind, id, loc, rid)): ParentPath,
+) -> ApiResult {
+    let parent = format!("{kind}/{id}/locations/{loc}/recommenders/{rid}");
+    let filter = p.str("filter");
+    let all = s.control.list_recommendations(&c, &parent, filter)?;
+    let (items, next) = page(&p, &all, 100, 1000)?;
+    let mut resp = rec::ListRecommendationsResponse::new();
+    resp.recommendations = items;
+    resp.next_page_token = next;
+    Ok(crate::wire::reply_under(
+        &p,
+        &resp,
+        &["recommendations"],
+        RECOMMENDATION,
+    ))
+}
+
+async fn get_recommendation(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((kind, id, loc, rid, seg)): ItemPath,
+) -> ApiResult {
+    let name = format!("{kind}/{id}/locations/{loc}/recommenders/{rid}/recommendations/{seg}");
+    Ok(reply(
+        &p,
+        &s.control.get_recommendation(&c, &name)?,
+        RECOMMENDATION,
+    ))
+}
+
+/// `:markClaimed`, `:markSucceeded`, `:markFailed`, `:markDismissed`.
+async fn mark(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((kind, id, loc, rid, seg)): ItemPath,
+    Body(body): Body<Value>,
+) -> ApiResult {
+    let (rid_item, verb) = split_verb(&seg);
+    let to = mark_target(verb).ok_or_else(|| unknown_verb(verb))?;
+    let name = format!("{kind}/{id}/locations/{loc}/recommenders/{rid}/recommendations/{rid_item}");
+    // Dismissal carries no state metadata; the other three do.
+    let (etag, metadata) = if verb == "markDismissed" {
+        let req: rec::MarkRecommendationDismissedRequest = parse(body)?;
+        (req.etag, Default::default())
+    } else {
+        let req: rec::MarkRecommendationClaimedRequest = parse(body)?;
+        (req.etag, req.state_metadata)
+    };
+    let r = s
+        .control
+        .mark_recommendation(&c, &name, to, &etag, metadata)?;
+    Ok(reply(&p, &r, RECOMMENDATION))
+}
+
+async fn list_insights(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((kind, id, loc, tid)): ParentPath,
+) -> ApiResult {
+    let parent = format!("{kind}/{id}/locations/{loc}/insightTypes/{tid}");
+    let filter = p.str("filter");
+    let all = s.control.list_insights(&c, &parent, filter)?;
+    let (items, next) = page(&p, &all, 100, 1000)?;
+    let mut resp = rec::ListInsightsResponse::new();
+    resp.insights = items;
+    resp.next_page_token = next;
+    Ok(crate::wire::reply_under(&p, &resp, &["insights"], INSIGHT))
+}
+
+async fn get_insight(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((kind, id, loc, tid, seg)): ItemPath,
+) -> ApiResult {
+    if seg.contains(':') {
+        return Err(ApiError(Error::not_found(format!(
+            "Method '{}' not found.",
+            split_verb(&seg).1
+        ))));
+    }
+    let name = format!("{kind}/{id}/locations/{loc}/insightTypes/{tid}/insights/{seg}");
+    Ok(reply(&p, &s.control.get_insight(&c, &name)?, INSIGHT))
+}

@@ -1,0 +1,344 @@
+//! Cloud Run Admin API v2 (`run.googleapis.com`): worker pools, their revisions, IAM
+//! policies and operations.
+
+pub mod images;
+pub mod v1;
+
+use crate::wire::{
+    self, ApiError, ApiResult, Auth, Body, Enums, Params, page, reply_under, split_verb,
+    unknown_verb,
+};
+use crate::{AppState, iam_policy_verbs};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use google_cloud_run_v2::model as run;
+use runpool_control::Error;
+use serde_json::{Value, json};
+
+const LAUNCH_STAGE: &[(i64, &str)] = &[
+    (0, "LAUNCH_STAGE_UNSPECIFIED"),
+    (1, "EARLY_ACCESS"),
+    (2, "ALPHA"),
+    (3, "BETA"),
+    (4, "GA"),
+    (5, "DEPRECATED"),
+    (6, "UNIMPLEMENTED"),
+    (7, "PRELAUNCH"),
+];
+const CONDITION_STATE: &[(i64, &str)] = &[
+    (0, "STATE_UNSPECIFIED"),
+    (1, "CONDITION_PENDING"),
+    (2, "CONDITION_RECONCILING"),
+    (3, "CONDITION_FAILED"),
+    (4, "CONDITION_SUCCEEDED"),
+];
+const SEVERITY: &[(i64, &str)] = &[
+    (0, "SEVERITY_UNSPECIFIED"),
+    (1, "ERROR"),
+    (2, "WARNING"),
+    (3, "INFO"),
+];
+const SPLIT_TYPE: &[(i64, &str)] = &[
+    (0, "INSTANCE_SPLIT_ALLOCATION_TYPE_UNSPECIFIED"),
+    (1, "INSTANCE_SPLIT_ALLOCATION_TYPE_LATEST"),
+    (2, "INSTANCE_SPLIT_ALLOCATION_TYPE_REVISION"),
+];
+const REVOCATION: &[(i64, &str)] = &[
+    (0, "ENCRYPTION_KEY_REVOCATION_ACTION_UNSPECIFIED"),
+    (1, "PREVENT_NEW"),
+    (2, "SHUTDOWN"),
+];
+const EGRESS: &[(i64, &str)] = &[
+    (0, "VPC_EGRESS_UNSPECIFIED"),
+    (1, "ALL_TRAFFIC"),
+    (2, "PRIVATE_RANGES_ONLY"),
+];
+
+/// The enum fields of a worker pool, a revision, and their conditions.
+const ENUMS: Enums = &[
+    ("launchStage", LAUNCH_STAGE),
+    ("terminalCondition.state", CONDITION_STATE),
+    ("terminalCondition.severity", SEVERITY),
+    ("conditions.state", CONDITION_STATE),
+    ("conditions.severity", SEVERITY),
+    ("instanceSplits.type", SPLIT_TYPE),
+    ("instanceSplitStatuses.type", SPLIT_TYPE),
+    ("template.encryptionKeyRevocationAction", REVOCATION),
+    ("template.vpcAccess.egress", EGRESS),
+    ("encryptionKeyRevocationAction", REVOCATION),
+    ("vpcAccess.egress", EGRESS),
+];
+/// Where a pool or revision appears inside the answers.
+const AT: &[&str] = &[
+    "",
+    "response",
+    "metadata",
+    "workerPools",
+    "revisions",
+    "operations.response",
+    "operations.metadata",
+];
+
+pub fn router() -> Router<AppState> {
+    const BASE: &str = "/v2/projects/{project}/locations/{location}";
+    Router::new()
+        .route(&format!("{BASE}/workerPools"), get(list).post(create))
+        .route(
+            &format!("{BASE}/workerPools/{{seg}}"),
+            get(get_or_policy)
+                .patch(patch)
+                .delete(delete)
+                .post(post_verb),
+        )
+        .route(
+            &format!("{BASE}/workerPools/{{pool}}/revisions"),
+            get(list_revisions),
+        )
+        .route(
+            &format!("{BASE}/workerPools/{{pool}}/revisions/{{rev}}"),
+            get(get_revision).delete(delete_revision),
+        )
+        .route(&format!("{BASE}/operations"), get(list_operations))
+        .route(
+            &format!("{BASE}/operations/{{seg}}"),
+            get(get_operation)
+                .delete(delete_operation)
+                .post(wait_operation),
+        )
+}
+
+fn parent(project: &str, location: &str) -> String {
+    format!("projects/{project}/locations/{location}")
+}
+
+fn out<T: serde::Serialize>(p: &Params, v: &T) -> ApiResult {
+    Ok(reply_under(p, v, AT, ENUMS))
+}
+
+async fn create(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((project, location)): Path<(String, String)>,
+    Body(pool): Body<run::WorkerPool>,
+) -> ApiResult {
+    let op = s.control.create_worker_pool(
+        &c,
+        &parent(&project, &location),
+        p.str("workerPoolId"),
+        pool,
+        p.flag("validateOnly"),
+    )?;
+    out(&p, &op)
+}
+
+async fn list(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((project, location)): Path<(String, String)>,
+) -> ApiResult {
+    let (start, size) = wire::page_window(&p, 100, 1000)?;
+    let (items, total) =
+        s.control
+            .list_worker_pools(&c, &parent(&project, &location), Some((start, size)))?;
+    let mut resp = run::ListWorkerPoolsResponse::new();
+    resp.worker_pools = items;
+    resp.next_page_token = wire::next_page(start, size, total);
+    out(&p, &resp)
+}
+
+async fn get_or_policy(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((project, location, seg)): Path<(String, String, String)>,
+) -> ApiResult {
+    let (id, verb) = split_verb(&seg);
+    let name = format!("{}/workerPools/{id}", parent(&project, &location));
+    match verb {
+        "" => out(&p, &s.control.get_worker_pool(&c, &name)?),
+        // Cloud Run answers getIamPolicy on GET, with the version in the query.
+        "getIamPolicy" => iam_policy_verbs(
+            &p,
+            verb,
+            json!({}),
+            |v| s.control.pool_get_iam_policy(&c, &name, v),
+            |_, _| unreachable!("GET is only getIamPolicy"),
+            |_| unreachable!("GET is only getIamPolicy"),
+        ),
+        _ => Err(unknown_verb(verb)),
+    }
+}
+
+async fn post_verb(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((project, location, seg)): Path<(String, String, String)>,
+    Body(body): Body<Value>,
+) -> ApiResult {
+    let (id, verb) = split_verb(&seg);
+    let name = format!("{}/workerPools/{id}", parent(&project, &location));
+    match verb {
+        "setIamPolicy" | "testIamPermissions" => iam_policy_verbs(
+            &p,
+            verb,
+            body,
+            |v| s.control.pool_get_iam_policy(&c, &name, v),
+            |pol, mask| s.control.pool_set_iam_policy(&c, &name, pol, mask),
+            |perms| s.control.pool_test_iam_permissions(&c, &name, perms),
+        ),
+        _ => Err(unknown_verb(verb)),
+    }
+}
+
+async fn patch(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((project, location, id)): Path<(String, String, String)>,
+    Body(mut pool): Body<run::WorkerPool>,
+) -> ApiResult {
+    let name = format!("{}/workerPools/{id}", parent(&project, &location));
+    if pool.name.is_empty() {
+        pool.name = name;
+    } else if pool.name != name {
+        return Err(ApiError(Error::invalid(format!(
+            "The worker pool name '{}' does not match the request path '{name}'.",
+            pool.name
+        ))));
+    }
+    let op = s.control.update_worker_pool(
+        &c,
+        pool,
+        &p.mask("updateMask"),
+        p.flag("allowMissing"),
+        p.flag("forceNewRevision"),
+        p.flag("validateOnly"),
+    )?;
+    out(&p, &op)
+}
+
+async fn delete(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((project, location, id)): Path<(String, String, String)>,
+) -> ApiResult {
+    let name = format!("{}/workerPools/{id}", parent(&project, &location));
+    out(
+        &p,
+        &s.control
+            .delete_worker_pool(&c, &name, p.str("etag"), p.flag("validateOnly"))?,
+    )
+}
+
+async fn list_revisions(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((project, location, pool)): Path<(String, String, String)>,
+) -> ApiResult {
+    let revs = s.control.list_revisions(
+        &c,
+        &format!("{}/workerPools/{pool}", parent(&project, &location)),
+    )?;
+    let (items, next) = page(&p, &revs, 100, 1000)?;
+    let mut resp = run::ListRevisionsResponse::new();
+    resp.revisions = items;
+    resp.next_page_token = next;
+    out(&p, &resp)
+}
+
+async fn get_revision(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((project, location, pool, rev)): Path<(String, String, String, String)>,
+) -> ApiResult {
+    let name = format!(
+        "{}/workerPools/{pool}/revisions/{rev}",
+        parent(&project, &location)
+    );
+    out(&p, &s.control.get_revision(&c, &name)?)
+}
+
+async fn delete_revision(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((project, location, pool, rev)): Path<(String, String, String, String)>,
+) -> ApiResult {
+    let name = format!(
+        "{}/workerPools/{pool}/revisions/{rev}",
+        parent(&project, &location)
+    );
+    out(&p, &s.control.delete_revision(&c, &name)?)
+}
+
+async fn list_operations(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((project, location)): Path<(String, String)>,
+) -> ApiResult {
+    let ops = s
+        .control
+        .list_run_operations(&c, &parent(&project, &location))?;
+    let (items, next) = page(&p, &ops, 100, 1000)?;
+    let mut resp = google_cloud_longrunning::model::ListOperationsResponse::new();
+    resp.operations = items;
+    resp.next_page_token = next;
+    out(&p, &resp)
+}
+
+async fn get_operation(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((project, location, id)): Path<(String, String, String)>,
+) -> ApiResult {
+    out(
+        &p,
+        &s.control.get_run_operation(
+            &c,
+            &format!("{}/operations/{id}", parent(&project, &location)),
+        )?,
+    )
+}
+
+async fn delete_operation(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((project, location, id)): Path<(String, String, String)>,
+) -> ApiResult {
+    s.control.delete_run_operation(
+        &c,
+        &format!("{}/operations/{id}", parent(&project, &location)),
+    )?;
+    out(&p, &json!({}))
+}
+
+/// `operations/ID:wait`: every operation is already done when it is returned.
+async fn wait_operation(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    Path((project, location, seg)): Path<(String, String, String)>,
+    Body(_): Body<Value>,
+) -> ApiResult {
+    let (id, verb) = split_verb(&seg);
+    if verb != "wait" {
+        return Err(unknown_verb(verb));
+    }
+    out(
+        &p,
+        &s.control.get_run_operation(
+            &c,
+            &format!("{}/operations/{id}", parent(&project, &location)),
+        )?,
+    )
+}

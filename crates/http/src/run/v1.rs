@@ -1,0 +1,511 @@
+//! Cloud Run Admin API v1 (Knative style) for worker pools:
+//! `/apis/run.googleapis.com/v1/namespaces/NS/workerpools[/NAME]` — get, list, create,
+//! replace (PUT, `metadata.resourceVersion` for optimistic concurrency), delete. It is another
+//! view of the same pools: each call is translated to the v2 model and goes through the same
+//! `control` methods and identity rules.
+//!
+//! The v1 path carries no region (Google routes by regional host, `REGION-run.googleapis.com`),
+//! so the region comes from the `Host` prefix, the `cloud.googleapis.com/location` label, or,
+//! for reads, the one region holding a pool of that name.
+
+use crate::AppState;
+use crate::wire::{ApiError, ApiResult, Auth, Body, Params};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use google_cloud_run_v2::model::WorkerPool;
+use runpool_control::run::workerpools::REGIONS;
+use runpool_control::{Caller, Error};
+use serde_json::{Map, Value, json};
+
+pub const LOCATION_LABEL: &str = "cloud.googleapis.com/location";
+const API_VERSION: &str = "run.googleapis.com/v1";
+
+/// v1 annotations that carry v2 fields, and the output-only ones Cloud Run writes.
+const LAUNCH_STAGE: &str = "run.googleapis.com/launch-stage";
+const SCALING_MODE: &str = "run.googleapis.com/scalingMode";
+const MANUAL_COUNT: &str = "run.googleapis.com/manualInstanceCount";
+const MIN_SCALE: &str = "run.googleapis.com/minScale";
+const MAX_SCALE: &str = "run.googleapis.com/maxScale";
+const DESCRIPTION: &str = "run.googleapis.com/description";
+const CLIENT_NAME: &str = "run.googleapis.com/client-name";
+const CLIENT_VERSION: &str = "run.googleapis.com/client-version";
+const CREATOR: &str = "serving.knative.dev/creator";
+const LAST_MODIFIER: &str = "serving.knative.dev/lastModifier";
+
+pub fn router() -> Router<AppState> {
+    const BASE: &str = "/apis/run.googleapis.com/v1/namespaces/{ns}/workerpools";
+    Router::new().route(BASE, get(list).post(create)).route(
+        &format!("{BASE}/{{name}}"),
+        get(get_one).put(replace).delete(delete),
+    )
+}
+
+fn invalid(msg: impl Into<String>) -> ApiError {
+    ApiError(Error::invalid(msg))
+}
+
+/// The region named by a regional host (`us-central1-run.googleapis.com`, or any
+/// `REGION-…` host).
+fn host_region(headers: &HeaderMap) -> Option<String> {
+    let host = headers.get(axum::http::header::HOST)?.to_str().ok()?;
+    REGIONS
+        .iter()
+        .find(|r| host.starts_with(&format!("{r}-")))
+        .map(|r| r.to_string())
+}
+
+fn str_map(v: &Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+/// v1 `WorkerPool` → v2 `WorkerPool` (the writable fields).
+fn to_v2(v1: &Value) -> ApiResult<(String, Option<String>, WorkerPool)> {
+    if v1
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k != "WorkerPool")
+    {
+        return Err(invalid(format!(
+            "kind must be WorkerPool, not {}.",
+            v1["kind"]
+        )));
+    }
+    if v1
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .is_some_and(|a| a != API_VERSION)
+    {
+        return Err(invalid(format!(
+            "apiVersion must be {API_VERSION}, not {}.",
+            v1["apiVersion"]
+        )));
+    }
+    let meta = &v1["metadata"];
+    let name = meta["name"].as_str().unwrap_or_default().to_string();
+    if name.is_empty() {
+        return Err(invalid("metadata.name is required."));
+    }
+    let mut labels = str_map(&meta["labels"]);
+    let region = labels
+        .remove(LOCATION_LABEL)
+        .and_then(|v| v.as_str().map(str::to_string));
+    let mut annotations = str_map(&meta["annotations"]);
+    let take = |a: &mut Map<String, Value>, k: &str| {
+        a.remove(k).and_then(|v| v.as_str().map(str::to_string))
+    };
+    let mut scaling = Map::new();
+    if let Some(m) = take(&mut annotations, SCALING_MODE) {
+        scaling.insert("scalingMode".into(), json!(m.to_uppercase()));
+    }
+    for (k, field) in [
+        (MANUAL_COUNT, "manualInstanceCount"),
+        (MIN_SCALE, "minInstanceCount"),
+        (MAX_SCALE, "maxInstanceCount"),
+    ] {
+        if let Some(n) = take(&mut annotations, k) {
+            let n: i64 = n
+                .parse()
+                .map_err(|_| invalid(format!("Annotation {k} must be a number, not '{n}'.")))?;
+            scaling.insert(field.into(), json!(n));
+        }
+    }
+    let mut v2 = json!({ "labels": labels });
+    if let Some(stage) = take(&mut annotations, LAUNCH_STAGE) {
+        v2["launchStage"] = json!(stage.to_uppercase());
+    }
+    if let Some(d) = take(&mut annotations, DESCRIPTION) {
+        v2["description"] = json!(d);
+    }
+    if let Some(c) = take(&mut annotations, CLIENT_NAME) {
+        v2["client"] = json!(c);
+    }
+    if let Some(c) = take(&mut annotations, CLIENT_VERSION) {
+        v2["clientVersion"] = json!(c);
+    }
+    // What Cloud Run writes itself (creator, operation id, …) is not the caller's to set.
+    annotations.retain(|k, _| {
+        !k.starts_with("serving.knative.dev/") && !k.starts_with("run.googleapis.com/")
+    });
+    v2["annotations"] = Value::Object(annotations);
+    if !scaling.is_empty() {
+        v2["scaling"] = Value::Object(scaling);
+    }
+    let spec = &v1["spec"];
+    let tpl = spec.get("template").filter(|t| t.is_object()).ok_or_else(|| {
+        invalid("spec.template is required but missing. Please check the content in your yaml file.")
+    })?;
+    let tmeta = &tpl["metadata"];
+    let tspec = &tpl["spec"];
+    let mut tannotations = str_map(&tmeta["annotations"]);
+    tannotations.retain(|k, _| {
+        !k.starts_with("serving.knative.dev/")
+            && !k.starts_with("run.googleapis.com/")
+            && !k.starts_with("autoscaling.knative.dev/")
+    });
+    let mut template = json!({
+        "labels": str_map(&tmeta["labels"]),
+        "annotations": tannotations,
+        "containers": tspec.get("containers").cloned().unwrap_or(json!([])),
+    });
+    if let Some(r) = tmeta["name"].as_str() {
+        template["revision"] = json!(r);
+    }
+    if let Some(sa) = tspec["serviceAccountName"].as_str() {
+        template["serviceAccount"] = json!(sa);
+    }
+    if let Some(vols) = tspec.get("volumes") {
+        template["volumes"] = vols.clone();
+    }
+    // v1 containers carry Kubernetes fields v2 has no place for; keep the shared ones.
+    if let Some(cs) = template["containers"].as_array_mut() {
+        for c in cs {
+            if let Some(o) = c.as_object_mut() {
+                o.retain(|k, _| {
+                    matches!(
+                        k.as_str(),
+                        "name"
+                            | "image"
+                            | "command"
+                            | "args"
+                            | "env"
+                            | "resources"
+                            | "workingDir"
+                            | "volumeMounts"
+                            | "dependsOn"
+                    )
+                });
+                if let Some(limits) = o.get_mut("resources").and_then(|r| r.as_object_mut()) {
+                    limits.retain(|k, _| k == "limits");
+                }
+            }
+        }
+    }
+    v2["template"] = template;
+    if let Some(splits) = spec["instanceSplits"].as_array() {
+        let s: Vec<Value> = splits
+            .iter()
+            .map(|s| {
+                if s["latestRevision"].as_bool() == Some(true) {
+                    json!({"type": "INSTANCE_SPLIT_ALLOCATION_TYPE_LATEST", "percent": s["percent"]})
+                } else {
+                    json!({"type": "INSTANCE_SPLIT_ALLOCATION_TYPE_REVISION", "revision": s["revisionName"], "percent": s["percent"]})
+                }
+            })
+            .collect();
+        v2["instanceSplits"] = json!(s);
+    }
+    let mut pool: WorkerPool =
+        serde_json::from_value(v2).map_err(|e| invalid(format!("Invalid worker pool: {e}")))?;
+    // `resourceVersion` is the v2 etag: a stale one fails the replace.
+    pool.etag = meta["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    Ok((name, region, pool))
+}
+
+/// v2 `WorkerPool` → v1 `WorkerPool`.
+fn to_v1(pool: &WorkerPool, project_number: &str) -> Value {
+    let v2 = serde_json::to_value(pool).unwrap_or(Value::Null);
+    let parts: Vec<&str> = pool.name.split('/').collect();
+    let (region, id) = (
+        parts.get(3).copied().unwrap_or_default(),
+        parts.get(5).copied().unwrap_or_default(),
+    );
+    let mut labels = str_map(&v2["labels"]);
+    labels.insert(LOCATION_LABEL.into(), json!(region));
+    let mut annotations = str_map(&v2["annotations"]);
+    annotations.insert(CREATOR.into(), json!(pool.creator));
+    annotations.insert(LAST_MODIFIER.into(), json!(pool.last_modifier));
+    let stage = pool.launch_stage.name().unwrap_or("GA");
+    if stage != "GA" {
+        annotations.insert(LAUNCH_STAGE.into(), json!(stage));
+    }
+    if !pool.description.is_empty() {
+        annotations.insert(DESCRIPTION.into(), json!(pool.description));
+    }
+    if !pool.client.is_empty() {
+        annotations.insert(CLIENT_NAME.into(), json!(pool.client));
+    }
+    let scaling = &v2["scaling"];
+    if let Some(m) = scaling["scalingMode"].as_str() {
+        annotations.insert(SCALING_MODE.into(), json!(m.to_lowercase()));
+    } else if scaling["scalingMode"].is_number() {
+        let m = if scaling["scalingMode"] == 1 {
+            "automatic"
+        } else {
+            "manual"
+        };
+        annotations.insert(SCALING_MODE.into(), json!(m));
+    }
+    for (k, field) in [
+        (MANUAL_COUNT, "manualInstanceCount"),
+        (MIN_SCALE, "minInstanceCount"),
+        (MAX_SCALE, "maxInstanceCount"),
+    ] {
+        if let Some(n) = scaling[field].as_i64() {
+            annotations.insert(k.into(), json!(n.to_string()));
+        }
+    }
+    let tpl = &v2["template"];
+    let mut tspec = json!({
+        "serviceAccountName": tpl["serviceAccount"],
+        "containers": tpl.get("containers").cloned().unwrap_or(json!([])),
+    });
+    if let Some(v) = tpl.get("volumes") {
+        tspec["volumes"] = v.clone();
+    }
+    let mut tmeta = json!({});
+    if let Some(l) = tpl.get("labels") {
+        tmeta["labels"] = l.clone();
+    }
+    if let Some(a) = tpl.get("annotations") {
+        tmeta["annotations"] = a.clone();
+    }
+    let splits: Vec<Value> = pool
+        .instance_splits
+        .iter()
+        .map(|s| {
+            if s.revision.is_empty() {
+                json!({"latestRevision": true, "percent": s.percent})
+            } else {
+                json!({"revisionName": s.revision, "percent": s.percent})
+            }
+        })
+        .collect();
+    let status_splits: Vec<Value> = pool
+        .instance_split_statuses
+        .iter()
+        .map(|s| json!({"revisionName": s.revision, "percent": s.percent}))
+        .collect();
+    let rev = |r: &str| r.rsplit('/').next().unwrap_or_default().to_string();
+    let ready = pool.terminal_condition.as_ref().map(|c| {
+        json!({
+            "type": "Ready",
+            "status": if c.state == google_cloud_run_v2::model::condition::State::ConditionSucceeded { "True" } else { "False" },
+            "message": c.message,
+            "lastTransitionTime": serde_json::to_value(c.last_transition_time).unwrap_or(Value::Null),
+        })
+    });
+    json!({
+        "apiVersion": API_VERSION,
+        "kind": "WorkerPool",
+        "metadata": {
+            "name": id,
+            "namespace": project_number,
+            "selfLink": format!("/apis/run.googleapis.com/v1/namespaces/{project_number}/workerpools/{id}"),
+            "uid": pool.uid,
+            "resourceVersion": pool.etag,
+            "generation": pool.generation,
+            "creationTimestamp": v2["createTime"],
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "spec": { "template": { "metadata": tmeta, "spec": tspec }, "instanceSplits": splits },
+        "status": {
+            "observedGeneration": pool.observed_generation,
+            "conditions": ready.into_iter().collect::<Vec<_>>(),
+            "latestReadyRevisionName": rev(&pool.latest_ready_revision),
+            "latestCreatedRevisionName": rev(&pool.latest_created_revision),
+            "instanceSplits": status_splits,
+        },
+    })
+}
+
+/// The region of a pool named in a v1 path: the regional host, else the only region that
+/// holds a pool of that name.
+fn region_for(
+    s: &AppState,
+    c: &Caller,
+    headers: &HeaderMap,
+    ns: &str,
+    name: &str,
+) -> ApiResult<String> {
+    if let Some(r) = host_region(headers) {
+        return Ok(r);
+    }
+    let found = s.control.regions_of_pool(c, ns, name)?;
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(ApiError(Error::not_found(format!(
+            "Cannot find worker pool [{name}] in namespace [{ns}]."
+        )))),
+        _ => Err(invalid(format!(
+            "Worker pool [{name}] exists in several regions ({}); use a regional endpoint.",
+            found.join(", ")
+        ))),
+    }
+}
+
+fn v2_name(ns: &str, region: &str, name: &str) -> String {
+    format!("projects/{ns}/locations/{region}/workerPools/{name}")
+}
+
+fn pool_reply(s: &AppState, pool: &WorkerPool) -> ApiResult {
+    let number = s.control.project_number_of(&pool.name).unwrap_or_default();
+    Ok(axum::Json(to_v1(pool, &number)).into_response())
+}
+
+/// The pool an operation carries.
+fn pool_of(op: &google_cloud_longrunning::model::Operation) -> ApiResult<WorkerPool> {
+    use google_cloud_longrunning::model::operation::Result as R;
+    match &op.result {
+        Some(R::Response(any)) => any
+            .to_msg::<WorkerPool>()
+            .map_err(|e| ApiError(Error::internal(e.to_string()))),
+        _ => Err(ApiError(Error::internal("operation without a worker pool"))),
+    }
+}
+
+async fn get_one(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    headers: HeaderMap,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult {
+    let region = region_for(&s, &c, &headers, &ns, &name)?;
+    let pool = s
+        .control
+        .get_worker_pool(&c, &v2_name(&ns, &region, &name))?;
+    pool_reply(&s, &pool)
+}
+
+async fn list(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+) -> ApiResult {
+    let regions: Vec<String> = match host_region(&headers) {
+        Some(r) => vec![r],
+        None => REGIONS.iter().map(|r| r.to_string()).collect(),
+    };
+    let mut items = vec![];
+    for r in regions {
+        for pool in s
+            .control
+            .list_worker_pools(&c, &format!("projects/{ns}/locations/{r}"), None)?
+            .0
+        {
+            let number = s.control.project_number_of(&pool.name).unwrap_or_default();
+            items.push(to_v1(&pool, &number));
+        }
+    }
+    let limit = p
+        .int("limit")?
+        .filter(|n| *n > 0)
+        .map(|n| n as usize)
+        .unwrap_or(usize::MAX);
+    let start: usize = p.get("continue").and_then(|c| c.parse().ok()).unwrap_or(0);
+    let end = start.saturating_add(limit).min(items.len());
+    let next = if end < items.len() {
+        end.to_string()
+    } else {
+        String::new()
+    };
+    let page: Vec<Value> = items
+        .get(start.min(items.len())..end)
+        .unwrap_or(&[])
+        .to_vec();
+    Ok(axum::Json(json!({
+        "apiVersion": API_VERSION,
+        "kind": "WorkerPoolList",
+        "metadata": { "selfLink": format!("/apis/run.googleapis.com/v1/namespaces/{ns}/workerpools"), "continue": next },
+        "items": page,
+    }))
+    .into_response())
+}
+
+fn dry_run(p: &Params) -> bool {
+    p.get("dryRun").is_some_and(|v| v == "all")
+}
+
+async fn create(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+    Body(body): Body<Value>,
+) -> ApiResult {
+    let (name, label_region, pool) = to_v2(&body)?;
+    check_namespace(&s, &ns, &body)?;
+    let region = host_region(&headers).or(label_region).ok_or_else(|| {
+        invalid(format!("The region of worker pool [{name}] is unknown: set the label {LOCATION_LABEL} or use a regional endpoint."))
+    })?;
+    let op = s.control.create_worker_pool(
+        &c,
+        &format!("projects/{ns}/locations/{region}"),
+        &name,
+        pool,
+        dry_run(&p),
+    )?;
+    pool_reply(&s, &pool_of(&op)?)
+}
+
+/// `metadata.namespace`, when given, must name the path's project (by id or number).
+fn check_namespace(s: &AppState, ns: &str, body: &Value) -> ApiResult<()> {
+    let Some(given) = body["metadata"]["namespace"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+    else {
+        return Ok(());
+    };
+    if given == ns || s.control.same_project(given, ns) {
+        return Ok(());
+    }
+    Err(invalid(format!(
+        "Namespace [{given}] in the body does not match the namespace [{ns}] of the request."
+    )))
+}
+
+async fn replace(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    headers: HeaderMap,
+    Path((ns, path_name)): Path<(String, String)>,
+    Body(body): Body<Value>,
+) -> ApiResult {
+    let (name, label_region, mut pool) = to_v2(&body)?;
+    if name != path_name {
+        return Err(invalid(format!(
+            "metadata.name [{name}] does not match the request path [{path_name}]."
+        )));
+    }
+    check_namespace(&s, &ns, &body)?;
+    let region = match host_region(&headers).or(label_region) {
+        Some(r) => r,
+        None => region_for(&s, &c, &headers, &ns, &name)?,
+    };
+    pool.name = v2_name(&ns, &region, &name);
+    let op = s
+        .control
+        .update_worker_pool(&c, pool, &[], false, false, dry_run(&p))?;
+    pool_reply(&s, &pool_of(&op)?)
+}
+
+async fn delete(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    p: Params,
+    headers: HeaderMap,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult {
+    let region = region_for(&s, &c, &headers, &ns, &name)?;
+    let op = s
+        .control
+        .delete_worker_pool(&c, &v2_name(&ns, &region, &name), "", dry_run(&p))?;
+    let pool = pool_of(&op)?;
+    Ok(axum::Json(json!({
+        "apiVersion": "v1",
+        "kind": "Status",
+        "status": "Success",
+        "details": { "name": name, "group": "run.googleapis.com", "kind": "workerpools", "uid": pool.uid },
+    }))
+    .into_response())
+}
