@@ -30,7 +30,7 @@ pub async fn run(ctx: &Ctx, args: &ConsoleArgs) -> Result<()> {
     let admin = if args.no_admin {
         None
     } else {
-        crate::auth::find_admin_credential(None, &endpoint).ok()
+        runpool_client::auth::find_admin_credential(None, &endpoint).ok()
     };
     let mut body = json!({});
     if let Some(cred) = &admin {
@@ -52,7 +52,7 @@ pub async fn run(ctx: &Ctx, args: &ConsoleArgs) -> Result<()> {
             ""
         }
     );
-    crate::output::emit(&format!("{url}\n"));
+    crate::emit(&format!("{url}\n"));
     if !args.no_browser && open_browser(&url) {
         eprintln!("\nOpened it in your browser.");
     }

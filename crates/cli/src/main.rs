@@ -20,31 +20,19 @@
 //! (`troubleshoot` is `policy-intelligence troubleshoot-policy iam`; `logs` is `logging read`
 //! and `run worker-pools logs read|tail`).
 
-mod api;
 mod auth;
 mod config;
 mod console;
-mod deny_policies;
-mod folders;
-mod iam_policy;
-mod images;
-mod logs;
-mod org_policies;
-mod organizations;
-mod output;
-mod projects;
-mod recommender;
-mod roles;
+mod iam;
+mod intelligence;
+mod resourcemanager;
+mod run;
 mod serve;
-mod service_accounts;
-mod tags;
-mod terraform;
-mod troubleshoot;
-mod worker_pools;
 
 use anyhow::{Result, anyhow};
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use output::Format;
+use runpool_client::{api, output};
 use serde_json::Value;
 use std::process::ExitCode;
 
@@ -102,66 +90,66 @@ enum Command {
     Console(console::ConsoleArgs),
     /// Manage projects.
     #[command(subcommand)]
-    Projects(projects::ProjectsCmd),
+    Projects(resourcemanager::projects::ProjectsCmd),
     /// Manage organizations.
     #[command(subcommand)]
-    Organizations(organizations::OrganizationsCmd),
+    Organizations(resourcemanager::organizations::OrganizationsCmd),
     /// Manage folders and organization policies.
     #[command(subcommand)]
     ResourceManager(ResourceManagerCmd),
     /// Organization policies over Org Policy v2 (`set-policy FILE` with conditional rules).
     #[command(subcommand)]
-    OrgPolicies(org_policies::OrgPoliciesV2Cmd),
+    OrgPolicies(resourcemanager::org_policies::OrgPoliciesV2Cmd),
     /// Manage IAM roles.
     #[command(subcommand)]
     Iam(IamCmd),
     /// Manage Cloud Run worker pools.
     #[command(subcommand)]
-    Run(worker_pools::RunCmd),
+    Run(run::worker_pools::RunCmd),
     /// Plan and apply Terraform configurations of worker pools and service accounts.
     #[command(subcommand)]
-    Terraform(terraform::TerraformCmd),
+    Terraform(run::terraform::TerraformCmd),
     /// Policy Intelligence: troubleshoot IAM access (Policy Troubleshooter v3).
     #[command(subcommand)]
-    PolicyIntelligence(troubleshoot::PolicyIntelligenceCmd),
+    PolicyIntelligence(intelligence::troubleshoot::PolicyIntelligenceCmd),
     /// Read Cloud Logging entries (worker pool instance logs).
     #[command(subcommand)]
-    Logging(logs::LoggingCmd),
+    Logging(run::logs::LoggingCmd),
     /// Import container images for `serve --runtime oci`.
     #[command(subcommand)]
-    Images(images::ImagesCmd),
+    Images(run::images::ImagesCmd),
     /// Recommendations and insights (Recommender v1): least-privilege roles and accounts.
     #[command(subcommand)]
-    Recommender(recommender::RecommenderCmd),
+    Recommender(intelligence::recommender::RecommenderCmd),
 }
 
 #[derive(Subcommand, Debug)]
 enum ResourceManagerCmd {
     #[command(subcommand)]
-    Folders(folders::FoldersCmd),
+    Folders(resourcemanager::folders::FoldersCmd),
     #[command(subcommand)]
-    OrgPolicies(org_policies::OrgPoliciesCmd),
+    OrgPolicies(resourcemanager::org_policies::OrgPoliciesCmd),
     /// Manage tags: keys, values and their bindings to resources.
     #[command(subcommand)]
-    Tags(tags::TagsCmd),
+    Tags(resourcemanager::tags::TagsCmd),
 }
 
 #[derive(Subcommand, Debug)]
 enum IamCmd {
     #[command(subcommand)]
-    Roles(roles::RolesCmd),
+    Roles(iam::roles::RolesCmd),
     /// Manage service accounts and their keys.
     #[command(subcommand)]
-    ServiceAccounts(service_accounts::ServiceAccountsCmd),
+    ServiceAccounts(iam::service_accounts::ServiceAccountsCmd),
     /// Manage IAM deny policies (IAM v2).
     #[command(subcommand)]
-    Policies(deny_policies::PoliciesCmd),
+    Policies(iam::deny_policies::PoliciesCmd),
 }
 
 /// What every client command gets: global flags and the stored properties.
 pub struct Ctx {
     pub globals: Globals,
-    pub config: config::Config,
+    pub config: runpool_client::config::Config,
 }
 
 impl Ctx {
@@ -174,20 +162,21 @@ impl Ctx {
             .account
             .clone()
             .or(self.config.account())
-            .ok_or_else(auth::no_active_account)
+            .ok_or_else(runpool_client::auth::no_active_account)
     }
 
     /// An API client authenticated as the active account, or as the service account it
     /// impersonates (`--impersonate-service-account`, `auth/impersonate_service_account`).
     pub async fn api(&self) -> Result<api::Api> {
         let endpoint = self.endpoint();
-        let mut token = auth::access_token(&self.account()?, &endpoint).await?;
-        if let Some(spec) = auth::impersonation(
+        let mut token = runpool_client::auth::access_token(&self.account()?, &endpoint).await?;
+        if let Some(spec) = runpool_client::auth::impersonation(
             self.globals.impersonate_service_account.as_deref(),
             &self.config,
         ) {
-            auth::warn_impersonation(&spec);
-            token = auth::impersonated_access_token(&endpoint, &token, &spec).await?;
+            runpool_client::auth::warn_impersonation(&spec);
+            token =
+                runpool_client::auth::impersonated_access_token(&endpoint, &token, &spec).await?;
         }
         Ok(api::Api::new(endpoint, token))
     }
@@ -217,7 +206,7 @@ impl Ctx {
         if self.globals.flatten.is_some() || self.globals.filter.is_some() {
             return self.print_list(vec![v.clone()], default);
         }
-        output::emit(&output::render_one(&self.format_or(default), v));
+        emit(&output::render_one(&self.format_or(default), v));
     }
 
     pub fn print_list(&self, items: Vec<Value>, default: Format) {
@@ -230,7 +219,7 @@ impl Ctx {
             Some(spec) => output::filter(items, spec).unwrap_or_default(),
             None => items,
         };
-        output::emit(&output::render_list(&self.format_or(default), &items));
+        emit(&output::render_list(&self.format_or(default), &items));
     }
 
     /// Print a resource only when `--format` asked for it (commands like `create` print just a
@@ -239,6 +228,20 @@ impl Ctx {
         if self.globals.format.is_some() {
             self.print_one(v, Format::Yaml);
         }
+    }
+}
+
+/// Write command output to stdout. A reader that went away (`runpool ... | head`) is not an
+/// error worth a panic or a message: stop quietly, as gcloud and coreutils do.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("ERROR: writing output: {e}");
+        std::process::exit(1);
     }
 }
 
@@ -299,6 +302,11 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Terraform's own error box, printed as Terraform prints it.
+            if let Some(d) = e.downcast_ref::<runpool_terraform::Diagnostics>() {
+                eprint!("{d}");
+                return ExitCode::FAILURE;
+            }
             let hint = if api::has_status(&e, "UNAUTHENTICATED") {
                 "\nThe server did not accept the stored token (a restarted server forgets old \
                  ones; a deleted or disabled service account or key is refused at once). Please \
@@ -322,7 +330,7 @@ async fn run(cli: Cli) -> Result<()> {
     let ctx = || -> Result<Ctx> {
         Ok(Ctx {
             globals: cli.globals.clone(),
-            config: config::Config::load()?,
+            config: runpool_client::config::Config::load()?,
         })
     };
     match &cli.command {
@@ -330,23 +338,27 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Config(c) => config::run(c),
         Command::Auth(c) => auth::run(c, &cli.globals).await,
         Command::Console(a) => console::run(&ctx()?, a).await,
-        Command::Projects(c) => projects::run(&ctx()?, c).await,
-        Command::Organizations(c) => organizations::run(&ctx()?, c).await,
-        Command::ResourceManager(ResourceManagerCmd::Folders(c)) => folders::run(&ctx()?, c).await,
-        Command::ResourceManager(ResourceManagerCmd::OrgPolicies(c)) => {
-            org_policies::run(&ctx()?, c).await
+        Command::Projects(c) => resourcemanager::projects::run(&ctx()?, c).await,
+        Command::Organizations(c) => resourcemanager::organizations::run(&ctx()?, c).await,
+        Command::ResourceManager(ResourceManagerCmd::Folders(c)) => {
+            resourcemanager::folders::run(&ctx()?, c).await
         }
-        Command::ResourceManager(ResourceManagerCmd::Tags(c)) => tags::run(&ctx()?, c).await,
-        Command::OrgPolicies(c) => org_policies::run_v2(&ctx()?, c).await,
-        Command::Iam(IamCmd::Roles(c)) => roles::run(&ctx()?, c).await,
-        Command::Iam(IamCmd::ServiceAccounts(c)) => service_accounts::run(&ctx()?, c).await,
-        Command::Iam(IamCmd::Policies(c)) => deny_policies::run(&ctx()?, c).await,
-        Command::Run(c) => worker_pools::run(&ctx()?, c).await,
-        Command::Terraform(c) => terraform::run(&ctx()?, c).await,
-        Command::PolicyIntelligence(c) => troubleshoot::run(&ctx()?, c).await,
-        Command::Logging(c) => logs::run_logging(&ctx()?, c).await,
-        Command::Images(c) => images::run(&ctx()?, c).await,
-        Command::Recommender(c) => recommender::run(&ctx()?, c).await,
+        Command::ResourceManager(ResourceManagerCmd::OrgPolicies(c)) => {
+            resourcemanager::org_policies::run(&ctx()?, c).await
+        }
+        Command::ResourceManager(ResourceManagerCmd::Tags(c)) => {
+            resourcemanager::tags::run(&ctx()?, c).await
+        }
+        Command::OrgPolicies(c) => resourcemanager::org_policies::run_v2(&ctx()?, c).await,
+        Command::Iam(IamCmd::Roles(c)) => iam::roles::run(&ctx()?, c).await,
+        Command::Iam(IamCmd::ServiceAccounts(c)) => iam::service_accounts::run(&ctx()?, c).await,
+        Command::Iam(IamCmd::Policies(c)) => iam::deny_policies::run(&ctx()?, c).await,
+        Command::Run(c) => run::worker_pools::run(&ctx()?, c).await,
+        Command::Terraform(c) => run::terraform::run(&ctx()?, c).await,
+        Command::PolicyIntelligence(c) => intelligence::troubleshoot::run(&ctx()?, c).await,
+        Command::Logging(c) => run::logs::run_logging(&ctx()?, c).await,
+        Command::Images(c) => run::images::run(&ctx()?, c).await,
+        Command::Recommender(c) => intelligence::recommender::run(&ctx()?, c).await,
     }
 }
 

@@ -19,31 +19,14 @@
 //! - `project` falls back to the provider block, then to `core/project`; a pool's `location`
 //!   to the provider's `region`.
 
-use crate::Ctx;
-use crate::api::{Api, has_status};
-use crate::worker_pools::{self, CLIENT, googleapi, v2_path, wait_operation};
 use anyhow::{Result, anyhow, bail};
-use clap::Args;
 use hcl::eval::{Context, Evaluate};
 use reqwest::Method;
+use runpool_client::api::{Api, ApiError, has_status};
+use runpool_client::run::{CLIENT, get_pool, v2_path};
 use serde_json::{Map, Value, json};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-#[derive(Debug, clap::Subcommand)]
-pub enum TerraformCmd {
-    /// Show what `apply` would create or change (nothing is written).
-    Plan(TfArgs),
-    /// Create or update the configuration's resources.
-    Apply(TfArgs),
-}
-
-#[derive(Args, Debug)]
-pub struct TfArgs {
-    /// `[PATH] [-var NAME=VALUE]... [-auto-approve]`, as Terraform takes them.
-    #[arg(allow_hyphen_values = true, num_args = 0.., trailing_var_arg = true)]
-    pub args: Vec<String>,
-}
 
 const POOL: &str = "google_cloud_run_v2_worker_pool";
 const SA: &str = "google_service_account";
@@ -180,12 +163,29 @@ fn parse_args(args: &[String]) -> Result<Opts> {
     })
 }
 
-pub async fn run(ctx: &Ctx, cmd: &TerraformCmd) -> Result<()> {
-    let (args, apply) = match cmd {
-        TerraformCmd::Plan(a) => (a, false),
-        TerraformCmd::Apply(a) => (a, true),
-    };
-    let opts = parse_args(&args.args)?;
+/// A failed plan or apply, as Terraform prints it: its error box (for stderr, as it is).
+#[derive(Debug)]
+pub struct Diagnostics(pub String);
+
+impl std::fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// `terraform plan` (`apply` false) or `apply` with Terraform's arguments
+/// (`[PATH] [-var NAME=VALUE]... [-auto-approve]`), printing what Terraform prints on stdout.
+/// `default_project` is the client's `core/project`; `api` is called once the configuration
+/// has been read. A failure the configuration explains is a [`Diagnostics`].
+pub async fn run(
+    args: &[String],
+    apply: bool,
+    default_project: Option<String>,
+    api: impl Future<Output = Result<Api>>,
+) -> Result<()> {
+    let opts = parse_args(args)?;
     let files = tf_files(&opts.path)?;
     let mut sources = vec![];
     for f in &files {
@@ -198,27 +198,29 @@ pub async fn run(ctx: &Ctx, cmd: &TerraformCmd) -> Result<()> {
         // hcl-rs bounds its own recursion (deeper nesting is a parse error; tests::fuzz).
         match hcl::parse(&text) {
             Ok(body) => sources.push((shown, text, body)),
-            Err(e) => fail(&[
-                format!("Invalid HCL in {shown}"),
-                String::new(),
-                e.to_string(),
-            ]),
+            Err(e) => {
+                return Err(fail(&[
+                    format!("Invalid HCL in {shown}"),
+                    String::new(),
+                    e.to_string(),
+                ]));
+            }
         }
     }
-    let config = match Config::load(ctx, sources, &opts.vars) {
+    let config = match Config::load(default_project, sources, &opts.vars) {
         Ok(c) => c,
-        Err(e) => fail(&[format!("{e:#}")]),
+        Err(e) => return Err(fail(&[format!("{e:#}")])),
     };
-    let api = ctx.api().await?;
+    let api = api.await?;
     let plan = plan(&api, &config).await;
     let plan = match plan {
         Ok(p) => p,
-        Err((idx, msg)) => fail_at(&config, idx, &msg),
+        Err((idx, msg)) => return Err(fail_at(&config, idx, &msg)),
     };
     print_plan(&plan);
     let (add, change) = counts(&plan);
     if !apply {
-        validate(&api, &config, &plan).await;
+        validate(&api, &config, &plan).await?;
         if add + change > 0 {
             println!(
                 "\nNote: runpool keeps no plan file; run \"runpool terraform apply\" to apply \
@@ -241,7 +243,7 @@ pub async fn run(ctx: &Ctx, cmd: &TerraformCmd) -> Result<()> {
         }
         let started = std::time::Instant::now();
         if let Err(msg) = execute(&api, p).await {
-            fail_at(&config, p.res_idx, &msg);
+            return Err(fail_at(&config, p.res_idx, &msg));
         }
         let secs = started.elapsed().as_secs();
         match p.action {
@@ -288,8 +290,8 @@ fn tf_files(path: &Path) -> Result<Vec<PathBuf>> {
     }
 }
 
-/// Print Terraform's error box on stderr and exit 1 (nothing after this point runs).
-fn fail(lines: &[String]) -> ! {
+/// Terraform's error box for these lines (the first is the error's summary).
+fn fail(lines: &[String]) -> anyhow::Error {
     let _ = std::io::stdout().flush();
     let mut out = String::from("╷\n");
     for (i, l) in lines.iter().enumerate() {
@@ -304,11 +306,10 @@ fn fail(lines: &[String]) -> ! {
         }
     }
     out += "╵\n";
-    eprint!("{out}");
-    std::process::exit(1);
+    Diagnostics(out).into()
 }
 
-fn fail_at(config: &Config, idx: usize, msg: &str) -> ! {
+fn fail_at(config: &Config, idx: usize, msg: &str) -> anyhow::Error {
     let r = &config.resources[idx];
     let mut lines = vec![
         msg.to_string(),
@@ -377,7 +378,7 @@ fn line_of(text: &str, rtype: &str, name: &str) -> Option<usize> {
 
 impl Config {
     fn load(
-        ctx: &Ctx,
+        default_project: Option<String>,
         sources: Vec<(String, String, hcl::Body)>,
         cli_vars: &[(String, String)],
     ) -> Result<Config> {
@@ -476,7 +477,7 @@ impl Config {
             project = n.str("project");
             region = n.str("region");
         }
-        let project = project.or_else(|| ctx.project().ok());
+        let project = project.or(default_project);
         // Resources may refer to each other's attributes: evaluate until nothing more
         // resolves (that is also the dependency order).
         let mut nodes: Vec<Option<Node>> = vec![None; resources.len()];
@@ -772,7 +773,7 @@ async fn plan(api: &Api, config: &Config) -> Result<Vec<Planned>, (usize, String
                     .or(config.region.clone())
                     .ok_or_else(|| err("Missing required argument: location".into()))?;
                 let body = pool_body(n).map_err(err)?;
-                let current = worker_pools::get_pool(api, &v2_path(&project, &location, &id))
+                let current = get_pool(api, &v2_path(&project, &location, &id))
                     .await
                     .map_err(|e| err(format!("Error reading WorkerPool: {}", googleapi(&e))))?;
                 let action = match current {
@@ -1065,7 +1066,7 @@ fn print_plan(plan: &[Planned]) {
 
 /// `plan`: ask the server to validate each pool it would create or change. Skipped when an
 /// account or grant earlier in the plan is pending (the answer would change after them).
-async fn validate(api: &Api, config: &Config, plan: &[Planned]) {
+async fn validate(api: &Api, config: &Config, plan: &[Planned]) -> Result<()> {
     let prerequisites_pending = plan
         .iter()
         .any(|p| p.rtype != POOL && p.action != Action::NoOp);
@@ -1116,13 +1117,14 @@ async fn validate(api: &Api, config: &Config, plan: &[Planned]) {
             } else {
                 "updating"
             };
-            fail_at(
+            return Err(fail_at(
                 config,
                 p.res_idx,
                 &format!("Error {verb} WorkerPool: {}", googleapi(&e)),
-            );
+            ));
         }
     }
+    Ok(())
 }
 
 /// One step of apply, through the calls the provider makes.
@@ -1146,7 +1148,7 @@ async fn execute(api: &Api, p: &Planned) -> Result<(), String> {
                 )
                 .await
                 .map_err(|e| format!("Error creating WorkerPool: {}", googleapi(&e)))?;
-            wait_operation(api, op)
+            api.wait_silently(op)
                 .await
                 .map_err(|e| format!("Error waiting to create WorkerPool: {}", googleapi(&e)))?;
         }
@@ -1170,7 +1172,7 @@ async fn execute(api: &Api, p: &Planned) -> Result<(), String> {
                         googleapi(&e)
                     )
                 })?;
-            wait_operation(api, op)
+            api.wait_silently(op)
                 .await
                 .map_err(|e| format!("Error waiting to update WorkerPool: {}", googleapi(&e)))?;
         }
@@ -1227,11 +1229,11 @@ async fn execute(api: &Api, p: &Planned) -> Result<(), String> {
                 if has_member(&policy, role, member) {
                     return Ok(());
                 }
-                crate::iam_policy::add_binding(
+                runpool_client::iam::add_binding(
                     &mut policy,
                     member,
                     role,
-                    &crate::iam_policy::CondArg::None,
+                    &runpool_client::iam::CondArg::None,
                 )
                 .map_err(|e| e.to_string())?;
                 match api
@@ -1257,6 +1259,13 @@ async fn execute(api: &Api, p: &Planned) -> Result<(), String> {
         _ => {}
     }
     Ok(())
+}
+
+pub fn googleapi(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<ApiError>() {
+        Some(a) => format!("googleapi: Error {}: {}", a.code, a.message),
+        None => format!("{e:#}"),
+    }
 }
 
 #[cfg(test)]

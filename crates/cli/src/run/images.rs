@@ -5,10 +5,10 @@
 //! needs the server's admin credential, found the same way.
 
 use crate::Ctx;
-use crate::api::{ApiError, connect_error};
-use crate::auth::find_admin_credential;
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use runpool_client::api::{ApiError, connect_error};
+use runpool_client::auth::find_admin_credential;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -16,11 +16,11 @@
 //!   is derived from an entry's position in the response and so is not stable across calls.
 
 use crate::Ctx;
-use crate::output::Format;
-use crate::worker_pools::RegionArg;
+use crate::run::RegionArg;
 use anyhow::{Result, anyhow, bail};
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::Subcommand;
+use runpool_client::output::Format;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -127,7 +127,7 @@ fn join(terms: &[String]) -> String {
 
 /// One `entries:list` call.
 async fn list(
-    api: &crate::api::Api,
+    api: &runpool_client::api::Api,
     project: &str,
     filter: &str,
     page_size: u64,
@@ -201,7 +201,9 @@ fn pool_filter(ctx: &Ctx, pool: &str, region: &RegionArg, extra: Option<&str>) -
     ];
     let region = match &region.region {
         Some(r) => Some(r.clone()),
-        None => ctx.config.get(&crate::config::Prop::parse("run/region")?),
+        None => ctx
+            .config
+            .get(&runpool_client::config::Prop::parse("run/region")?),
     };
     if let Some(r) = region {
         terms.push(format!("resource.labels.location=\"{r}\""));
@@ -255,7 +257,7 @@ pub async fn run_pool_logs(ctx: &Ctx, cmd: &PoolLogsCmd) -> Result<()> {
             if ctx.globals.format.is_some() {
                 ctx.print_list(es, Format::Yaml);
             } else {
-                crate::output::emit(&es.iter().map(line).collect::<String>());
+                crate::emit(&es.iter().map(line).collect::<String>());
             }
             Ok(())
         }
@@ -309,7 +311,7 @@ async fn tail(ctx: &Ctx, pool: &str, region: &RegionArg, extra: Option<&str>) ->
             }
             at_cursor.insert(k);
             if ctx.globals.format.is_some() {
-                text += &crate::output::render_list(
+                text += &runpool_client::output::render_list(
                     &ctx.format_or(Format::Yaml),
                     std::slice::from_ref(e),
                 );
@@ -318,7 +320,7 @@ async fn tail(ctx: &Ctx, pool: &str, region: &RegionArg, extra: Option<&str>) ->
             }
         }
         if !text.is_empty() {
-            crate::output::emit(&text);
+            crate::emit(&text);
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

@@ -259,20 +259,6 @@ fn json(v: &Value) -> String {
     s
 }
 
-/// Write command output to stdout. A reader that went away (`runpool ... | head`) is not an
-/// error worth a panic or a message: stop quietly, as gcloud and coreutils do.
-pub fn emit(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-        eprintln!("ERROR: writing output: {e}");
-        std::process::exit(1);
-    }
-}
-
 /// Render one resource (a describe).
 pub fn render_one(format: &Format, record: &Value) -> String {
     match format {

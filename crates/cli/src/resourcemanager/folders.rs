@@ -1,11 +1,12 @@
 //! `runpool resource-manager folders ...` over Resource Manager v3.
 
-use crate::iam_policy::{self, BindingArgs, ResourceKind};
-use crate::output::Format;
-use crate::projects::ParentArgs;
+use crate::iam::policy::{self, BindingArgs};
+use crate::resourcemanager::projects::ParentArgs;
 use crate::{Ctx, table};
 use anyhow::{Result, bail};
 use clap::Subcommand;
+use runpool_client::iam::ResourceKind;
+use runpool_client::output::Format;
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -132,19 +133,19 @@ pub async fn run(ctx: &Ctx, cmd: &FoldersCmd) -> Result<()> {
             eprintln!("Moved [{name}] to [{dest}].");
             ctx.print_if_asked(&f);
         }
-        GetIamPolicy { folder_id } => iam_policy::get_iam_policy(ctx, KIND, folder_id).await?,
+        GetIamPolicy { folder_id } => policy::get_iam_policy(ctx, KIND, folder_id).await?,
         SetIamPolicy {
             folder_id,
             policy_file,
-        } => iam_policy::set_iam_policy(ctx, KIND, folder_id, policy_file).await?,
+        } => policy::set_iam_policy(ctx, KIND, folder_id, policy_file).await?,
         AddIamPolicyBinding { folder_id, binding } => {
-            iam_policy::modify_binding(ctx, KIND, folder_id, binding, None).await?
+            policy::modify_binding(ctx, KIND, folder_id, binding, None).await?
         }
         RemoveIamPolicyBinding {
             folder_id,
             binding,
             all,
-        } => iam_policy::modify_binding(ctx, KIND, folder_id, binding, Some(*all)).await?,
+        } => policy::modify_binding(ctx, KIND, folder_id, binding, Some(*all)).await?,
     }
     Ok(())
 }

@@ -1,10 +1,11 @@
 //! `runpool projects ...` over Resource Manager v3.
 
-use crate::iam_policy::{self, BindingArgs, ResourceKind};
-use crate::output::Format;
+use crate::iam::policy::{self, BindingArgs};
 use crate::{Ctx, table};
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
+use runpool_client::iam::ResourceKind;
+use runpool_client::output::Format;
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 
@@ -126,8 +127,8 @@ pub async fn run(ctx: &Ctx, cmd: &ProjectsCmd) -> Result<()> {
             eprintln!("Create in progress for [{}].", project_url(ctx, project_id));
             let project = api.wait(op).await?;
             if *set_as_default {
-                let mut cfg = crate::config::Config::load()?;
-                let prop = crate::config::Prop::parse("core/project")?;
+                let mut cfg = runpool_client::config::Config::load()?;
+                let prop = runpool_client::config::Prop::parse("core/project")?;
                 cfg.set(&prop, project_id);
                 cfg.save()?;
                 eprintln!("Updated property [{prop}] to [{project_id}].");
@@ -180,20 +181,20 @@ pub async fn run(ctx: &Ctx, cmd: &ProjectsCmd) -> Result<()> {
             eprintln!("Moved [{}] to [{dest}].", project_url(ctx, project_id));
             ctx.print_if_asked(&project);
         }
-        GetIamPolicy { project_id } => iam_policy::get_iam_policy(ctx, KIND, project_id).await?,
+        GetIamPolicy { project_id } => policy::get_iam_policy(ctx, KIND, project_id).await?,
         SetIamPolicy {
             project_id,
             policy_file,
-        } => iam_policy::set_iam_policy(ctx, KIND, project_id, policy_file).await?,
+        } => policy::set_iam_policy(ctx, KIND, project_id, policy_file).await?,
         AddIamPolicyBinding {
             project_id,
             binding,
-        } => iam_policy::modify_binding(ctx, KIND, project_id, binding, None).await?,
+        } => policy::modify_binding(ctx, KIND, project_id, binding, None).await?,
         RemoveIamPolicyBinding {
             project_id,
             binding,
             all,
-        } => iam_policy::modify_binding(ctx, KIND, project_id, binding, Some(*all)).await?,
+        } => policy::modify_binding(ctx, KIND, project_id, binding, Some(*all)).await?,
     }
     Ok(())
 }

@@ -7,11 +7,12 @@
 //! The legacy `set-policy FILE` takes a v1 policy (`constraint`, `booleanPolicy`,
 //! `listPolicy`, `restoreDefault`) and, as a Runpool convenience, a v2 one too.
 
-use crate::api::{Api, has_status};
-use crate::output::Format;
 use crate::{Ctx, table};
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
+use runpool_client::api::{Api, has_status};
+use runpool_client::files::read_policy_file;
+use runpool_client::output::Format;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
@@ -186,23 +187,6 @@ async fn set_enforce(ctx: &Ctx, constraint: &str, target: &Target, enforce: bool
     };
     ctx.print_one(&result, Format::Yaml);
     Ok(())
-}
-
-/// Read a policy file, for every `set-policy`/`set-iam-policy` command (org policies, IAM allow
-/// and deny policies). YAML is a superset of JSON, so one parser reads both formats gcloud accepts.
-pub(crate) fn read_policy_file(file: &PathBuf) -> Result<Value> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| anyhow::anyhow!("Unable to read policy file {}: {e}", file.display()))?;
-    let v: Value = runpool_control::base::yaml::from_str(&text).map_err(|e| {
-        anyhow::anyhow!(
-            "Policy file {} is not valid JSON or YAML: {e}",
-            file.display()
-        )
-    })?;
-    if !v.is_object() {
-        bail!("Policy file {} must hold a policy object.", file.display());
-    }
-    Ok(v)
 }
 
 /// Whether a file holds a v2 policy (rather than a v1 one).

@@ -2,11 +2,8 @@
 //! written once and shared by projects, folders, organizations (Resource Manager v3) and service
 //! accounts (IAM v1), which differ only in their resource path and the noun in messages.
 
-use crate::Ctx;
-use crate::api::{Api, has_status};
-use crate::output::Format;
+use crate::api::Api;
 use anyhow::{Result, bail};
-use clap::Args;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
@@ -36,7 +33,7 @@ impl ResourceKind {
         }
     }
     /// The noun of gcloud's `Updated IAM policy for NOUN [ID].`
-    fn noun(self) -> &'static str {
+    pub fn noun(self) -> &'static str {
         match self {
             ResourceKind::Project => "project",
             ResourceKind::Folder => "folder",
@@ -50,7 +47,7 @@ impl ResourceKind {
     /// `projects/P/serviceAccounts/EMAIL`.
     pub fn name(self, id: &str) -> String {
         if self == ResourceKind::ServiceAccount {
-            return crate::service_accounts::resource_name(id);
+            return service_account_name(id);
         }
         let prefix = format!("{}/", self.collection());
         let id = id.strip_prefix(&prefix).unwrap_or(id);
@@ -136,7 +133,7 @@ pub fn parse_condition(s: &str) -> Result<Condition, String> {
 }
 
 /// A condition read from `--condition-from-file` (YAML or JSON with the same three keys).
-fn condition_from_file(path: &PathBuf) -> Result<Condition> {
+pub fn condition_from_file(path: &PathBuf) -> Result<Condition> {
     let text = std::fs::read_to_string(path)?;
     let v: Value = runpool_control::base::yaml::from_str(&text).map_err(anyhow::Error::msg)?;
     let get = |k: &str| v[k].as_str().map(str::to_string);
@@ -153,7 +150,8 @@ fn condition_from_file(path: &PathBuf) -> Result<Condition> {
     }
 }
 
-fn clap_condition(s: &str) -> Result<CondArg, String> {
+/// `--condition`: `None`, or a condition as [`parse_condition`] reads it.
+pub fn parse_cond_arg(s: &str) -> Result<CondArg, String> {
     if s == "None" {
         Ok(CondArg::None)
     } else {
@@ -273,7 +271,7 @@ pub fn remove_binding(
 }
 
 /// Reject members without a type prefix before bothering the server.
-fn check_member(member: &str) -> Result<()> {
+pub fn check_member(member: &str) -> Result<()> {
     if member == "allUsers" || member == "allAuthenticatedUsers" || member.contains(':') {
         Ok(())
     } else {
@@ -281,32 +279,6 @@ fn check_member(member: &str) -> Result<()> {
             "Invalid value for [--member]: [{member}] must be `allUsers`, `allAuthenticatedUsers` \
              or TYPE:ID, e.g. user:alice@example.com, serviceAccount:sa@p.iam.gserviceaccount.com."
         )
-    }
-}
-
-#[derive(Args, Debug)]
-pub struct BindingArgs {
-    /// The principal, e.g. user:alice@example.com.
-    #[arg(long)]
-    pub member: String,
-    /// The role, e.g. roles/viewer.
-    #[arg(long)]
-    pub role: String,
-    /// `expression=EXPR,title=TITLE[,description=DESC]`, or `None`.
-    #[arg(long, value_parser = clap_condition, conflicts_with = "condition_from_file")]
-    pub condition: Option<CondArg>,
-    /// YAML or JSON file with the condition's expression, title and description.
-    #[arg(long, value_name = "FILE")]
-    pub condition_from_file: Option<PathBuf>,
-}
-
-impl BindingArgs {
-    fn cond(&self) -> Result<CondArg> {
-        Ok(match (&self.condition, &self.condition_from_file) {
-            (Some(c), _) => c.clone(),
-            (None, Some(f)) => CondArg::Some(condition_from_file(f)?),
-            (None, None) => CondArg::Unspecified,
-        })
     }
 }
 
@@ -335,58 +307,17 @@ pub async fn set_policy(
     .await
 }
 
-fn print_policy(ctx: &Ctx, policy: &Value) {
-    ctx.print_one(policy, Format::Yaml);
-}
-
-pub async fn get_iam_policy(ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<()> {
-    let api = ctx.api().await?;
-    let policy = get_policy(&api, kind, &kind.name(id)).await?;
-    // get-iam-policy is a list command in gcloud (it takes --flatten/--filter), but it prints
-    // the single policy document by default.
-    ctx.print_one(&policy, Format::Yaml);
-    Ok(())
-}
-
-pub async fn set_iam_policy(ctx: &Ctx, kind: ResourceKind, id: &str, file: &PathBuf) -> Result<()> {
-    let policy = crate::org_policies::read_policy_file(file)?;
-    let api = ctx.api().await?;
-    let result = set_policy(&api, kind, &kind.name(id), &policy).await?;
-    eprintln!("Updated IAM policy for {} [{id}].", kind.noun());
-    print_policy(ctx, &result);
-    Ok(())
-}
-
-/// Read–modify–write with the etag, retried on ABORTED (a concurrent change), like gcloud.
-pub async fn modify_binding(
-    ctx: &Ctx,
-    kind: ResourceKind,
-    id: &str,
-    args: &BindingArgs,
-    remove: Option<bool>,
-) -> Result<()> {
-    check_member(&args.member)?;
-    let cond = args.cond()?;
-    let api = ctx.api().await?;
-    let name = kind.name(id);
-    let mut attempt = 0;
-    let result = loop {
-        let mut policy = get_policy(&api, kind, &name).await?;
-        match remove {
-            None => add_binding(&mut policy, &args.member, &args.role, &cond)?,
-            Some(all) => remove_binding(&mut policy, &args.member, &args.role, &cond, all)?,
-        }
-        match set_policy(&api, kind, &name, &policy).await {
-            Err(e) if has_status(&e, "ABORTED") && attempt < 4 => {
-                attempt += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
-            }
-            other => break other?,
-        }
-    };
-    eprintln!("Updated IAM policy for {} [{id}].", kind.noun());
-    print_policy(ctx, &result);
-    Ok(())
+/// `projects/P/serviceAccounts/ACCOUNT` for an email, unique ID or full name.
+pub fn service_account_name(account: &str) -> String {
+    if account.starts_with("projects/") {
+        return account.to_string();
+    }
+    let project = account
+        .split_once('@')
+        .and_then(|(_, domain)| domain.strip_suffix(".iam.gserviceaccount.com"))
+        .filter(|p| !p.is_empty() && !p.contains('.'))
+        .unwrap_or("-");
+    format!("projects/{project}/serviceAccounts/{account}")
 }
 
 #[cfg(test)]
@@ -414,7 +345,7 @@ mod tests {
                 description: Some("d".into())
             }
         );
-        assert_eq!(clap_condition("None").unwrap(), CondArg::None);
+        assert_eq!(parse_cond_arg("None").unwrap(), CondArg::None);
         assert!(
             parse_condition("title=t")
                 .unwrap_err()

@@ -20,20 +20,22 @@
 //!   when one is set.
 
 use crate::Ctx;
-use crate::api::{Api, ApiError, has_status, operation_result};
-use crate::iam_policy::{self, BindingArgs, CondArg, Condition};
-use crate::output::{self, Format};
+use crate::iam::policy::BindingArgs;
+use crate::run::RegionArg;
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use reqwest::Method;
+use runpool_client::api::{Api, has_status};
+use runpool_client::iam::{CondArg, Condition};
+use runpool_client::iam::{add_binding, remove_binding};
+use runpool_client::output::{self, Format};
+use runpool_client::run::{CLIENT, LOCATION_LABEL, get_pool, v2_path};
 use runpool_control::run::workerpools::OUTPUT_ONLY;
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub const LOCATION_LABEL: &str = "cloud.googleapis.com/location";
 const LAUNCH_STAGE: &str = "run.googleapis.com/launch-stage";
-pub const CLIENT: &str = "runpool";
 
 #[derive(Subcommand, Debug)]
 pub enum RunCmd {
@@ -43,13 +45,6 @@ pub enum RunCmd {
 }
 
 /// `--region`, else the `run/region` property.
-#[derive(Args, Debug, Clone, Default)]
-pub struct RegionArg {
-    /// Region in which the resource can be found (overrides `run/region`).
-    #[arg(long)]
-    pub region: Option<String>,
-}
-
 #[derive(Args, Debug, Default)]
 pub struct ContainerFlags {
     /// Container image to deploy, e.g. us-docker.pkg.dev/cloudrun/container/worker-pool.
@@ -162,7 +157,7 @@ pub enum WorkerPoolsCmd {
     Revisions(RevisionsCmd),
     /// Read or tail a worker pool's logs (Cloud Logging).
     #[command(subcommand)]
-    Logs(crate::logs::PoolLogsCmd),
+    Logs(crate::run::logs::PoolLogsCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -189,7 +184,7 @@ pub enum RevisionsCmd {
 pub async fn run(ctx: &Ctx, cmd: &RunCmd) -> Result<()> {
     let RunCmd::WorkerPools(cmd) = cmd;
     match cmd {
-        WorkerPoolsCmd::Logs(c) => crate::logs::run_pool_logs(ctx, c).await,
+        WorkerPoolsCmd::Logs(c) => crate::run::logs::run_pool_logs(ctx, c).await,
         WorkerPoolsCmd::Deploy { d, dry_run } => deploy(ctx, d, *dry_run).await,
         WorkerPoolsCmd::Update(d) => update(ctx, d).await,
         WorkerPoolsCmd::Describe {
@@ -292,11 +287,9 @@ fn optional_region(ctx: &Ctx, flag: &RegionArg) -> Result<Option<String>> {
     if let Some(r) = &flag.region {
         return Ok(Some(r.clone()));
     }
-    Ok(ctx.config.get(&crate::config::Prop::parse("run/region")?))
-}
-
-pub fn v2_path(project: &str, region: &str, id: &str) -> String {
-    format!("/v2/projects/{project}/locations/{region}/workerPools/{id}")
+    Ok(ctx
+        .config
+        .get(&runpool_client::config::Prop::parse("run/region")?))
 }
 
 fn v1_collection(project: &str) -> String {
@@ -310,32 +303,6 @@ async fn pool_api(ctx: &Ctx, id: &str, region_flag: &RegionArg) -> Result<(Api, 
 }
 
 /// The pool at a v2 path, or `None` when it does not exist.
-pub async fn get_pool(api: &Api, path: &str) -> Result<Option<Value>> {
-    match api.get(path).await {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if has_status(&e, "NOT_FOUND") => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// Wait for a Cloud Run v2 operation (`projects/P/locations/L/operations/ID`) and return its
-/// `response`, or its `error` as an [`ApiError`].
-pub async fn wait_operation(api: &Api, op: Value) -> Result<Value> {
-    let name = op["name"].as_str().unwrap_or_default().to_string();
-    let mut op = op;
-    let mut delay = Duration::from_millis(50);
-    let deadline = std::time::Instant::now() + Duration::from_secs(300);
-    while op["done"] != json!(true) {
-        if name.is_empty() || std::time::Instant::now() > deadline {
-            bail!("Operation [{name}] did not finish in time.");
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(2));
-        op = api.get(&format!("/v2/{name}")).await?;
-    }
-    operation_result(op)
-}
-
 fn strip_output_only(pool: &mut Value) {
     if let Some(o) = pool.as_object_mut() {
         for k in OUTPUT_ONLY {
@@ -489,7 +456,7 @@ async fn deploy(ctx: &Ctx, d: &DeployArgs, dry_run: bool) -> Result<()> {
         .await
         .inspect_err(|_| eprintln!("Deployment failed"))?;
     if dry_run {
-        wait_operation(&api, op).await?;
+        api.wait_silently(op).await?;
         eprintln!(
             "Dry run: the deployment of worker pool [{id}] passed validation. Nothing was deployed."
         );
@@ -499,7 +466,8 @@ async fn deploy(ctx: &Ctx, d: &DeployArgs, dry_run: bool) -> Result<()> {
         eprintln!("Worker pool [{id}] is being deployed asynchronously.");
         return Ok(());
     }
-    let result = wait_operation(&api, op)
+    let result = api
+        .wait_silently(op)
         .await
         .inspect_err(|_| eprintln!("Deployment failed"))?;
     eprintln!("  Creating Revision...done");
@@ -558,7 +526,8 @@ async fn update(ctx: &Ctx, d: &DeployArgs) -> Result<()> {
         eprintln!("Worker pool [{id}] is updating asynchronously.");
         return Ok(());
     }
-    let result = wait_operation(&api, op)
+    let result = api
+        .wait_silently(op)
         .await
         .inspect_err(|_| eprintln!("Update failed"))?;
     let new_rev = result["latestCreatedRevision"] != existing["latestCreatedRevision"];
@@ -624,7 +593,7 @@ async fn describe(ctx: &Ctx, id: &str, region_flag: &RegionArg) -> Result<()> {
     }
     if format_is_export() {
         export_strip(&mut pool);
-        output::emit(&output::render_one(&Format::Yaml, &pool));
+        crate::emit(&output::render_one(&Format::Yaml, &pool));
         return Ok(());
     }
     if ctx.globals.format.is_some() || ctx.globals.flatten.is_some() {
@@ -917,7 +886,7 @@ async fn delete(ctx: &Ctx, id: &str, async_: bool, region_flag: &RegionArg) -> R
         eprintln!("Worker pool [{id}] is being deleted.");
         return Ok(());
     }
-    wait_operation(&api, op).await?;
+    api.wait_silently(op).await?;
     eprintln!("Deleted worker pool [{id}].");
     Ok(())
 }
@@ -1035,8 +1004,8 @@ async fn modify_binding(
     let result = loop {
         let mut policy = api.get(&format!("{path}:getIamPolicy")).await?;
         match remove {
-            None => iam_policy::add_binding(&mut policy, member, &b.role, &cond)?,
-            Some(all) => iam_policy::remove_binding(&mut policy, member, &b.role, &cond, all)?,
+            None => add_binding(&mut policy, member, &b.role, &cond)?,
+            Some(all) => remove_binding(&mut policy, member, &b.role, &cond, all)?,
         }
         match api
             .post(&format!("{path}:setIamPolicy"), &json!({"policy": policy}))
@@ -1055,13 +1024,6 @@ async fn modify_binding(
 }
 
 /// An API error in Terraform's words: `googleapi: Error 403: MESSAGE`.
-pub fn googleapi(e: &anyhow::Error) -> String {
-    match e.downcast_ref::<ApiError>() {
-        Some(a) => format!("googleapi: Error {}: {}", a.code, a.message),
-        None => format!("{e:#}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

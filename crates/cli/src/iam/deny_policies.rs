@@ -2,11 +2,11 @@
 //! IAM v2 deny policies, shaped as gcloud's.
 
 use crate::Ctx;
-use crate::org_policies::read_policy_file;
-use crate::output::Format;
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use reqwest::Method;
+use runpool_client::files::read_policy_file;
+use runpool_client::output::Format;
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -89,7 +89,7 @@ pub async fn run(ctx: &Ctx, cmd: &PoliciesCmd) -> Result<()> {
                 .post(&format!("{}?policyId={policy_id}", collection(at)?), &body)
                 .await?;
             eprintln!("Created policy [{policy_id}].");
-            ctx.print_if_asked(&crate::api::operation_result(op)?);
+            ctx.print_if_asked(&runpool_client::api::operation_result(op)?);
         }
         PoliciesCmd::Get { policy_id, at } => {
             let p = api.get(&format!("{}/{policy_id}", collection(at)?)).await?;
@@ -118,7 +118,7 @@ pub async fn run(ctx: &Ctx, cmd: &PoliciesCmd) -> Result<()> {
                 )
                 .await?;
             eprintln!("Updated policy [{policy_id}].");
-            ctx.print_if_asked(&crate::api::operation_result(op)?);
+            ctx.print_if_asked(&runpool_client::api::operation_result(op)?);
         }
         PoliciesCmd::Delete {
             policy_id,

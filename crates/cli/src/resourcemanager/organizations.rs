@@ -1,10 +1,11 @@
 //! `runpool organizations ...` over Resource Manager v3.
 
-use crate::iam_policy::{self, BindingArgs, ResourceKind};
-use crate::output::Format;
+use crate::iam::policy::{self, BindingArgs};
 use crate::{Ctx, table};
 use anyhow::{Result, bail};
 use clap::Subcommand;
+use runpool_client::iam::ResourceKind;
+use runpool_client::output::Format;
 use std::path::PathBuf;
 
 #[derive(Subcommand, Debug)]
@@ -72,15 +73,15 @@ pub async fn run(ctx: &Ctx, cmd: &OrganizationsCmd) -> Result<()> {
             };
             ctx.print_one(&org, Format::Yaml);
         }
-        GetIamPolicy { id } => iam_policy::get_iam_policy(ctx, KIND, id).await?,
+        GetIamPolicy { id } => policy::get_iam_policy(ctx, KIND, id).await?,
         SetIamPolicy { id, policy_file } => {
-            iam_policy::set_iam_policy(ctx, KIND, id, policy_file).await?
+            policy::set_iam_policy(ctx, KIND, id, policy_file).await?
         }
         AddIamPolicyBinding { id, binding } => {
-            iam_policy::modify_binding(ctx, KIND, id, binding, None).await?
+            policy::modify_binding(ctx, KIND, id, binding, None).await?
         }
         RemoveIamPolicyBinding { id, binding, all } => {
-            iam_policy::modify_binding(ctx, KIND, id, binding, Some(*all)).await?
+            policy::modify_binding(ctx, KIND, id, binding, Some(*all)).await?
         }
     }
     Ok(())

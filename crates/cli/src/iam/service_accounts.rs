@@ -5,31 +5,20 @@
 //! caller who may list the project's accounts learns that a missing one is missing (404);
 //! other emails and unique IDs go through `projects/-`, Google's wildcard.
 
-use crate::iam_policy::{self, BindingArgs, ResourceKind};
-use crate::output::Format;
+use crate::iam::policy::{self, BindingArgs};
 use crate::{Ctx, table};
 use anyhow::{Result, anyhow, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use clap::{Args, Subcommand, ValueEnum};
+use runpool_client::iam::ResourceKind;
+use runpool_client::iam::service_account_name;
+use runpool_client::output::Format;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
-/// `projects/P/serviceAccounts/ACCOUNT` for an email, unique ID or full name.
-pub fn resource_name(account: &str) -> String {
-    if account.starts_with("projects/") {
-        return account.to_string();
-    }
-    let project = account
-        .split_once('@')
-        .and_then(|(_, domain)| domain.strip_suffix(".iam.gserviceaccount.com"))
-        .filter(|p| !p.is_empty() && !p.contains('.'))
-        .unwrap_or("-");
-    format!("projects/{project}/serviceAccounts/{account}")
-}
-
 fn path(account: &str) -> String {
-    format!("/v1/{}", resource_name(account))
+    format!("/v1/{}", service_account_name(account))
 }
 
 #[derive(Args, Debug)]
@@ -156,10 +145,10 @@ pub enum KeysCmd {
 /// Write `bytes` to `file` readable by its owner only (`-`: stdout), as gcloud writes keys.
 fn write_key_file(file: &str, bytes: &[u8]) -> Result<()> {
     if file == "-" {
-        crate::output::emit(&String::from_utf8_lossy(bytes));
+        crate::emit(&String::from_utf8_lossy(bytes));
         return Ok(());
     }
-    crate::auth::write_private(Path::new(file), bytes)
+    runpool_client::auth::write_private(Path::new(file), bytes)
 }
 
 /// The key ID at the end of `projects/P/serviceAccounts/E/keys/KEY`.
@@ -287,21 +276,21 @@ pub async fn run(ctx: &Ctx, cmd: &ServiceAccountsCmd) -> Result<()> {
             eprintln!("{done} service account [{service_account}].");
         }
         GetIamPolicy { service_account } => {
-            iam_policy::get_iam_policy(ctx, KIND, service_account).await?
+            policy::get_iam_policy(ctx, KIND, service_account).await?
         }
         SetIamPolicy {
             service_account,
             policy_file,
-        } => iam_policy::set_iam_policy(ctx, KIND, service_account, policy_file).await?,
+        } => policy::set_iam_policy(ctx, KIND, service_account, policy_file).await?,
         AddIamPolicyBinding {
             service_account,
             binding,
-        } => iam_policy::modify_binding(ctx, KIND, service_account, binding, None).await?,
+        } => policy::modify_binding(ctx, KIND, service_account, binding, None).await?,
         RemoveIamPolicyBinding {
             service_account,
             binding,
             all,
-        } => iam_policy::modify_binding(ctx, KIND, service_account, binding, Some(*all)).await?,
+        } => policy::modify_binding(ctx, KIND, service_account, binding, Some(*all)).await?,
         Keys(k) => run_keys(ctx, k).await?,
     }
     Ok(())
@@ -407,19 +396,19 @@ mod tests {
     #[test]
     fn resource_names_take_the_project_from_the_email() {
         assert_eq!(
-            resource_name("sa@demo-project.iam.gserviceaccount.com"),
+            service_account_name("sa@demo-project.iam.gserviceaccount.com"),
             "projects/demo-project/serviceAccounts/sa@demo-project.iam.gserviceaccount.com"
         );
         assert_eq!(
-            resource_name("123-compute@developer.gserviceaccount.com"),
+            service_account_name("123-compute@developer.gserviceaccount.com"),
             "projects/-/serviceAccounts/123-compute@developer.gserviceaccount.com"
         );
         assert_eq!(
-            resource_name("103185812403937829397"),
+            service_account_name("103185812403937829397"),
             "projects/-/serviceAccounts/103185812403937829397"
         );
         assert_eq!(
-            resource_name("projects/p/serviceAccounts/x"),
+            service_account_name("projects/p/serviceAccounts/x"),
             "projects/p/serviceAccounts/x"
         );
         assert_eq!(key_id("projects/p/serviceAccounts/e/keys/abc"), "abc");

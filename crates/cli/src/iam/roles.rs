@@ -4,9 +4,9 @@
 //! given on the command line: `core/project` never turns `roles/viewer` into a custom role.
 
 use crate::Ctx;
-use crate::output::Format;
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
+use runpool_client::output::Format;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 

@@ -6,15 +6,15 @@
 //! the same public APIs any client would call (so the caller's own permissions apply), then
 //! marks it succeeded, or failed with the error.
 
-use crate::api::{Api, has_status};
-use crate::iam_policy::{
-    CondArg, ResourceKind, add_binding, get_policy, remove_binding, set_policy,
-};
-use crate::output::Format;
 use crate::{Ctx, table};
 use anyhow::{Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use reqwest::Method;
+use runpool_client::api::{Api, has_status};
+use runpool_client::iam::{
+    CondArg, ResourceKind, add_binding, get_policy, remove_binding, set_policy,
+};
+use runpool_client::output::Format;
 use serde_json::{Value, json};
 
 #[derive(Subcommand, Debug)]
@@ -289,7 +289,7 @@ async fn apply_operation(api: &Api, op: &Value) -> Result<String> {
                     Some(&body),
                 )
                 .await?;
-            crate::worker_pools::wait_operation(api, op).await?;
+            api.wait_silently(op).await?;
             Ok(format!(
                 "Worker pool [{resource}] now runs as [{}].",
                 body["template"]["serviceAccount"]

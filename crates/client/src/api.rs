@@ -160,12 +160,29 @@ impl Api {
         }
     }
 
-    /// Wait for a long-running operation and return its `response` (without `@type`).
-    /// Prints gcloud's `Waiting for [operations/...] to finish...done.` on stderr.
+    /// Wait for a long-running operation and return its `response` (without `@type`),
+    /// printing gcloud's `Waiting for [operations/...] to finish...done.` on stderr.
     pub async fn wait(&self, op: Value) -> Result<Value> {
+        self.poll(op, true).await
+    }
+
+    /// [`Api::wait`] without the progress line (Cloud Run's commands print their own).
+    pub async fn wait_silently(&self, op: Value) -> Result<Value> {
+        self.poll(op, false).await
+    }
+
+    /// The one operation poller: Resource Manager's `operations/ID` are read from v3, Cloud
+    /// Run's `projects/P/locations/L/operations/ID` from v2; backing off from 50 ms to 2 s,
+    /// for at most five minutes.
+    async fn poll(&self, op: Value, announce: bool) -> Result<Value> {
         let name = op["name"].as_str().unwrap_or("").to_string();
+        let version = if name.starts_with("operations/") {
+            "v3"
+        } else {
+            "v2"
+        };
         let mut op = op;
-        let announce = !name.is_empty() && op["done"] != json!(true);
+        let announce = announce && !name.is_empty() && op["done"] != json!(true);
         if announce {
             eprint!("Waiting for [{name}] to finish...");
         }
@@ -177,7 +194,7 @@ impl Api {
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(2));
-            op = self.get(&format!("/v3/{name}")).await?;
+            op = self.get(&format!("/{version}/{name}")).await?;
         }
         if announce {
             eprintln!("done.");

@@ -5,12 +5,13 @@
 //! (`ORG_ID/env`, `ORG_ID/env/dev`; a project-parented key by `PROJECT_ID/env`), as gcloud
 //! accepts them; a namespaced name is resolved through `…/namespaced?name=` first.
 
-use crate::api::Api;
-use crate::iam_policy::{self, BindingArgs, ResourceKind};
-use crate::output::Format;
+use crate::iam::policy::{self, BindingArgs};
 use crate::{Ctx, table};
 use anyhow::Result;
 use clap::Subcommand;
+use runpool_client::api::Api;
+use runpool_client::iam::ResourceKind;
+use runpool_client::output::Format;
 use serde_json::{Value, json};
 
 const FULL_NAME_PREFIX: &str = "//cloudresourcemanager.googleapis.com/";
@@ -344,11 +345,11 @@ async fn item(ctx: &Ctx, kind: &Kind, action: Action<'_>) -> Result<()> {
             eprintln!("Deleted {} [{name}].", kind.noun);
         }
         Action::GetIamPolicy(given) => {
-            iam_policy::get_iam_policy(ctx, kind.iam, &kind.id(&api, given).await?).await?
+            policy::get_iam_policy(ctx, kind.iam, &kind.id(&api, given).await?).await?
         }
         Action::ModifyBinding(given, binding, remove) => {
             let id = kind.id(&api, given).await?;
-            iam_policy::modify_binding(ctx, kind.iam, &id, binding, remove).await?
+            policy::modify_binding(ctx, kind.iam, &id, binding, remove).await?
         }
     }
     Ok(())

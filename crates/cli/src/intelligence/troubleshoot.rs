@@ -7,9 +7,9 @@
 //! missing). `--format json|yaml|…` prints the full response, as gcloud's does.
 
 use crate::Ctx;
-use crate::output::{self, Format};
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use runpool_client::output::Format;
 use serde_json::{Value, json};
 
 #[derive(Subcommand, Debug)]
@@ -49,7 +49,7 @@ pub async fn run(ctx: &Ctx, cmd: &PolicyIntelligenceCmd) -> Result<()> {
     if ctx.globals.format.is_some() || ctx.globals.flatten.is_some() {
         ctx.print_one(&resp, Format::Yaml);
     } else {
-        output::emit(&summary(&resp, &a.principal_email, &a.permission));
+        crate::emit(&summary(&resp, &a.principal_email, &a.permission));
     }
     Ok(())
 }

@@ -1,0 +1,4 @@
+//! Policy intelligence commands: the troubleshooter and the recommender.
+
+pub mod recommender;
+pub mod troubleshoot;

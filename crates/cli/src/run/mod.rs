@@ -1,0 +1,13 @@
+//! Cloud Run commands: worker pools and their revisions, logs, images.
+
+pub mod images;
+pub mod logs;
+pub mod terraform;
+pub mod worker_pools;
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RegionArg {
+    /// Region in which the resource can be found (overrides `run/region`).
+    #[arg(long)]
+    pub region: Option<String>,
+}
