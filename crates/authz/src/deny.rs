@@ -5,11 +5,11 @@
 //! rule that matches denies whatever any role grants. A rule matches a principal named in
 //! `deniedPrincipals` (directly, through a group, `public:all`) unless it is also named in
 //! `exceptionPrincipals`, for a permission in `deniedPermissions` not in
-//! `exceptionPermissions`. The rule's `denialCondition` (resource tags only) is the caller's
-//! to evaluate: this module knows nothing of tags.
+//! `exceptionPermissions`, where its `denialCondition` (a [`TagCondition`]) holds over the
+//! resource's effective tags.
 
-use crate::snapshot::Principal;
-use std::collections::HashSet;
+use crate::condition::Tag;
+use crate::condition::tags::TagCondition;
 use std::sync::Arc;
 
 /// A deny rule with its principals as member strings and its permissions as v1 patterns.
@@ -22,12 +22,41 @@ pub struct DenyRule {
     /// v1 permission patterns (`resourcemanager.projects.delete`, `run.workerpools.*`).
     pub denied_permissions: Vec<String>,
     pub exception_permissions: Vec<String>,
-    /// The `denialCondition` expression, if any (for explanations).
-    pub condition: Option<String>,
-    /// Where the condition holds: the organizations, folders and projects (by canonical
-    /// name) whose effective tags satisfy it, worked out by whoever knows the tags. `None`:
-    /// the rule has no condition and holds everywhere below its attachment point.
-    pub applies_at: Option<Arc<HashSet<String>>>,
+    /// The `denialCondition`, if any. `None`: the rule holds everywhere below its
+    /// attachment point.
+    pub condition: Option<DenyCondition>,
+}
+
+/// A rule's `denialCondition`, parsed once when the rule is indexed and evaluated at check
+/// time over the effective tags the snapshot holds (so a tag change recompiles nothing).
+#[derive(Debug, Clone)]
+pub struct DenyCondition {
+    expression: String,
+    /// `None`: the stored expression no longer parses (conditions are checked when written);
+    /// it then holds everywhere, as deny conditions fail closed.
+    parsed: Option<Arc<TagCondition>>,
+}
+
+impl DenyCondition {
+    pub fn new(expression: String) -> DenyCondition {
+        let parsed = TagCondition::parse(&expression).ok().map(Arc::new);
+        DenyCondition { expression, parsed }
+    }
+
+    pub fn expression(&self) -> &str {
+        &self.expression
+    }
+
+    /// Whether the condition holds for a resource with these effective tags.
+    pub fn holds(&self, tags: &[Tag]) -> bool {
+        self.parsed.as_ref().is_none_or(|c| c.eval(tags))
+    }
+}
+
+impl PartialEq for DenyCondition {
+    fn eq(&self, other: &DenyCondition) -> bool {
+        self.expression == other.expression
+    }
 }
 
 /// A v2 principal identifier as the member string allow policies use:
@@ -106,10 +135,16 @@ pub fn permission_matches(pattern: &str, permission: &str) -> bool {
 }
 
 impl DenyRule {
-    /// Whether the rule is about this principal (before its condition).
-    pub fn names_principal(&self, p: &Principal) -> bool {
-        self.denied_principals.iter().any(|m| p.is(m))
-            && !self.exception_principals.iter().any(|m| p.is(m))
+    /// Whether the rule is about a principal (before its condition), given which member
+    /// strings name it (`Principal::is`).
+    pub fn names_principal(&self, is: impl Fn(&str) -> bool) -> bool {
+        self.denied_principals.iter().any(|m| is(m))
+            && !self.exception_principals.iter().any(|m| is(m))
+    }
+
+    /// Whether the rule's condition holds at a hierarchy node with these effective tags.
+    pub fn holds(&self, tags: &[Tag]) -> bool {
+        self.condition.as_ref().is_none_or(|c| c.holds(tags))
     }
 
     /// Whether the rule denies this permission (before its condition).

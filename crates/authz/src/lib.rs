@@ -24,14 +24,16 @@ pub mod catalog;
 pub mod condition;
 pub mod cover;
 pub mod deny;
+pub mod error;
 pub mod member;
 pub mod policy;
 pub mod snapshot;
 
 pub use catalog::{Catalog, PermId, Role};
 pub use condition::{Condition, ConditionContext, Tag};
+pub use error::PolicyError;
 pub use member::{DeletedKind, Member, MemberError};
-pub use policy::{Binding, Expr, Policy, PolicyError, for_requested_version, normalize};
+pub use policy::{Binding, Expr, Policy, for_requested_version, normalize};
 pub use snapshot::{
     ConditionOutcome, ExplainedBinding, ExplainedPolicy, Explanation, Grant, Membership, Principal,
     RequestContext, Snapshot, SnapshotBuilder,

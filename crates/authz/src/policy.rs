@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::catalog::Catalog;
 use crate::condition::{Condition, logical_operator_count};
+use crate::error::PolicyError;
 use crate::member::Member;
 
 /// Most principals a policy may hold, counted per occurrence (policy.proto).
@@ -40,19 +41,6 @@ pub struct Expr {
     pub title: String,
     pub description: String,
     pub location: String,
-}
-
-/// A rejected policy; the message is what the caller sees in an `INVALID_ARGUMENT` (400).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct PolicyError {
-    pub message: String,
-}
-
-impl PolicyError {
-    pub fn new(message: String) -> Self {
-        PolicyError { message }
-    }
 }
 
 impl Policy {

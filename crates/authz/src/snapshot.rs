@@ -441,6 +441,11 @@ impl Snapshot {
         })
     }
 
+    /// The effective tags of an organization, folder or project.
+    pub fn node_tags(&self, node: &str) -> &[Tag] {
+        self.0.tags.get(node).map(|t| &t[..]).unwrap_or(&[])
+    }
+
     /// The effective tags a condition sees at `resource`: those of its nearest organization,
     /// folder or project.
     fn tags_of(&self, resource: &str) -> &[Tag] {
@@ -496,11 +501,9 @@ impl Snapshot {
         let mut out = vec![];
         for node in &ancestry {
             for rule in self.0.deny.get(node.as_str()).into_iter().flatten() {
-                let holds = match &rule.applies_at {
-                    None => true,
-                    Some(nodes) => at.is_some_and(|a| nodes.contains(a)),
-                };
-                if holds && rule.names_principal(p) && rule.names_permission(permission) {
+                let holds =
+                    rule.condition.is_none() || at.is_some_and(|a| rule.holds(self.node_tags(a)));
+                if holds && rule.names_principal(|m| p.is(m)) && rule.names_permission(permission) {
                     out.push((node.clone(), rule));
                 }
             }

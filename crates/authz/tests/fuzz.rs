@@ -1,8 +1,10 @@
-//! Fuzzing the CEL condition parser of allow bindings (bounded: a fixed number of cases).
+//! Fuzzing the condition parsers (bounded: a fixed number of cases): CEL of allow bindings,
+//! and the tag conditions of org policy and deny rules.
 //! Whatever the text, compiling answers (a condition or a refusal) and evaluating what
 //! compiled answers too: no panic escapes and no nesting overflows the stack.
 
 use proptest::prelude::*;
+use runpool_authz::condition::tags::TagCondition;
 use runpool_authz::condition::{Condition, ConditionContext, MAX_NESTING};
 
 fn ctx() -> ConditionContext<'static> {
@@ -17,6 +19,29 @@ fn ctx() -> ConditionContext<'static> {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_text_is_a_tag_condition_or_refused(expr in "[()!&|'\" .,a-zA-Z0-9/_-]{0,300}") {
+        let _ = TagCondition::parse(&expr);
+    }
+
+    #[test]
+    fn tag_condition_pieces_in_any_order(parts in prop::collection::vec(prop::sample::select(vec![
+        "resource.matchTag(", "resource.hasTagKey(", "resource.matchTagId(", "'1/env'", "'dev'",
+        "'tagKeys/1'", "'tagValues/2'", ",", ")", "(", "!", " && ", " || ",
+    ]), 0..200)) {
+        let _ = TagCondition::parse(&parts.concat());
+    }
+
+    #[test]
+    fn deep_tag_conditions_are_refused(depth in 0usize..100_000) {
+        let expr = format!("{}resource.hasTagKey('1/env'){}", "(".repeat(depth), ")".repeat(depth));
+        let r = TagCondition::parse(&expr);
+        if depth > MAX_NESTING {
+            prop_assert!(r.is_err());
+        }
+    }
+
 
     #[test]
     fn any_text_compiles_or_is_refused(expr in "[()\\[\\]{}!&|<>=+*/%?:.,'\" a-z0-9_-]{0,300}") {

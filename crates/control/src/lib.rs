@@ -147,6 +147,7 @@ impl Control {
         let mut snap = (*self.snapshot.load_full()).clone();
         let roles_changed = changes.iter().any(|c| matches!(c, Change::CustomRole(_)));
         let deny_changed = changes.iter().any(denypolicies::affects_deny);
+        let tags_changed = changes.iter().any(resourcemanager::tags::affects_tags);
         for c in changes {
             snap = update_snapshot(snap, &c);
             st.apply(c.clone());
@@ -161,13 +162,12 @@ impl Control {
         if roles_changed {
             // Policies were indexed against the old catalog: rebuild so role ids line up.
             snap = build_snapshot(&st);
-        } else if deny_changed {
-            if !st.deny_policies.is_empty() || snap.has_deny_rules() {
-                // Deny conditions are resolved against tags and the hierarchy: again.
+        } else {
+            if deny_changed {
                 snap = snap.with_deny_rules(denypolicies::compile(&st));
             }
-            if !st.tag_bindings.is_empty() || snap.has_tags() {
-                // What IAM conditions' tag functions see follows tags and the hierarchy.
+            if tags_changed && (!st.tag_bindings.is_empty() || snap.has_tags()) {
+                // What conditions' tag functions see follows tags and the hierarchy.
                 snap = snap.with_tags(effective_tags(&st));
             }
         }

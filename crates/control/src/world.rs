@@ -363,7 +363,7 @@ impl Seeder {
                     "Invalid world file: tag {what} short name '{name}' is invalid or declared twice."
                 ))
             };
-            if !crate::resourcemanager::tag_condition::valid_short_name(&k.short_name)
+            if !runpool_authz::condition::tags::valid_short_name(&k.short_name)
                 || self
                     .state
                     .tag_key_by_namespaced(&format!("{ns}/{}", k.short_name))
@@ -382,7 +382,7 @@ impl Seeder {
             key.etag = "T1".to_string();
             self.push(Change::TagKey(key.name.clone(), Some(key.clone())));
             for v in &k.values {
-                if !crate::resourcemanager::tag_condition::valid_short_name(&v.short_name)
+                if !runpool_authz::condition::tags::valid_short_name(&v.short_name)
                     || self
                         .state
                         .tag_value_by_namespaced(&format!(

@@ -93,6 +93,11 @@ pub struct State {
     pub iam_policies: HashMap<String, IamPolicy>,
     /// (canonical parent, constraint short name) → policy
     pub org_policies: BTreeMap<(String, String), OrgPolicy>,
+    /// Every org policy rule condition of [`State::org_policies`], parsed once as it is
+    /// stored (by expression; an expression that does not parse is absent and applies
+    /// nowhere).
+    pub org_conditions:
+        HashMap<String, std::sync::Arc<runpool_authz::condition::tags::TagCondition>>,
     /// group email → member strings
     pub groups: BTreeMap<String, Vec<String>>,
     pub custom_roles: BTreeMap<String, Role>,
@@ -287,6 +292,17 @@ impl State {
             }
             Change::OrgPolicy(parent, c, p) => match p {
                 Some(p) => {
+                    let specs = p.spec.iter().chain(&p.dry_run_spec);
+                    for rule in specs.flat_map(|s| &s.rules) {
+                        if let Some(e) = &rule.condition
+                            && !self.org_conditions.contains_key(&e.expression)
+                            && let Ok(c) =
+                                runpool_authz::condition::tags::TagCondition::parse(&e.expression)
+                        {
+                            self.org_conditions
+                                .insert(e.expression.clone(), std::sync::Arc::new(c));
+                        }
+                    }
                     self.org_policies.insert((parent, c), p);
                 }
                 None => {

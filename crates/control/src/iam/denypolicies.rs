@@ -16,14 +16,12 @@
 use crate::base::error::{Code, Error, Result};
 use crate::base::hierarchy::Node;
 use crate::base::state::{Change, State};
-use crate::resourcemanager::tag_condition::TagCondition;
 use crate::{Caller, Control};
 use google_cloud_iam_v2::model::{DenyRule, Policy, PolicyOperationMetadata, policy_rule};
 use google_cloud_longrunning::model::Operation;
 use google_cloud_wkt::Any;
 use runpool_authz as authz;
-use std::collections::HashSet;
-use std::sync::Arc;
+use runpool_authz::condition::tags::TagCondition;
 
 const SERVICE: &str = "iam.googleapis.com";
 const HOST: &str = "cloudresourcemanager.googleapis.com/";
@@ -115,18 +113,12 @@ fn validate(p: &Policy, catalog: &authz::Catalog) -> Result<()> {
 /// Every deny rule in the state, compiled for the authorization index: principals as member
 /// strings, permissions as v1 patterns, a condition as the nodes where it holds.
 pub(crate) fn compile(st: &State) -> Vec<(String, Vec<authz::deny::DenyRule>)> {
-    let nodes: Vec<&String> = st
-        .organizations
-        .keys()
-        .chain(st.folders.keys())
-        .chain(st.projects.keys())
-        .collect();
     let mut by_node: Vec<(String, Vec<authz::deny::DenyRule>)> = vec![];
     for (name, p) in &st.deny_policies {
         let Some(node) = attached_to(name) else {
             continue;
         };
-        let rules = compile_policy(name, p, &nodes, st);
+        let rules = compile_policy(name, p);
         match by_node.iter_mut().find(|(n, _)| *n == node) {
             Some((_, v)) => v.extend(rules),
             None => by_node.push((node, rules)),
@@ -143,27 +135,15 @@ fn attached_to(name: &str) -> Option<String> {
         .and_then(|a| a.strip_prefix(HOST).map(str::to_string))
 }
 
-/// One policy's rules compiled; `nodes` are the hierarchy nodes a condition is tried at.
-fn compile_policy(
-    name: &str,
-    p: &Policy,
-    nodes: &[&String],
-    st: &State,
-) -> Vec<authz::deny::DenyRule> {
+/// One policy's rules compiled: principals as member strings, permissions as v1 patterns,
+/// the condition parsed.
+fn compile_policy(name: &str, p: &Policy) -> Vec<authz::deny::DenyRule> {
     deny_rules(p)
         .map(|d| {
-            let condition = d.denial_condition.as_ref().map(|c| c.expression.clone());
-            let applies_at = condition.as_ref().map(|expr| {
-                // Stored conditions were checked when written; one that no longer parses
-                // holds everywhere (deny conditions fail closed).
-                let parsed = TagCondition::parse(expr).ok();
-                let holds: HashSet<String> = nodes
-                    .iter()
-                    .filter(|n| parsed.as_ref().is_none_or(|c| c.eval(&st.resource_tags(n))))
-                    .map(|n| n.to_string())
-                    .collect();
-                Arc::new(holds)
-            });
+            let condition = d
+                .denial_condition
+                .as_ref()
+                .map(|c| authz::deny::DenyCondition::new(c.expression.clone()));
             let members = |v: &[String]| {
                 v.iter()
                     .filter_map(|m| authz::deny::member_of_principal(m).ok())
@@ -181,7 +161,6 @@ fn compile_policy(
                 denied_permissions: perms(&d.denied_permissions),
                 exception_permissions: perms(&d.exception_permissions),
                 condition,
-                applies_at,
             }
         })
         .collect()
@@ -232,7 +211,6 @@ impl Control {
         // Gather under the state lock, check readability after it (a check reads the state).
         let attached: Vec<(String, Vec<Compiled>)> = {
             let st = self.read();
-            let nodes: Vec<&String> = at.iter().collect();
             ancestry
                 .iter()
                 .map(|node| {
@@ -241,7 +219,7 @@ impl Control {
                         .deny_policies
                         .range(prefix.clone()..)
                         .take_while(|(n, _)| n.starts_with(&prefix))
-                        .map(|(name, p)| (p.clone(), compile_policy(name, p, &nodes, &st)))
+                        .map(|(name, p)| (p.clone(), compile_policy(name, p)))
                         .collect::<Vec<_>>();
                     (node.clone(), policies)
                 })
@@ -260,7 +238,7 @@ impl Control {
                         .map(|(p, rules)| {
                             let verdicts = rules
                                 .iter()
-                                .map(|r| verdict(r, who, permission, at.as_deref()))
+                                .map(|r| verdict(r, who, permission, at.as_deref(), &snap))
                                 .collect();
                             (p, verdicts)
                         })
@@ -277,38 +255,31 @@ fn verdict(
     who: &authz::Principal,
     permission: &str,
     at: Option<&str>,
+    snap: &authz::Snapshot,
 ) -> RuleVerdict {
     let names = |v: &[String]| v.iter().any(|m| who.is(m));
     let covers = |v: &[String]| {
         v.iter()
             .any(|p| authz::deny::permission_matches(p, permission))
     };
-    let holds = r
-        .applies_at
-        .as_ref()
-        .is_none_or(|set| at.is_some_and(|a| set.contains(a)));
+    let holds = r.condition.is_none() || at.is_some_and(|a| r.holds(snap.node_tags(a)));
     RuleVerdict {
         denied_principal: names(&r.denied_principals),
         exception_principal: names(&r.exception_principals),
         denied_permission: covers(&r.denied_permissions),
         exception_permission: covers(&r.exception_permissions),
-        condition: r.condition.clone().map(|c| (c, holds)),
-        denies: holds && r.names_principal(who) && r.names_permission(permission),
+        condition: r
+            .condition
+            .as_ref()
+            .map(|c| (c.expression().to_string(), holds)),
+        denies: holds && r.names_principal(|m| who.is(m)) && r.names_permission(permission),
     }
 }
 
-/// Whether a change can alter what the compiled deny rules say.
+/// Whether a change can alter the compiled deny rules (tags and the hierarchy do not: a
+/// condition is evaluated at check time over the snapshot's effective tags).
 pub(crate) fn affects_deny(c: &Change) -> bool {
-    matches!(
-        c,
-        Change::DenyPolicy(..)
-            | Change::TagKey(..)
-            | Change::TagValue(..)
-            | Change::TagBinding(..)
-            | Change::Project(..)
-            | Change::Folder(..)
-            | Change::Organization(..)
-    )
+    matches!(c, Change::DenyPolicy(..))
 }
 
 /// The finished operation a create, update or delete answers with, as Google's: the policy

@@ -2,7 +2,6 @@
 //! and org policy is inherited down.
 
 pub mod orgpolicy;
-pub mod tag_condition;
 pub mod tags;
 
 use crate::base::allow::PolicyCheck;

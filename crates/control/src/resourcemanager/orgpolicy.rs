@@ -11,11 +11,12 @@
 use crate::base::error::{Error, Result};
 use crate::base::hierarchy::Node;
 use crate::base::state::{Change, State};
-use crate::resourcemanager::tag_condition::{ResourceTag, TagCondition};
 use crate::{Caller, Control, Target};
 use google_cloud_orgpolicy_v2::model::{
     Constraint, Policy, PolicySpec, constraint, policy_spec::PolicyRule, policy_spec::policy_rule,
 };
+use runpool_authz::Tag;
+use runpool_authz::condition::tags::TagCondition;
 
 pub const SERVICE: &str = "orgpolicy.googleapis.com";
 
@@ -105,16 +106,24 @@ pub fn constraint(short: &str) -> Option<Constraint> {
 /// Whether a rule applies to a resource with these effective tags: no condition, or one
 /// that holds. A stored condition that no longer parses (conditions are checked when
 /// written) applies nowhere.
-fn rule_applies(rule: &PolicyRule, tags: &[ResourceTag]) -> bool {
+fn rule_applies(state: &State, rule: &PolicyRule, tags: &[Tag]) -> bool {
     match &rule.condition {
         None => true,
-        Some(c) => TagCondition::parse(&c.expression).is_ok_and(|c| c.eval(tags)),
+        // Stored rules were parsed as they were stored; a spec not (yet) stored is parsed here.
+        Some(c) => match state.org_conditions.get(&c.expression) {
+            Some(parsed) => parsed.eval(tags),
+            None => TagCondition::parse(&c.expression).is_ok_and(|c| c.eval(tags)),
+        },
     }
 }
 
 /// What a (non-reset) boolean spec decides for a resource: a conditional rule that holds
 /// wins, else the unconditional rule. `None` when the spec has no rule to decide with.
-fn boolean_decision(spec: &PolicySpec, tags: &mut dyn FnMut() -> Vec<ResourceTag>) -> Option<bool> {
+fn boolean_decision(
+    state: &State,
+    spec: &PolicySpec,
+    tags: &mut dyn FnMut() -> Vec<Tag>,
+) -> Option<bool> {
     let enforce = |r: &PolicyRule| match r.kind {
         Some(policy_rule::Kind::Enforce(e)) => Some(e),
         _ => None,
@@ -124,7 +133,7 @@ fn boolean_decision(spec: &PolicySpec, tags: &mut dyn FnMut() -> Vec<ResourceTag
         if let Some(e) = spec
             .rules
             .iter()
-            .filter(|r| r.condition.is_some() && rule_applies(r, &tags))
+            .filter(|r| r.condition.is_some() && rule_applies(state, r, &tags))
             .find_map(enforce)
         {
             return Some(e);
@@ -140,7 +149,7 @@ fn boolean_decision(spec: &PolicySpec, tags: &mut dyn FnMut() -> Vec<ResourceTag
 /// tags are those of `tags_of` (for a project being created: its parent's, since a resource
 /// cannot carry tags of its own before it exists).
 pub(crate) fn spec_enforces(state: &State, spec: &PolicySpec, tags_of: &str) -> bool {
-    boolean_decision(spec, &mut || state.resource_tags(tags_of)).unwrap_or(false)
+    boolean_decision(state, spec, &mut || state.resource_tags(tags_of)).unwrap_or(false)
 }
 
 /// The rules of a list policy that apply to `resource`, conditions evaluated over its tags.
@@ -152,7 +161,7 @@ pub fn applicable_rules(state: &State, spec: &PolicySpec, resource: &str) -> Vec
     };
     spec.rules
         .iter()
-        .filter(|r| rule_applies(r, &tags))
+        .filter(|r| rule_applies(state, r, &tags))
         .cloned()
         .collect()
 }
@@ -161,7 +170,7 @@ pub fn applicable_rules(state: &State, spec: &PolicySpec, resource: &str) -> Vec
 /// nearest policy decides, its conditions evaluated over `resource`'s effective tags.
 pub fn enforced_in(state: &State, resource: &str, short: &str) -> bool {
     let Some(k) = known(short) else { return false };
-    let mut tags: Option<Vec<ResourceTag>> = None;
+    let mut tags: Option<Vec<Tag>> = None;
     let mut cursor = Some(resource.to_string());
     while let Some(node) = cursor {
         if let Some(spec) = state
@@ -176,7 +185,7 @@ pub fn enforced_in(state: &State, resource: &str, short: &str) -> bool {
                 tags.get_or_insert_with(|| state.resource_tags(resource))
                     .clone()
             };
-            if let Some(e) = boolean_decision(spec, &mut lazy) {
+            if let Some(e) = boolean_decision(state, spec, &mut lazy) {
                 return e;
             }
         }

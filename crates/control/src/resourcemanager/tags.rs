@@ -19,7 +19,6 @@
 use crate::base::error::{Code, Error, Result};
 use crate::base::hierarchy::{Kind, Node};
 use crate::base::state::{Change, State};
-use crate::resourcemanager::tag_condition::{ResourceTag, valid_short_name};
 use crate::{Caller, Control, Target};
 use google_cloud_longrunning::model::{Operation, operation};
 use google_cloud_resourcemanager_v3::model::{
@@ -28,6 +27,8 @@ use google_cloud_resourcemanager_v3::model::{
     TagBinding, TagKey, TagValue, UpdateTagKeyMetadata, UpdateTagValueMetadata,
 };
 use google_cloud_wkt::{Any, Timestamp};
+use runpool_authz::Tag;
+use runpool_authz::condition::tags::valid_short_name;
 use std::collections::{BTreeMap, HashSet};
 
 /// The prefix of a full resource name of a hierarchy node.
@@ -190,10 +191,10 @@ impl State {
     }
 
     /// A node's effective tags as org policy conditions see them.
-    pub fn resource_tags(&self, node: &str) -> Vec<ResourceTag> {
+    pub fn resource_tags(&self, node: &str) -> Vec<Tag> {
         self.effective_tags(node)
             .into_iter()
-            .map(|(k, v, _)| ResourceTag {
+            .map(|(k, v, _)| Tag {
                 key_id: k.name.clone(),
                 key_names: self.tag_key_names(k),
                 value_id: v.name.clone(),
@@ -201,6 +202,20 @@ impl State {
             })
             .collect()
     }
+}
+
+/// Whether a change can alter any resource's effective tags: tags themselves, or where a
+/// node hangs in the hierarchy.
+pub(crate) fn affects_tags(c: &Change) -> bool {
+    matches!(
+        c,
+        Change::TagKey(..)
+            | Change::TagValue(..)
+            | Change::TagBinding(..)
+            | Change::Project(..)
+            | Change::Folder(..)
+            | Change::Organization(..)
+    )
 }
 
 /// The fields tag keys and values share (same names, same meaning), for the code that

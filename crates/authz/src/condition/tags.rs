@@ -1,5 +1,6 @@
-//! The conditions of Org Policy v2 rules: the CEL subset Google accepts there, over the tags
-//! of the resource being evaluated.
+//! Tag conditions: the CEL subset Google accepts in Org Policy v2 rules and in IAM deny rules'
+//! `denialCondition`, over the tags of the resource being evaluated. (Allow bindings take full
+//! CEL, [`super::Condition`]; its tag functions mean what these mean.)
 //!
 //! Google documents a rule's `condition.expression` as 1 to 10 subexpressions joined by `||`
 //! or `&&`, each one of
@@ -15,12 +16,10 @@
 //! and checking it precisely is what gives the user a clear 400 instead of a rule that
 //! silently never matches.
 //!
-//! Evaluation is pure: it looks only at the [`ResourceTag`]s it is given (the resource's
+//! Evaluation is pure: it looks only at the [`Tag`]s it is given (the resource's
 //! effective tags, its own and those inherited from its ancestors).
 
-/// One effective tag of a resource: the same one IAM conditions see (`resource.matchTag`
-/// in allow bindings), so org policy and IAM agree on what a resource is tagged with.
-pub use runpool_authz::Tag as ResourceTag;
+use super::Tag;
 
 /// The most subexpressions (tag function calls) a condition may hold, as Google documents.
 pub const MAX_SUBEXPRESSIONS: usize = 10;
@@ -358,7 +357,7 @@ impl TagCondition {
         if expr.trim().is_empty() {
             return Err("the condition expression is empty".to_string());
         }
-        runpool_authz::condition::check_size(expr)?;
+        super::check_size(expr)?;
         let toks = lex(expr)?;
         let mut p = Parser {
             toks: &toks,
@@ -380,12 +379,12 @@ impl TagCondition {
     }
 
     /// Whether the condition holds for a resource with these effective tags.
-    pub fn eval(&self, tags: &[ResourceTag]) -> bool {
+    pub fn eval(&self, tags: &[Tag]) -> bool {
         eval(&self.root, tags)
     }
 }
 
-fn eval(n: &Node, tags: &[ResourceTag]) -> bool {
+fn eval(n: &Node, tags: &[Tag]) -> bool {
     match n {
         Node::Or(a, b) => eval(a, tags) || eval(b, tags),
         Node::And(a, b) => eval(a, tags) && eval(b, tags),
@@ -403,8 +402,8 @@ fn eval(n: &Node, tags: &[ResourceTag]) -> bool {
 mod tests {
     use super::*;
 
-    fn tag(key_id: &str, key: &str, value_id: &str, value: &str) -> ResourceTag {
-        ResourceTag {
+    fn tag(key_id: &str, key: &str, value_id: &str, value: &str) -> Tag {
+        Tag {
             key_id: key_id.into(),
             key_names: vec![key.into()],
             value_id: value_id.into(),
@@ -412,11 +411,11 @@ mod tests {
         }
     }
 
-    fn dev() -> Vec<ResourceTag> {
+    fn dev() -> Vec<Tag> {
         vec![tag("tagKeys/1", "100/env", "tagValues/11", "dev")]
     }
 
-    fn holds(expr: &str, tags: &[ResourceTag]) -> bool {
+    fn holds(expr: &str, tags: &[Tag]) -> bool {
         TagCondition::parse(expr)
             .unwrap_or_else(|e| panic!("{expr}: {e}"))
             .eval(tags)
@@ -452,7 +451,7 @@ mod tests {
 
     #[test]
     fn a_project_key_answers_to_id_and_number() {
-        let t = vec![ResourceTag {
+        let t = vec![Tag {
             key_id: "tagKeys/3".into(),
             key_names: vec!["my-proj/team".into(), "123456/team".into()],
             value_id: "tagValues/31".into(),

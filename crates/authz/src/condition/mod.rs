@@ -8,6 +8,8 @@
 //! `resource.matchTagId('tagKeys/ID', 'tagValues/ID')`, `resource.hasTagKey('ORG_ID/KEY')`
 //! and `resource.hasTagKeyId('tagKeys/ID')`, over the resource's effective tags.
 
+pub mod tags;
+
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
@@ -15,7 +17,7 @@ use cel_interpreter::extractors::{Arguments, This};
 use cel_interpreter::{Context, ExecutionError, Program, Value};
 use chrono::{DateTime, Datelike, FixedOffset, Timelike};
 
-use crate::policy::PolicyError;
+use crate::error::PolicyError;
 
 /// A compiled condition expression. `Send + Sync`: the parsed AST is plain data.
 #[derive(Debug)]
