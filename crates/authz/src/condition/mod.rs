@@ -1,8 +1,11 @@
-//! IAM Conditions: the CEL subset Google accepts in allow bindings, compiled once and evaluated
-//! with `cel-interpreter`.
+//! Conditions, one engine for all three kinds Google has: IAM Conditions in allow bindings
+//! (the CEL Google accepts there, compiled once with the `cel` crate, here), and the tag
+//! conditions of org policy rules and deny rules ([`tags`], a checked parser of the subset
+//! Google allows there). Both read a resource's effective tags through the same four
+//! functions ([`tags::TagFunction`]), so every kind agrees on what a tag test means.
 //!
-//! Attributes: `request.time` (timestamp; `getHours('Europe/Berlin')` and friends come from the
-//! interpreter), `resource.name`, `resource.type`, `resource.service`. Google's
+//! Attributes: `request.time` (timestamp; `getHours('Europe/Berlin')` and friends are CEL's
+//! own, time zone included), `resource.name`, `resource.type`, `resource.service`. Google's
 //! `resource.name.extract('/x/{name}/')` is registered here as a custom function, and so are
 //! the tag functions `resource.matchTag('ORG_ID/KEY', 'VALUE')`,
 //! `resource.matchTagId('tagKeys/ID', 'tagValues/ID')`, `resource.hasTagKey('ORG_ID/KEY')`
@@ -13,9 +16,10 @@ pub mod tags;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use cel_interpreter::extractors::{Arguments, This};
-use cel_interpreter::{Context, ExecutionError, Program, Value};
-use chrono::{DateTime, Datelike, FixedOffset, Timelike};
+use cel::extractors::This;
+use cel::objects::Opaque;
+use cel::{Context, Env, ExecutionError, FunctionContext, Program, Value};
+use tags::TagFunction;
 
 use crate::error::PolicyError;
 
@@ -24,12 +28,14 @@ use crate::error::PolicyError;
 pub struct Condition {
     program: Program,
     expression: String,
+    /// Whether the expression may call a tag function (only then are the tags handed over).
+    reads_tags: bool,
 }
 
 /// What a condition may look at.
 #[derive(Clone, Copy, Debug)]
 pub struct ConditionContext<'a> {
-    pub request_time: DateTime<chrono::Utc>,
+    pub request_time: chrono::DateTime<chrono::Utc>,
     pub resource_name: &'a str,
     pub resource_type: &'a str,
     pub resource_service: &'a str,
@@ -51,43 +57,57 @@ pub struct Tag {
     pub value_short_name: String,
 }
 
-/// Hidden entries of the `resource` map the tag functions read: one string per thing a call
-/// may ask for, so each function is a membership test. (A NUL cannot be written in a CEL
-/// identifier, so no expression reaches them by name.)
-const TAG_PAIRS: &str = "\0tag-pairs";
-const TAG_ID_PAIRS: &str = "\0tag-id-pairs";
-const TAG_KEYS: &str = "\0tag-keys";
-const TAG_KEY_IDS: &str = "\0tag-key-ids";
+/// The resource's effective tags, as the tag functions see them: a variable no expression
+/// can name (a NUL is not a CEL identifier).
+const TAGS: &str = "\0tags";
 
-fn tag_list(this: &Value, entry: &str, wanted: String) -> bool {
-    let Value::Map(m) = this else { return false };
-    match m.map.get(&cel_interpreter::objects::Key::String(Arc::new(
-        entry.to_string(),
-    ))) {
-        Some(Value::List(items)) => items
-            .iter()
-            .any(|i| matches!(i, Value::String(s) if **s == wanted)),
-        _ => false,
+#[derive(Debug, PartialEq, Eq)]
+struct EffectiveTags(Vec<Tag>);
+
+impl Opaque for EffectiveTags {
+    fn runtime_type_name(&self) -> &str {
+        "runpool.EffectiveTags"
     }
 }
 
-fn match_tag(This(this): This<Value>, key: Arc<String>, value: Arc<String>) -> bool {
-    tag_list(&this, TAG_PAIRS, format!("{key}\u{1}{value}"))
-}
-fn match_tag_id(This(this): This<Value>, key: Arc<String>, value: Arc<String>) -> bool {
-    tag_list(&this, TAG_ID_PAIRS, format!("{key}\u{1}{value}"))
-}
-fn has_tag_key(This(this): This<Value>, key: Arc<String>) -> bool {
-    tag_list(&this, TAG_KEYS, key.to_string())
-}
-fn has_tag_key_id(This(this): This<Value>, key: Arc<String>) -> bool {
-    tag_list(&this, TAG_KEY_IDS, key.to_string())
+/// A tag function called on `resource`, over the tags the evaluation was handed.
+fn tag_call(ftx: &FunctionContext, f: TagFunction, args: &[&str]) -> Result<bool, ExecutionError> {
+    if ftx.this.is_none() {
+        return Err(ftx.error("must be called on resource"));
+    }
+    Ok(
+        match ftx
+            .ptx
+            .get_variable(TAGS)
+            .map(|v| Value::try_from(v.as_ref()))
+        {
+            Some(Ok(Value::Opaque(o))) => o
+                .downcast_ref::<EffectiveTags>()
+                .is_some_and(|t| f.holds(&t.0, args)),
+            _ => false,
+        },
+    )
 }
 
-fn strings(items: impl Iterator<Item = String>) -> Value {
-    Value::List(Arc::new(
-        items.map(|s| Value::String(Arc::new(s))).collect(),
-    ))
+fn match_tag(
+    ftx: &FunctionContext,
+    key: Arc<String>,
+    value: Arc<String>,
+) -> Result<bool, ExecutionError> {
+    tag_call(ftx, TagFunction::MatchTag, &[&key, &value])
+}
+fn match_tag_id(
+    ftx: &FunctionContext,
+    key: Arc<String>,
+    value: Arc<String>,
+) -> Result<bool, ExecutionError> {
+    tag_call(ftx, TagFunction::MatchTagId, &[&key, &value])
+}
+fn has_tag_key(ftx: &FunctionContext, key: Arc<String>) -> Result<bool, ExecutionError> {
+    tag_call(ftx, TagFunction::HasTagKey, &[&key])
+}
+fn has_tag_key_id(ftx: &FunctionContext, key: Arc<String>) -> Result<bool, ExecutionError> {
+    tag_call(ftx, TagFunction::HasTagKeyId, &[&key])
 }
 
 /// Google's `extract(template)`: `template` is `PREFIX{var}SUFFIX`; returns the text after the
@@ -114,91 +134,28 @@ fn extract(This(this): This<Arc<String>>, template: Arc<String>) -> String {
     }
 }
 
-/// A timestamp seen in the time zone named by the optional argument of `getHours(tz)` and
-/// friends: an IANA name (`Europe/Berlin`), `UTC`, or a fixed offset (`+05:30`). Without an
-/// argument, UTC, as CEL specifies. cel-interpreter's own getters ignore the argument, which
-/// would silently answer in UTC, so we register these instead.
-fn in_zone(
-    ts: &DateTime<FixedOffset>,
-    args: &[Value],
-) -> Result<chrono::NaiveDateTime, ExecutionError> {
-    let utc = ts.naive_utc();
-    let tz = match args.first() {
-        None => return Ok(utc),
-        Some(Value::String(s)) => s.as_str(),
-        Some(other) => {
-            return Err(ExecutionError::function_error(
-                "getHours",
-                format!("time zone must be a string, got {other:?}"),
-            ));
-        }
-    };
-    if let Ok(z) = tz.parse::<chrono_tz::Tz>() {
-        return Ok(ts.with_timezone(&z).naive_local());
-    }
-    if let Some(off) = fixed_offset(tz) {
-        return Ok(ts.with_timezone(&off).naive_local());
-    }
-    Err(ExecutionError::function_error(
-        "getHours",
-        format!("unknown time zone '{tz}'"),
-    ))
+/// CEL's standard environment, without the optional-field syntax (`a.?b`) Google does not
+/// accept in conditions.
+fn env() -> &'static Arc<Env> {
+    static ENV: OnceLock<Arc<Env>> = OnceLock::new();
+    ENV.get_or_init(|| Arc::new(Env::stdlib().with_optional_support(false)))
 }
 
-/// `+HH:MM` / `-HH:MM`.
-fn fixed_offset(tz: &str) -> Option<FixedOffset> {
-    let sign = match tz.as_bytes().first()? {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    let (h, m) = tz[1..].split_once(':')?;
-    let (h, m) = (h.parse::<i32>().ok()?, m.parse::<i32>().ok()?);
-    FixedOffset::east_opt(sign * (h * 3600 + m * 60))
-}
-
-macro_rules! zoned_getter {
-    ($fname:ident, |$d:ident| $body:expr) => {
-        fn $fname(
-            This(this): This<DateTime<FixedOffset>>,
-            Arguments(args): Arguments,
-        ) -> Result<Value, ExecutionError> {
-            let $d = in_zone(&this, &args)?;
-            Ok(Value::Int(($body) as i64))
-        }
-    };
-}
-
-zoned_getter!(get_full_year, |d| d.year());
-zoned_getter!(get_month, |d| d.month0());
-zoned_getter!(get_day_of_year, |d| d.ordinal0());
-zoned_getter!(get_day_of_month, |d| d.day0());
-zoned_getter!(get_date, |d| d.day());
-zoned_getter!(get_day_of_week, |d| d.weekday().num_days_from_sunday());
-zoned_getter!(get_hours, |d| d.hour());
-zoned_getter!(get_minutes, |d| d.minute());
-zoned_getter!(get_seconds, |d| d.second());
-
-/// The root context with the built-in functions plus `extract`, built once: constructing the
-/// default function registry costs dozens of allocations, too much to repeat per evaluation.
-fn base_context() -> &'static Context<'static> {
-    static BASE: OnceLock<Context<'static>> = OnceLock::new();
+/// The root context with the standard functions plus `extract` and the tag functions, built
+/// once: constructing the function registry costs dozens of allocations, too much to repeat
+/// per evaluation.
+fn base_context() -> &'static Context<'static, 'static> {
+    static BASE: OnceLock<Context<'static, 'static>> = OnceLock::new();
     BASE.get_or_init(|| {
-        let mut c = Context::default();
-        c.add_function("extract", extract);
-        c.add_function("getFullYear", get_full_year);
-        c.add_function("getMonth", get_month);
-        c.add_function("getDayOfYear", get_day_of_year);
-        c.add_function("getDayOfMonth", get_day_of_month);
-        c.add_function("getDate", get_date);
-        c.add_function("getDayOfWeek", get_day_of_week);
-        c.add_function("getHours", get_hours);
-        c.add_function("getMinutes", get_minutes);
-        c.add_function("getSeconds", get_seconds);
-        c.add_function("matchTag", match_tag);
-        c.add_function("matchTagId", match_tag_id);
-        c.add_function("hasTagKey", has_tag_key);
-        c.add_function("hasTagKeyId", has_tag_key_id);
+        let mut c = Context::with_env(Arc::clone(env()));
+        let names_taken = "no standard CEL function has these names";
+        c.add_function("extract", extract).expect(names_taken);
+        c.add_function("matchTag", match_tag).expect(names_taken);
+        c.add_function("matchTagId", match_tag_id)
+            .expect(names_taken);
+        c.add_function("hasTagKey", has_tag_key).expect(names_taken);
+        c.add_function("hasTagKeyId", has_tag_key_id)
+            .expect(names_taken);
         c
     })
 }
@@ -279,13 +236,15 @@ impl Condition {
         }
         // The ANTLR-generated parser panics on some malformed inputs (e.g. a dangling `<`)
         // instead of returning an error; bad input must never bring the server down.
-        let parsed = std::panic::catch_unwind(|| Program::compile(expr));
+        let parsed = std::panic::catch_unwind(|| env().compile(expr));
         let program = match parsed {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => {
+                // The first error's own words, on one line (the whole report repeats the
+                // expression with a caret under each error).
+                let why = e.errors.first().map(|e| e.msg.clone()).unwrap_or_default();
                 return Err(PolicyError::new(format!(
-                    "Condition expression '{expr}' is not valid CEL: {}",
-                    e.to_string().trim()
+                    "Condition expression '{expr}' is not valid CEL: {why}"
                 )));
             }
             Err(_) => {
@@ -297,6 +256,7 @@ impl Condition {
         Ok(Condition {
             program,
             expression: expr.to_string(),
+            reads_tags: expr.contains("Tag"),
         })
     }
 
@@ -324,33 +284,21 @@ impl Condition {
         let mut c = base_context().new_inner_scope();
         let mut request: HashMap<&str, Value> = HashMap::with_capacity(1);
         request.insert("time", Value::Timestamp(ctx.request_time.fixed_offset()));
-        let mut resource: HashMap<&str, Value> = HashMap::with_capacity(7);
+        let mut resource: HashMap<&str, Value> = HashMap::with_capacity(3);
         resource.insert("name", Value::String(Arc::new(ctx.resource_name.into())));
         resource.insert("type", Value::String(Arc::new(ctx.resource_type.into())));
         resource.insert(
             "service",
             Value::String(Arc::new(ctx.resource_service.into())),
         );
-        let t = ctx.tags;
-        resource.insert(
-            TAG_PAIRS,
-            strings(t.iter().flat_map(|t| {
-                t.key_names
-                    .iter()
-                    .map(|k| format!("{k}\u{1}{}", t.value_short_name))
-            })),
-        );
-        resource.insert(
-            TAG_ID_PAIRS,
-            strings(t.iter().map(|t| format!("{}\u{1}{}", t.key_id, t.value_id))),
-        );
-        resource.insert(
-            TAG_KEYS,
-            strings(t.iter().flat_map(|t| t.key_names.iter().cloned())),
-        );
-        resource.insert(TAG_KEY_IDS, strings(t.iter().map(|t| t.key_id.clone())));
         c.add_variable_from_value("request", request);
         c.add_variable_from_value("resource", resource);
+        if self.reads_tags {
+            c.add_variable_from_value(
+                TAGS,
+                Value::Opaque(Arc::new(EffectiveTags(ctx.tags.to_vec()))),
+            );
+        }
         self.program.execute(&c).map_err(|e| e.to_string())
     }
 }

@@ -24,36 +24,50 @@ use super::Tag;
 /// The most subexpressions (tag function calls) a condition may hold, as Google documents.
 pub const MAX_SUBEXPRESSIONS: usize = 10;
 
+/// The four tag functions, defined once for every kind of condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Func {
+pub enum TagFunction {
     MatchTag,
     MatchTagId,
     HasTagKey,
     HasTagKeyId,
 }
 
-impl Func {
-    fn of(name: &str) -> Option<Func> {
+impl TagFunction {
+    fn of(name: &str) -> Option<TagFunction> {
         Some(match name {
-            "matchTag" => Func::MatchTag,
-            "matchTagId" => Func::MatchTagId,
-            "hasTagKey" => Func::HasTagKey,
-            "hasTagKeyId" => Func::HasTagKeyId,
+            "matchTag" => TagFunction::MatchTag,
+            "matchTagId" => TagFunction::MatchTagId,
+            "hasTagKey" => TagFunction::HasTagKey,
+            "hasTagKeyId" => TagFunction::HasTagKeyId,
             _ => return None,
         })
     }
     fn name(self) -> &'static str {
         match self {
-            Func::MatchTag => "matchTag",
-            Func::MatchTagId => "matchTagId",
-            Func::HasTagKey => "hasTagKey",
-            Func::HasTagKeyId => "hasTagKeyId",
+            TagFunction::MatchTag => "matchTag",
+            TagFunction::MatchTagId => "matchTagId",
+            TagFunction::HasTagKey => "hasTagKey",
+            TagFunction::HasTagKeyId => "hasTagKeyId",
         }
+    }
+    /// Whether a resource with these effective tags answers the call with these (checked)
+    /// arguments.
+    pub fn holds(self, tags: &[Tag], args: &[&str]) -> bool {
+        let arg = |i: usize| args.get(i).copied().unwrap_or_default();
+        tags.iter().any(|t| match self {
+            TagFunction::MatchTag => {
+                t.key_names.iter().any(|k| k == arg(0)) && t.value_short_name == arg(1)
+            }
+            TagFunction::MatchTagId => t.key_id == arg(0) && t.value_id == arg(1),
+            TagFunction::HasTagKey => t.key_names.iter().any(|k| k == arg(0)),
+            TagFunction::HasTagKeyId => t.key_id == arg(0),
+        })
     }
     fn arity(self) -> usize {
         match self {
-            Func::MatchTag | Func::MatchTagId => 2,
-            Func::HasTagKey | Func::HasTagKeyId => 1,
+            TagFunction::MatchTag | TagFunction::MatchTagId => 2,
+            TagFunction::HasTagKey | TagFunction::HasTagKeyId => 1,
         }
     }
 }
@@ -63,7 +77,7 @@ enum Node {
     Or(Box<Node>, Box<Node>),
     And(Box<Node>, Box<Node>),
     Not(Box<Node>),
-    Call(Func, Vec<String>),
+    Call(TagFunction, Vec<String>),
 }
 
 /// A parsed, checked condition.
@@ -239,7 +253,7 @@ impl Parser<'_> {
         self.expect(Tok::Dot, "'.' after 'resource'")?;
         let at = self.at();
         let func = match self.peek() {
-            Some(Tok::Ident(name)) => Func::of(name).ok_or_else(|| {
+            Some(Tok::Ident(name)) => TagFunction::of(name).ok_or_else(|| {
                 format!(
                     "unsupported function 'resource.{name}' at position {at}: org policy conditions may use only resource.matchTag, resource.matchTagId, resource.hasTagKey and resource.hasTagKeyId"
                 )
@@ -302,7 +316,7 @@ fn numbered(s: &str, prefix: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-fn check_args(func: Func, args: &[String]) -> Result<(), String> {
+fn check_args(func: TagFunction, args: &[String]) -> Result<(), String> {
     let namespaced_key = |k: &str| {
         let ok = k
             .split_once('/')
@@ -327,7 +341,7 @@ fn check_args(func: Func, args: &[String]) -> Result<(), String> {
         }
     };
     match func {
-        Func::MatchTag => {
+        TagFunction::MatchTag => {
             namespaced_key(&args[0])?;
             if !valid_short_name(&args[1]) {
                 return Err(format!(
@@ -336,7 +350,7 @@ fn check_args(func: Func, args: &[String]) -> Result<(), String> {
                 ));
             }
         }
-        Func::MatchTagId => {
+        TagFunction::MatchTagId => {
             key_id(&args[0])?;
             if !numbered(&args[1], "tagValues/") {
                 return Err(format!(
@@ -345,8 +359,8 @@ fn check_args(func: Func, args: &[String]) -> Result<(), String> {
                 ));
             }
         }
-        Func::HasTagKey => namespaced_key(&args[0])?,
-        Func::HasTagKeyId => key_id(&args[0])?,
+        TagFunction::HasTagKey => namespaced_key(&args[0])?,
+        TagFunction::HasTagKeyId => key_id(&args[0])?,
     }
     Ok(())
 }
@@ -389,12 +403,10 @@ fn eval(n: &Node, tags: &[Tag]) -> bool {
         Node::Or(a, b) => eval(a, tags) || eval(b, tags),
         Node::And(a, b) => eval(a, tags) && eval(b, tags),
         Node::Not(a) => !eval(a, tags),
-        Node::Call(f, args) => tags.iter().any(|t| match f {
-            Func::MatchTag => t.key_names.contains(&args[0]) && t.value_short_name == args[1],
-            Func::MatchTagId => t.key_id == args[0] && t.value_id == args[1],
-            Func::HasTagKey => t.key_names.contains(&args[0]),
-            Func::HasTagKeyId => t.key_id == args[0],
-        }),
+        Node::Call(f, args) => {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            f.holds(tags, &args)
+        }
     }
 }
 
