@@ -3,6 +3,7 @@
 
 use anyhow::{Result, anyhow};
 use reqwest::Method;
+use runpool_control::base::error::{Code, http_status};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -206,9 +207,14 @@ impl Api {
 /// The outcome of a finished operation: its `error` as an [`ApiError`], else its `response`.
 pub fn operation_result(op: Value) -> Result<Value> {
     if let Some(e) = op.get("error").filter(|e| e.is_object()) {
+        // An operation's error carries only the `google.rpc.Code` number.
+        let code = e["code"]
+            .as_i64()
+            .and_then(|c| i32::try_from(c).ok())
+            .map_or(Code::Unknown, Code::from);
         return Err(ApiError {
-            code: rpc_code_to_http(e["code"].as_i64().unwrap_or(2)),
-            status: rpc_status_name(e["code"].as_i64().unwrap_or(2)).into(),
+            code: http_status(code),
+            status: code.name().into(),
             message: e["message"].as_str().unwrap_or("").into(),
         }
         .into());
@@ -218,42 +224,6 @@ pub fn operation_result(op: Value) -> Result<Value> {
         m.remove("@type");
     }
     Ok(response)
-}
-
-/// `google.rpc.Code` names, for errors carried inside an Operation (which only has the number).
-fn rpc_status_name(code: i64) -> &'static str {
-    match code {
-        1 => "CANCELLED",
-        3 => "INVALID_ARGUMENT",
-        4 => "DEADLINE_EXCEEDED",
-        5 => "NOT_FOUND",
-        6 => "ALREADY_EXISTS",
-        7 => "PERMISSION_DENIED",
-        8 => "RESOURCE_EXHAUSTED",
-        9 => "FAILED_PRECONDITION",
-        10 => "ABORTED",
-        11 => "OUT_OF_RANGE",
-        12 => "UNIMPLEMENTED",
-        13 => "INTERNAL",
-        14 => "UNAVAILABLE",
-        16 => "UNAUTHENTICATED",
-        _ => "UNKNOWN",
-    }
-}
-
-fn rpc_code_to_http(code: i64) -> u16 {
-    match code {
-        3 | 9 | 11 => 400,
-        16 => 401,
-        7 => 403,
-        5 => 404,
-        6 | 10 => 409,
-        8 => 429,
-        12 => 501,
-        14 => 503,
-        4 => 504,
-        _ => 500,
-    }
 }
 
 /// A connection failure, explained in terms of what the user can do about it.

@@ -1,95 +1,32 @@
 //! Google's error model (`google.rpc.Status` with an `ErrorInfo` detail), as a type every
 //! service returns and the wire renders.
 
-use std::collections::BTreeMap;
+/// The canonical error codes, `google.rpc.Code` as Google's Rust SDK has it (numbers and names).
+pub use google_cloud_gax::error::rpc::Code;
 
-/// The canonical codes Runpool answers with, named as `google.rpc.Code` names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Code {
-    InvalidArgument,
-    FailedPrecondition,
-    OutOfRange,
-    Unauthenticated,
-    PermissionDenied,
-    NotFound,
-    Aborted,
-    AlreadyExists,
-    ResourceExhausted,
-    Unimplemented,
-    Internal,
-}
-
-impl Code {
-    /// The HTTP status Google maps this code to.
-    pub fn http_status(self) -> u16 {
-        match self {
-            Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => 400,
-            Code::Unauthenticated => 401,
-            Code::PermissionDenied => 403,
-            Code::NotFound => 404,
-            Code::Aborted | Code::AlreadyExists => 409,
-            Code::ResourceExhausted => 429,
-            Code::Unimplemented => 501,
-            Code::Internal => 500,
-        }
-    }
-
-    /// The `google.rpc.Code` number.
-    pub fn rpc_code(self) -> i32 {
-        match self {
-            Code::InvalidArgument => 3,
-            Code::FailedPrecondition => 9,
-            Code::OutOfRange => 11,
-            Code::Unauthenticated => 16,
-            Code::PermissionDenied => 7,
-            Code::NotFound => 5,
-            Code::Aborted => 10,
-            Code::AlreadyExists => 6,
-            Code::ResourceExhausted => 8,
-            Code::Unimplemented => 12,
-            Code::Internal => 13,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Code::InvalidArgument => "INVALID_ARGUMENT",
-            Code::FailedPrecondition => "FAILED_PRECONDITION",
-            Code::OutOfRange => "OUT_OF_RANGE",
-            Code::Unauthenticated => "UNAUTHENTICATED",
-            Code::PermissionDenied => "PERMISSION_DENIED",
-            Code::NotFound => "NOT_FOUND",
-            Code::Aborted => "ABORTED",
-            Code::AlreadyExists => "ALREADY_EXISTS",
-            Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-            Code::Unimplemented => "UNIMPLEMENTED",
-            Code::Internal => "INTERNAL",
-        }
+/// The HTTP status Google maps a code to, as `google/rpc/code.proto` documents each one.
+pub fn http_status(code: Code) -> u16 {
+    match code {
+        Code::Ok => 200,
+        Code::Cancelled => 499,
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => 400,
+        Code::Unauthenticated => 401,
+        Code::PermissionDenied => 403,
+        Code::NotFound => 404,
+        Code::Aborted | Code::AlreadyExists => 409,
+        Code::ResourceExhausted => 429,
+        Code::Unimplemented => 501,
+        Code::Unavailable => 503,
+        Code::DeadlineExceeded => 504,
+        _ => 500,
     }
 }
 
-/// `google.rpc.ErrorInfo`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ErrorInfo {
-    pub reason: String,
-    pub domain: String,
-    pub metadata: BTreeMap<String, String>,
-}
-
-/// `google.rpc.PreconditionFailure.Violation`: one failed precondition, with what fixes it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Violation {
-    pub r#type: String,
-    pub subject: String,
-    pub description: String,
-}
-
+pub use google_cloud_rpc::model::ErrorInfo;
 /// `google.rpc.BadRequest.FieldViolation`: one field of a request that is wrong, and how.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FieldViolation {
-    pub field: String,
-    pub description: String,
-}
+pub use google_cloud_rpc::model::bad_request::FieldViolation;
+/// `google.rpc.PreconditionFailure.Violation`: one failed precondition, with what fixes it.
+pub use google_cloud_rpc::model::precondition_failure::Violation;
 
 /// A failed call, in Google's terms.
 #[derive(Debug, Clone, PartialEq)]
@@ -167,14 +104,12 @@ impl Error {
         domain: &str,
         metadata: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Self {
-        self.info = Some(Box::new(ErrorInfo {
-            reason: reason.to_string(),
-            domain: domain.to_string(),
-            metadata: metadata
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        }));
+        self.info = Some(Box::new(
+            ErrorInfo::new()
+                .set_reason(reason)
+                .set_domain(domain)
+                .set_metadata(metadata),
+        ));
         self
     }
 }

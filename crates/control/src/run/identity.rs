@@ -168,11 +168,12 @@ impl Control {
                 p.error.message,
                 p.fix
             ));
-            err.violations.push(crate::base::error::Violation {
-                r#type: format!("{:?}", p.rule),
-                subject: check.email.clone(),
-                description: format!("{} Fix: {}", p.error.message, p.fix),
-            });
+            err.violations.push(
+                crate::base::error::Violation::new()
+                    .set_type(format!("{:?}", p.rule))
+                    .set_subject(check.email.clone())
+                    .set_description(format!("{} Fix: {}", p.error.message, p.fix)),
+            );
         }
         err.message = text;
         Err(err)

@@ -1,21 +1,16 @@
 //! IAM v1 roles (`iam.googleapis.com`): predefined and custom.
 
 use crate::AppState;
-use crate::wire::{ApiResult, Auth, Body, Enums, Params, page, reply, split_verb, unknown_verb};
+use crate::wire::{
+    ApiResult, Auth, Body, EnumName, Enums, Params, named, page, reply, split_verb, unknown_verb,
+};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use google_cloud_iam_admin_v1::model as admin;
 use serde_json::Value;
 
-const STAGE: &[(i64, &str)] = &[
-    (0, "ALPHA"),
-    (1, "BETA"),
-    (2, "GA"),
-    (4, "DEPRECATED"),
-    (5, "DISABLED"),
-    (6, "EAP"),
-];
+const STAGE: EnumName = named::<google_cloud_iam_admin_v1::model::role::RoleLaunchStage>;
 const ONE: Enums = &[("stage", STAGE)];
 const MANY: Enums = &[("roles.stage", STAGE)];
 

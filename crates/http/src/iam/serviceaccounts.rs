@@ -1,7 +1,8 @@
 //! IAM v1 service accounts (`iam.googleapis.com`).
 
 use crate::wire::{
-    ApiError, ApiResult, Auth, Body, Enums, Params, page, parse, reply, split_verb, unknown_verb,
+    ApiError, ApiResult, Auth, Body, EnumName, Enums, Params, named, page, parse, reply,
+    split_verb, unknown_verb,
 };
 use crate::{AppState, iam_policy_verbs};
 use axum::Router;
@@ -211,65 +212,22 @@ async fn post_verb(
     }
 }
 
+const KEY_ALGORITHM: EnumName = named::<admin::ServiceAccountKeyAlgorithm>;
+const KEY_ORIGIN: EnumName = named::<admin::ServiceAccountKeyOrigin>;
+const KEY_TYPE: EnumName = named::<admin::list_service_account_keys_request::KeyType>;
 const KEY_ENUMS: Enums = &[
-    (
-        "keyAlgorithm",
-        &[
-            (0, "KEY_ALG_UNSPECIFIED"),
-            (1, "KEY_ALG_RSA_1024"),
-            (2, "KEY_ALG_RSA_2048"),
-        ],
-    ),
+    ("keyAlgorithm", KEY_ALGORITHM),
     (
         "privateKeyType",
-        &[
-            (0, "TYPE_UNSPECIFIED"),
-            (1, "TYPE_PKCS12_FILE"),
-            (2, "TYPE_GOOGLE_CREDENTIALS_FILE"),
-        ],
+        named::<admin::ServiceAccountPrivateKeyType>,
     ),
-    (
-        "keyOrigin",
-        &[
-            (0, "ORIGIN_UNSPECIFIED"),
-            (1, "USER_PROVIDED"),
-            (2, "GOOGLE_PROVIDED"),
-        ],
-    ),
-    (
-        "keyType",
-        &[
-            (0, "KEY_TYPE_UNSPECIFIED"),
-            (1, "USER_MANAGED"),
-            (2, "SYSTEM_MANAGED"),
-        ],
-    ),
+    ("keyOrigin", KEY_ORIGIN),
+    ("keyType", KEY_TYPE),
 ];
 const KEYS_ENUMS: Enums = &[
-    (
-        "keys.keyAlgorithm",
-        &[
-            (0, "KEY_ALG_UNSPECIFIED"),
-            (1, "KEY_ALG_RSA_1024"),
-            (2, "KEY_ALG_RSA_2048"),
-        ],
-    ),
-    (
-        "keys.keyOrigin",
-        &[
-            (0, "ORIGIN_UNSPECIFIED"),
-            (1, "USER_PROVIDED"),
-            (2, "GOOGLE_PROVIDED"),
-        ],
-    ),
-    (
-        "keys.keyType",
-        &[
-            (0, "KEY_TYPE_UNSPECIFIED"),
-            (1, "USER_MANAGED"),
-            (2, "SYSTEM_MANAGED"),
-        ],
-    ),
+    ("keys.keyAlgorithm", KEY_ALGORITHM),
+    ("keys.keyOrigin", KEY_ORIGIN),
+    ("keys.keyType", KEY_TYPE),
 ];
 
 async fn list_keys(

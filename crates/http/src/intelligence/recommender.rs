@@ -2,7 +2,8 @@
 
 use crate::AppState;
 use crate::wire::{
-    ApiError, ApiResult, Auth, Body, Enums, Params, page, parse, reply, split_verb, unknown_verb,
+    ApiError, ApiResult, Auth, Body, EnumName, Enums, Params, named, page, parse, reply,
+    split_verb, unknown_verb,
 };
 use axum::Router;
 use axum::extract::{Path, State};
@@ -12,43 +13,13 @@ use runpool_control::Error;
 use runpool_control::intelligence::recommender::mark_target;
 use serde_json::Value;
 
-const PRIORITY: &[(i64, &str)] = &[
-    (0, "PRIORITY_UNSPECIFIED"),
-    (1, "P4"),
-    (2, "P3"),
-    (3, "P2"),
-    (4, "P1"),
-];
-const CATEGORY: &[(i64, &str)] = &[
-    (0, "CATEGORY_UNSPECIFIED"),
-    (1, "COST"),
-    (2, "SECURITY"),
-    (3, "PERFORMANCE"),
-    (4, "MANAGEABILITY"),
-    (5, "SUSTAINABILITY"),
-    (6, "RELIABILITY"),
-];
-const STATE: &[(i64, &str)] = &[
-    (0, "STATE_UNSPECIFIED"),
-    (1, "ACTIVE"),
-    (6, "CLAIMED"),
-    (3, "SUCCEEDED"),
-    (4, "FAILED"),
-    (5, "DISMISSED"),
-];
-const INSIGHT_STATE: &[(i64, &str)] = &[
-    (0, "STATE_UNSPECIFIED"),
-    (1, "ACTIVE"),
-    (2, "ACCEPTED"),
-    (3, "DISMISSED"),
-];
-const SEVERITY: &[(i64, &str)] = &[
-    (0, "SEVERITY_UNSPECIFIED"),
-    (1, "LOW"),
-    (2, "MEDIUM"),
-    (3, "HIGH"),
-    (4, "CRITICAL"),
-];
+const PRIORITY: EnumName = named::<google_cloud_recommender_v1::model::recommendation::Priority>;
+const CATEGORY: EnumName = named::<google_cloud_recommender_v1::model::impact::Category>;
+const STATE: EnumName =
+    named::<google_cloud_recommender_v1::model::recommendation_state_info::State>;
+const INSIGHT_STATE: EnumName =
+    named::<google_cloud_recommender_v1::model::insight_state_info::State>;
+const SEVERITY: EnumName = named::<google_cloud_recommender_v1::model::insight::Severity>;
 const RECOMMENDATION: Enums = &[
     ("priority", PRIORITY),
     ("primaryImpact.category", CATEGORY),

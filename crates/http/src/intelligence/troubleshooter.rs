@@ -8,7 +8,7 @@
 //! every other field omitted, as v1's proto says.
 
 use crate::AppState;
-use crate::wire::{ApiError, ApiResult, Auth, Body, Enums, Params, reply};
+use crate::wire::{ApiError, ApiResult, Auth, Body, EnumName, Enums, Params, named, reply};
 use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
@@ -20,45 +20,12 @@ use runpool_control::intelligence::troubleshoot::{ExaminedResource, Troubleshoot
 use runpool_control::{Caller, Error};
 use std::collections::HashMap;
 
-const OVERALL: &[(i64, &str)] = &[
-    (0, "OVERALL_ACCESS_STATE_UNSPECIFIED"),
-    (1, "CAN_ACCESS"),
-    (2, "CANNOT_ACCESS"),
-    (3, "UNKNOWN_INFO"),
-    (4, "UNKNOWN_CONDITIONAL"),
-];
-const ALLOW: &[(i64, &str)] = &[
-    (0, "ALLOW_ACCESS_STATE_UNSPECIFIED"),
-    (1, "ALLOW_ACCESS_STATE_GRANTED"),
-    (2, "ALLOW_ACCESS_STATE_NOT_GRANTED"),
-    (3, "ALLOW_ACCESS_STATE_UNKNOWN_CONDITIONAL"),
-    (4, "ALLOW_ACCESS_STATE_UNKNOWN_INFO"),
-];
-const DENY: &[(i64, &str)] = &[
-    (0, "DENY_ACCESS_STATE_UNSPECIFIED"),
-    (1, "DENY_ACCESS_STATE_DENIED"),
-    (2, "DENY_ACCESS_STATE_NOT_DENIED"),
-    (3, "DENY_ACCESS_STATE_UNKNOWN_CONDITIONAL"),
-    (4, "DENY_ACCESS_STATE_UNKNOWN_INFO"),
-];
-const ROLE_PERMISSION: &[(i64, &str)] = &[
-    (0, "ROLE_PERMISSION_INCLUSION_STATE_UNSPECIFIED"),
-    (1, "ROLE_PERMISSION_INCLUDED"),
-    (2, "ROLE_PERMISSION_NOT_INCLUDED"),
-    (3, "ROLE_PERMISSION_UNKNOWN_INFO"),
-];
-const MEMBERSHIP: &[(i64, &str)] = &[
-    (0, "MEMBERSHIP_MATCHING_STATE_UNSPECIFIED"),
-    (1, "MEMBERSHIP_MATCHED"),
-    (2, "MEMBERSHIP_NOT_MATCHED"),
-    (3, "MEMBERSHIP_UNKNOWN_INFO"),
-    (4, "MEMBERSHIP_UNKNOWN_UNSUPPORTED"),
-];
-const RELEVANCE: &[(i64, &str)] = &[
-    (0, "HEURISTIC_RELEVANCE_UNSPECIFIED"),
-    (1, "HEURISTIC_RELEVANCE_NORMAL"),
-    (2, "HEURISTIC_RELEVANCE_HIGH"),
-];
+const OVERALL: EnumName = named::<pt::troubleshoot_iam_policy_response::OverallAccessState>;
+const ALLOW: EnumName = named::<pt::AllowAccessState>;
+const DENY: EnumName = named::<pt::DenyAccessState>;
+const ROLE_PERMISSION: EnumName = named::<pt::RolePermissionInclusionState>;
+const MEMBERSHIP: EnumName = named::<pt::MembershipMatchingState>;
+const RELEVANCE: EnumName = named::<pt::HeuristicRelevance>;
 
 const ENUMS: Enums = &[
     ("overallAccessState", OVERALL),
@@ -163,38 +130,13 @@ const ENUMS: Enums = &[
         RELEVANCE,
     ),
 ];
-const PERMISSION_PATTERN: &[(i64, &str)] = &[
-    (0, "PERMISSION_PATTERN_MATCHING_STATE_UNSPECIFIED"),
-    (1, "PERMISSION_PATTERN_MATCHED"),
-    (2, "PERMISSION_PATTERN_NOT_MATCHED"),
-];
+const PERMISSION_PATTERN: EnumName = named::<pt::PermissionPatternMatchingState>;
 
 /// v1's one access state, for the response, each policy and each binding.
-const ACCESS_V1: &[(i64, &str)] = &[
-    (0, "ACCESS_STATE_UNSPECIFIED"),
-    (1, "GRANTED"),
-    (2, "NOT_GRANTED"),
-    (3, "UNKNOWN_CONDITIONAL"),
-    (4, "UNKNOWN_INFO_DENIED"),
-];
-const RELEVANCE_V1: &[(i64, &str)] = &[
-    (0, "HEURISTIC_RELEVANCE_UNSPECIFIED"),
-    (1, "NORMAL"),
-    (2, "HIGH"),
-];
-const ROLE_PERMISSION_V1: &[(i64, &str)] = &[
-    (0, "ROLE_PERMISSION_UNSPECIFIED"),
-    (1, "ROLE_PERMISSION_INCLUDED"),
-    (2, "ROLE_PERMISSION_NOT_INCLUDED"),
-    (3, "ROLE_PERMISSION_UNKNOWN_INFO_DENIED"),
-];
-const MEMBERSHIP_V1: &[(i64, &str)] = &[
-    (0, "MEMBERSHIP_UNSPECIFIED"),
-    (1, "MEMBERSHIP_INCLUDED"),
-    (2, "MEMBERSHIP_NOT_INCLUDED"),
-    (3, "MEMBERSHIP_UNKNOWN_INFO_DENIED"),
-    (4, "MEMBERSHIP_UNKNOWN_UNSUPPORTED"),
-];
+const ACCESS_V1: EnumName = named::<v1::AccessState>;
+const RELEVANCE_V1: EnumName = named::<v1::HeuristicRelevance>;
+const ROLE_PERMISSION_V1: EnumName = named::<v1::binding_explanation::RolePermission>;
+const MEMBERSHIP_V1: EnumName = named::<v1::binding_explanation::Membership>;
 
 const ENUMS_V1: Enums = &[
     ("access", ACCESS_V1),
@@ -387,7 +329,7 @@ fn binding_v3(v: &Verdict) -> pt::AllowBindingExplanation {
         };
         if let ConditionOutcome::Error(msg) = outcome {
             let mut st = google_cloud_rpc::model::Status::new();
-            st.code = 3;
+            st.code = runpool_control::Code::InvalidArgument as i32;
             st.message = msg.clone();
             ce.errors.push(st);
         }

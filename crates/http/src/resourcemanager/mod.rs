@@ -5,7 +5,8 @@ pub mod orgpolicy;
 pub mod tags;
 
 use crate::wire::{
-    ApiError, ApiResult, Auth, Body, Enums, Params, page, reply, split_verb, unknown_verb,
+    ApiError, ApiResult, Auth, Body, EnumName, Enums, Params, named, page, reply, split_verb,
+    unknown_verb,
 };
 use crate::{AppState, iam_verbs};
 use axum::Router;
@@ -16,11 +17,7 @@ use google_cloud_resourcemanager_v3::model as rm;
 use runpool_control::resourcemanager::Kind;
 use serde_json::Value;
 
-const STATE: &[(i64, &str)] = &[
-    (0, "STATE_UNSPECIFIED"),
-    (1, "ACTIVE"),
-    (2, "DELETE_REQUESTED"),
-];
+const STATE: EnumName = named::<google_cloud_resourcemanager_v3::model::project::State>;
 const ONE: Enums = &[("state", STATE), ("response.state", STATE)];
 const MANY: Enums = &[
     ("projects.state", STATE),

@@ -1,17 +1,15 @@
 //! Organization Policy v2 (`orgpolicy.googleapis.com`).
 
 use crate::AppState;
-use crate::wire::{ApiResult, Auth, Body, Enums, Params, page, reply, split_verb, unknown_verb};
+use crate::wire::{
+    ApiResult, Auth, Body, EnumName, Enums, Params, named, page, reply, split_verb, unknown_verb,
+};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use google_cloud_orgpolicy_v2::model as op;
 
-const DEFAULTS: &[(i64, &str)] = &[
-    (0, "CONSTRAINT_DEFAULT_UNSPECIFIED"),
-    (1, "ALLOW"),
-    (2, "DENY"),
-];
+const DEFAULTS: EnumName = named::<google_cloud_orgpolicy_v2::model::constraint::ConstraintDefault>;
 const CONSTRAINTS: Enums = &[("constraints.constraintDefault", DEFAULTS)];
 
 pub fn router() -> Router<AppState> {

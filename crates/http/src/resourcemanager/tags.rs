@@ -5,7 +5,7 @@
 //! Keys and values have the same methods at the same paths under their own collection, so one
 //! set of handlers, generic over [`TagKind`], serves both.
 
-use crate::wire::{ApiResult, Auth, Body, Enums, Params, page, reply, split_verb};
+use crate::wire::{ApiResult, Auth, Body, EnumName, Enums, Params, named, page, reply, split_verb};
 use crate::{AppState, iam_policy_verbs};
 use axum::Router;
 use axum::extract::{Path, State};
@@ -15,7 +15,7 @@ use runpool_control::resourcemanager::tags::TagKind;
 use serde::Serialize;
 use serde_json::Value;
 
-const PURPOSE: &[(i64, &str)] = &[(0, "PURPOSE_UNSPECIFIED"), (1, "GCE_FIREWALL")];
+const PURPOSE: EnumName = named::<google_cloud_resourcemanager_v3::model::Purpose>;
 
 /// What the wire adds to a [`TagKind`]: the enums its JSON carries and its list response.
 trait Wire: TagKind {

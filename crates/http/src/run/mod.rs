@@ -5,8 +5,8 @@ pub mod images;
 pub mod v1;
 
 use crate::wire::{
-    self, ApiError, ApiResult, Auth, Body, Enums, Params, page, reply_under, split_verb,
-    unknown_verb,
+    self, ApiError, ApiResult, Auth, Body, EnumName, Enums, Params, named, page, reply_under,
+    split_verb, unknown_verb,
 };
 use crate::{AppState, iam_policy_verbs};
 use axum::Router;
@@ -16,44 +16,12 @@ use google_cloud_run_v2::model as run;
 use runpool_control::Error;
 use serde_json::{Value, json};
 
-const LAUNCH_STAGE: &[(i64, &str)] = &[
-    (0, "LAUNCH_STAGE_UNSPECIFIED"),
-    (1, "EARLY_ACCESS"),
-    (2, "ALPHA"),
-    (3, "BETA"),
-    (4, "GA"),
-    (5, "DEPRECATED"),
-    (6, "UNIMPLEMENTED"),
-    (7, "PRELAUNCH"),
-];
-const CONDITION_STATE: &[(i64, &str)] = &[
-    (0, "STATE_UNSPECIFIED"),
-    (1, "CONDITION_PENDING"),
-    (2, "CONDITION_RECONCILING"),
-    (3, "CONDITION_FAILED"),
-    (4, "CONDITION_SUCCEEDED"),
-];
-const SEVERITY: &[(i64, &str)] = &[
-    (0, "SEVERITY_UNSPECIFIED"),
-    (1, "ERROR"),
-    (2, "WARNING"),
-    (3, "INFO"),
-];
-const SPLIT_TYPE: &[(i64, &str)] = &[
-    (0, "INSTANCE_SPLIT_ALLOCATION_TYPE_UNSPECIFIED"),
-    (1, "INSTANCE_SPLIT_ALLOCATION_TYPE_LATEST"),
-    (2, "INSTANCE_SPLIT_ALLOCATION_TYPE_REVISION"),
-];
-const REVOCATION: &[(i64, &str)] = &[
-    (0, "ENCRYPTION_KEY_REVOCATION_ACTION_UNSPECIFIED"),
-    (1, "PREVENT_NEW"),
-    (2, "SHUTDOWN"),
-];
-const EGRESS: &[(i64, &str)] = &[
-    (0, "VPC_EGRESS_UNSPECIFIED"),
-    (1, "ALL_TRAFFIC"),
-    (2, "PRIVATE_RANGES_ONLY"),
-];
+const LAUNCH_STAGE: EnumName = named::<google_cloud_api::model::LaunchStage>;
+const CONDITION_STATE: EnumName = named::<run::condition::State>;
+const SEVERITY: EnumName = named::<run::condition::Severity>;
+const SPLIT_TYPE: EnumName = named::<run::InstanceSplitAllocationType>;
+const REVOCATION: EnumName = named::<run::EncryptionKeyRevocationAction>;
+const EGRESS: EnumName = named::<run::vpc_access::VpcEgress>;
 
 /// The enum fields of a worker pool, a revision, and their conditions.
 const ENUMS: Enums = &[

@@ -10,10 +10,13 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, StatusCode, request::Parts};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use google_cloud_gax::error::rpc::StatusDetails;
+use google_cloud_rpc::model::{BadRequest, PreconditionFailure};
+use runpool_control::base::error::http_status;
 use runpool_control::{Caller, Error};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::HashMap;
 
 /// The largest request body accepted, as Google's front end limits it.
@@ -31,54 +34,55 @@ impl From<Error> for ApiError {
 
 pub type ApiResult<T = Response> = Result<T, ApiError>;
 
+/// Google's error body: `{"error": {code, message, status, details}}`, the code the HTTP
+/// status, each detail a `google.rpc` message with its `@type` first.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: Status<'a>,
+}
+
+#[derive(Serialize)]
+struct Status<'a> {
+    code: u16,
+    message: &'a str,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    details: Vec<StatusDetails>,
+}
+
 pub fn error_body(e: &Error) -> Value {
     let mut details = vec![];
     if let Some(info) = &e.info {
-        details.push(json!({
-            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-            "reason": info.reason,
-            "domain": info.domain,
-            "metadata": info.metadata,
-        }));
+        details.push(StatusDetails::ErrorInfo((**info).clone()));
     }
     if !e.violations.is_empty() {
-        let v: Vec<Value> = e
-            .violations
-            .iter()
-            .map(|v| json!({"type": v.r#type, "subject": v.subject, "description": v.description}))
-            .collect();
-        details.push(
-            json!({"@type": "type.googleapis.com/google.rpc.PreconditionFailure", "violations": v}),
-        );
+        details.push(StatusDetails::PreconditionFailure(
+            PreconditionFailure::new().set_violations(e.violations.clone()),
+        ));
     }
     if !e.field_violations.is_empty() {
-        let v: Vec<Value> = e
-            .field_violations
-            .iter()
-            .map(|v| json!({"field": v.field, "description": v.description}))
-            .collect();
-        details.push(
-            json!({"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": v}),
-        );
+        details.push(StatusDetails::BadRequest(
+            BadRequest::new().set_field_violations(e.field_violations.clone()),
+        ));
     }
-    let mut err = json!({
-        "code": e.code.http_status(),
-        "message": e.message,
-        "status": e.code.name(),
-    });
-    if !details.is_empty() {
-        err["details"] = Value::Array(details);
-    }
-    json!({ "error": err })
+    let body = ErrorBody {
+        error: Status {
+            code: http_status(e.code),
+            message: &e.message,
+            status: e.code.name(),
+            details,
+        },
+    };
+    serde_json::to_value(body).unwrap_or_default()
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.code.http_status())
+        let status = StatusCode::from_u16(http_status(self.0.code))
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = (status, axum::Json(error_body(&self.0))).into_response();
         resp.extensions_mut().insert(audit::Failure {
-            code: self.0.code.rpc_code(),
+            code: self.0.code as i32,
             message: self.0.message.clone(),
         });
         if self.0.code == runpool_control::Code::Unauthenticated {
@@ -239,9 +243,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 /// Which fields of a response are enums, and their names: `(path, [(number, NAME)])`.
 /// A path is dot-separated; arrays on the way are walked element by element, and `*` stands
 /// for every key of a map.
-pub type Enums = &'static [(&'static str, &'static [(i64, &'static str)])];
+/// How one enum field is named: its number to its name, `None` for a number the model does
+/// not know (left as a number).
+pub type EnumName = fn(i64) -> Option<String>;
 
-fn name_enums(v: &mut Value, path: &[&str], names: &[(i64, &str)]) {
+/// The enum fields of a response, by JSON path (`*` walks a map's values), each with its
+/// model enum (Google's model crates serialize enums as numbers; their names come from there).
+pub type Enums = &'static [(&'static str, EnumName)];
+
+/// The name of a model enum's value: its `Display`, which is the proto name for a known value
+/// and the number for an unknown one.
+pub fn named<E: From<i32> + std::fmt::Display>(n: i64) -> Option<String> {
+    let v = i32::try_from(n).ok()?;
+    let name = E::from(v).to_string();
+    (name != v.to_string()).then_some(name)
+}
+
+fn name_enums(v: &mut Value, path: &[&str], names: EnumName) {
     match v {
         Value::Array(items) => items.iter_mut().for_each(|i| name_enums(i, path, names)),
         Value::Object(map) => {
@@ -257,10 +275,8 @@ fn name_enums(v: &mut Value, path: &[&str], names: &[(i64, &str)]) {
                 return;
             };
             if rest.is_empty() {
-                if let Some(n) = child.as_i64()
-                    && let Some((_, name)) = names.iter().find(|(i, _)| *i == n)
-                {
-                    *child = Value::String((*name).to_string());
+                if let Some(name) = child.as_i64().and_then(names) {
+                    *child = Value::String(name);
                 }
             } else {
                 name_enums(child, rest, names);
@@ -294,7 +310,7 @@ pub fn reply_under<T: Serialize>(
                     format!("{prefix}.{path}")
                 };
                 let parts: Vec<&str> = full.split('.').collect();
-                name_enums(&mut v, &parts, names);
+                name_enums(&mut v, &parts, *names);
             }
         }
     }

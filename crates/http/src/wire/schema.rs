@@ -336,10 +336,11 @@ impl Walk<'_> {
         if self.full() {
             return;
         }
-        self.faults.push(FieldViolation {
-            field: field.to_string(),
-            description,
-        });
+        self.faults.push(
+            FieldViolation::new()
+                .set_field(field)
+                .set_description(description),
+        );
     }
 
     fn invalid(&mut self, path: &str, ty: &str, v: &Value) {
