@@ -399,4 +399,103 @@ mod tests {
         assert_eq!(v["error"]["message"], "Internal error encountered.");
         assert_eq!(app.call(get("/fine")).await.unwrap().status(), 200);
     }
+
+    #[tokio::test]
+    async fn every_route_names_the_method_it_serves_as_audit_logs_name_it() {
+        use crate::wire::operation::Op;
+        use tower_service::Service as _;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        let control = Arc::new(Control::open(Box::new(store)).unwrap());
+        let mut app = router(control);
+        let mut call = async |method: &str, path: &str| {
+            let req = axum::http::Request::builder()
+                .method(method)
+                .uri(path)
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from("{}"))
+                .unwrap();
+            let resp = app.call(req).await.unwrap();
+            let op = resp.extensions().get::<&'static Op>().copied();
+            (
+                resp.status().as_u16(),
+                op.map(|o| (o.interface.service, o.method_name(), o.activity)),
+            )
+        };
+        let named = |service: &'static str, method: &str, activity: bool| {
+            Some((service, method.to_string(), activity))
+        };
+        assert_eq!(
+            call("POST", "/v2/projects/p/locations/us-central1/workerPools")
+                .await
+                .1,
+            named(
+                "run.googleapis.com",
+                "google.cloud.run.v2.WorkerPools.CreateWorkerPool",
+                true
+            )
+        );
+        assert_eq!(
+            call("GET", "/v3/projects/p").await.1,
+            named(
+                "cloudresourcemanager.googleapis.com",
+                "google.cloud.resourcemanager.v3.Projects.GetProject",
+                false
+            )
+        );
+        assert_eq!(
+            call("POST", "/v3/projects/p:setIamPolicy").await.1,
+            named(
+                "cloudresourcemanager.googleapis.com",
+                "google.cloud.resourcemanager.v3.Projects.SetIamPolicy",
+                true
+            )
+        );
+        assert_eq!(
+            call("POST", "/v3/projects/p:getIamPolicy").await.1,
+            named(
+                "cloudresourcemanager.googleapis.com",
+                "google.cloud.resourcemanager.v3.Projects.GetIamPolicy",
+                false
+            )
+        );
+        assert_eq!(
+            call("GET", "/v1/projects/p/serviceAccounts").await.1,
+            named(
+                "iam.googleapis.com",
+                "google.iam.admin.v1.IAM.ListServiceAccounts",
+                false
+            )
+        );
+        assert_eq!(
+            call(
+                "POST",
+                "/v1/projects/-/serviceAccounts/a@b:generateAccessToken"
+            )
+            .await
+            .1,
+            named(
+                "iamcredentials.googleapis.com",
+                "google.iam.credentials.v1.IAMCredentials.GenerateAccessToken",
+                false
+            )
+        );
+        assert_eq!(
+            call("GET", "/v2/projects/p/policies/c:getEffectivePolicy")
+                .await
+                .1,
+            named(
+                "orgpolicy.googleapis.com",
+                "google.cloud.orgpolicy.v2.OrgPolicy.GetEffectivePolicy",
+                false
+            )
+        );
+        assert_eq!(
+            call("POST", "/token").await.1,
+            None,
+            "not a Google API method"
+        );
+        // A custom verb no route serves is Google's unknown method, before any handler runs.
+        assert_eq!(call("POST", "/v3/projects/p:frobnicate").await, (404, None));
+    }
 }

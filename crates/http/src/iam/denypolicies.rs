@@ -3,6 +3,7 @@
 //! (`cloudresourcemanager.googleapis.com%2Fprojects%2Fmy-project`), as Google's clients send it.
 
 use crate::AppState;
+use crate::wire::operation::{Interface, Op, serves};
 use crate::wire::{ApiError, ApiResult, Auth, Body, Params, page, reply};
 use axum::Router;
 use axum::extract::{Path, State};
@@ -10,12 +11,37 @@ use axum::routing::get;
 use google_cloud_iam_v2::model as v2;
 use runpool_control::Error;
 
+static POLICIES: Interface = Interface {
+    service: "iam.googleapis.com",
+    name: "google.iam.v2.Policies",
+};
+
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v2/policies/{attachment}/{kind}", get(list).post(create))
+        .route(
+            "/v2/policies/{attachment}/{kind}",
+            serves(
+                const {
+                    &[&[
+                        Op::read("GET", "", &POLICIES, "ListPolicies"),
+                        Op::write("POST", "", &POLICIES, "CreatePolicy"),
+                    ]]
+                },
+                get(list).post(create),
+            ),
+        )
         .route(
             "/v2/policies/{attachment}/{kind}/{id}",
-            get(get_one).put(update).delete(delete),
+            serves(
+                const {
+                    &[&[
+                        Op::read("GET", "", &POLICIES, "GetPolicy"),
+                        Op::write("PUT", "", &POLICIES, "UpdatePolicy"),
+                        Op::write("DELETE", "", &POLICIES, "DeletePolicy"),
+                    ]]
+                },
+                get(get_one).put(update).delete(delete),
+            ),
         )
 }
 

@@ -1,6 +1,7 @@
 //! IAM v1 roles (`iam.googleapis.com`): predefined and custom.
 
 use crate::AppState;
+use crate::wire::operation::{Interface, Op, serves};
 use crate::wire::{
     ApiResult, Auth, Body, EnumName, Enums, Params, named, page, reply, split_verb, unknown_verb,
 };
@@ -14,20 +15,55 @@ const STAGE: EnumName = named::<google_cloud_iam_admin_v1::model::role::RoleLaun
 const ONE: Enums = &[("stage", STAGE)];
 const MANY: Enums = &[("roles.stage", STAGE)];
 
+static IAM: Interface = Interface {
+    service: "iam.googleapis.com",
+    name: "google.iam.admin.v1.IAM",
+};
+
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/roles", get(list_predefined))
-        .route("/v1/roles/{id}", get(get_predefined))
+        .route(
+            "/v1/roles",
+            serves(
+                const { &[&[Op::read("GET", "", &IAM, "ListRoles")]] },
+                get(list_predefined),
+            ),
+        )
+        .route(
+            "/v1/roles/{id}",
+            serves(
+                const { &[&[Op::read("GET", "", &IAM, "GetRole")]] },
+                get(get_predefined),
+            ),
+        )
         .route(
             "/v1/{kind}/{id}/roles",
-            get(list_custom).post(create_custom),
+            serves(
+                const {
+                    &[&[
+                        Op::read("GET", "", &IAM, "ListRoles"),
+                        Op::write("POST", "", &IAM, "CreateRole"),
+                    ]]
+                },
+                get(list_custom).post(create_custom),
+            ),
         )
         .route(
             "/v1/{kind}/{id}/roles/{seg}",
-            get(get_custom)
-                .patch(patch_custom)
-                .delete(delete_custom)
-                .post(post_custom),
+            serves(
+                const {
+                    &[&[
+                        Op::read("GET", "", &IAM, "GetRole"),
+                        Op::write("PATCH", "", &IAM, "UpdateRole"),
+                        Op::write("DELETE", "", &IAM, "DeleteRole"),
+                        Op::write("POST", "undelete", &IAM, "UndeleteRole"),
+                    ]]
+                },
+                get(get_custom)
+                    .patch(patch_custom)
+                    .delete(delete_custom)
+                    .post(post_custom),
+            ),
         )
 }
 

@@ -1,5 +1,6 @@
 //! IAM v1 service accounts (`iam.googleapis.com`).
 
+use crate::wire::operation::{Interface, Op, iam_ops, serves};
 use crate::wire::{
     ApiError, ApiResult, Auth, Body, EnumName, Enums, Params, named, page, parse, reply,
     split_verb, unknown_verb,
@@ -12,31 +13,94 @@ use google_cloud_iam_admin_v1::model as admin;
 use google_cloud_iam_credentials_v1::model as creds;
 use serde_json::{Value, json};
 
+static IAM: Interface = Interface {
+    service: "iam.googleapis.com",
+    name: "google.iam.admin.v1.IAM",
+};
+static CREDENTIALS: Interface = Interface {
+    service: "iamcredentials.googleapis.com",
+    name: "google.iam.credentials.v1.IAMCredentials",
+};
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/v1/projects/{project}/serviceAccounts",
-            get(list).post(create),
+            serves(
+                const {
+                    &[&[
+                        Op::read("GET", "", &IAM, "ListServiceAccounts"),
+                        Op::write("POST", "", &IAM, "CreateServiceAccount"),
+                    ]]
+                },
+                get(list).post(create),
+            ),
         )
         .route(
             "/v1/projects/{project}/serviceAccounts/{seg}",
-            get(get_one)
-                .patch(patch)
-                .put(put)
-                .delete(delete)
-                .post(post_verb),
+            serves(
+                const {
+                    &[
+                        &[
+                            Op::read("GET", "", &IAM, "GetServiceAccount"),
+                            Op::write("PATCH", "", &IAM, "PatchServiceAccount"),
+                            Op::write("PUT", "", &IAM, "UpdateServiceAccount"),
+                            Op::write("DELETE", "", &IAM, "DeleteServiceAccount"),
+                            Op::write("POST", "enable", &IAM, "EnableServiceAccount"),
+                            Op::write("POST", "disable", &IAM, "DisableServiceAccount"),
+                            Op::write("POST", "undelete", &IAM, "UndeleteServiceAccount"),
+                            Op::read(
+                                "POST",
+                                "generateAccessToken",
+                                &CREDENTIALS,
+                                "GenerateAccessToken",
+                            ),
+                            Op::read("POST", "generateIdToken", &CREDENTIALS, "GenerateIdToken"),
+                            Op::read("POST", "signBlob", &CREDENTIALS, "SignBlob"),
+                            Op::read("POST", "signJwt", &CREDENTIALS, "SignJwt"),
+                        ],
+                        &iam_ops(&IAM, "POST"),
+                    ]
+                },
+                get(get_one)
+                    .patch(patch)
+                    .put(put)
+                    .delete(delete)
+                    .post(post_verb),
+            ),
         )
         .route(
             "/v1/projects/{project}/serviceAccounts/{sa}/keys",
-            get(list_keys).post(create_key),
+            serves(
+                const {
+                    &[&[
+                        Op::read("GET", "", &IAM, "ListServiceAccountKeys"),
+                        Op::write("POST", "", &IAM, "CreateServiceAccountKey"),
+                    ]]
+                },
+                get(list_keys).post(create_key),
+            ),
         )
         .route(
             "/v1/projects/{project}/serviceAccounts/{sa}/keys:upload",
-            post(upload_key),
+            serves(
+                const { &[&[Op::write("POST", "upload", &IAM, "UploadServiceAccountKey")]] },
+                post(upload_key),
+            ),
         )
         .route(
             "/v1/projects/{project}/serviceAccounts/{sa}/keys/{seg}",
-            get(get_key).delete(delete_key).post(key_verb),
+            serves(
+                const {
+                    &[&[
+                        Op::read("GET", "", &IAM, "GetServiceAccountKey"),
+                        Op::write("DELETE", "", &IAM, "DeleteServiceAccountKey"),
+                        Op::write("POST", "disable", &IAM, "DisableServiceAccountKey"),
+                        Op::write("POST", "enable", &IAM, "EnableServiceAccountKey"),
+                    ]]
+                },
+                get(get_key).delete(delete_key).post(key_verb),
+            ),
         )
 }
 

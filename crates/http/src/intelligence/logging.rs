@@ -2,6 +2,7 @@
 //! logs, with Cloud Run's resource type `cloud_run_worker_pool`.
 
 use crate::AppState;
+use crate::wire::operation::{Interface, Op, serves};
 use crate::wire::{self, ApiError, ApiResult, Auth, Body, Params};
 use axum::Router;
 use axum::extract::State;
@@ -11,8 +12,19 @@ use runpool_control::Error;
 use runpool_control::intelligence::logging::severity;
 use serde_json::{Value, json};
 
+static LOGGING: Interface = Interface {
+    service: "logging.googleapis.com",
+    name: "google.logging.v2.LoggingServiceV2",
+};
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v2/entries:list", post(list))
+    Router::new().route(
+        "/v2/entries:list",
+        serves(
+            const { &[&[Op::query("POST", "list", &LOGGING, "ListLogEntries")]] },
+            post(list),
+        ),
+    )
 }
 
 async fn list(

@@ -1,6 +1,7 @@
 //! Recommender v1 (`recommender.googleapis.com`): recommendations and insights.
 
 use crate::AppState;
+use crate::wire::operation::{Interface, Op, serves};
 use crate::wire::{
     ApiError, ApiResult, Auth, Body, EnumName, Enums, Params, named, page, parse, reply,
     split_verb, unknown_verb,
@@ -32,23 +33,68 @@ const INSIGHT: Enums = &[
     ("stateInfo.state", INSIGHT_STATE),
 ];
 
+static RECOMMENDER: Interface = Interface {
+    service: "recommender.googleapis.com",
+    name: "google.cloud.recommender.v1.Recommender",
+};
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/v1/{kind}/{id}/locations/{loc}/recommenders/{rid}/recommendations",
-            get(list_recommendations),
+            serves(
+                const { &[&[Op::read("GET", "", &RECOMMENDER, "ListRecommendations")]] },
+                get(list_recommendations),
+            ),
         )
         .route(
             "/v1/{kind}/{id}/locations/{loc}/recommenders/{rid}/recommendations/{seg}",
-            get(get_recommendation).post(mark),
+            serves(
+                const {
+                    &[&[
+                        Op::read("GET", "", &RECOMMENDER, "GetRecommendation"),
+                        Op::write(
+                            "POST",
+                            "markClaimed",
+                            &RECOMMENDER,
+                            "MarkRecommendationClaimed",
+                        ),
+                        Op::write(
+                            "POST",
+                            "markSucceeded",
+                            &RECOMMENDER,
+                            "MarkRecommendationSucceeded",
+                        ),
+                        Op::write(
+                            "POST",
+                            "markFailed",
+                            &RECOMMENDER,
+                            "MarkRecommendationFailed",
+                        ),
+                        Op::write(
+                            "POST",
+                            "markDismissed",
+                            &RECOMMENDER,
+                            "MarkRecommendationDismissed",
+                        ),
+                    ]]
+                },
+                get(get_recommendation).post(mark),
+            ),
         )
         .route(
             "/v1/{kind}/{id}/locations/{loc}/insightTypes/{tid}/insights",
-            get(list_insights),
+            serves(
+                const { &[&[Op::read("GET", "", &RECOMMENDER, "ListInsights")]] },
+                get(list_insights),
+            ),
         )
         .route(
             "/v1/{kind}/{id}/locations/{loc}/insightTypes/{tid}/insights/{seg}",
-            get(get_insight),
+            serves(
+                const { &[&[Op::read("GET", "", &RECOMMENDER, "GetInsight")]] },
+                get(get_insight),
+            ),
         )
 }
 

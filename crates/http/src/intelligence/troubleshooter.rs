@@ -8,6 +8,7 @@
 //! every other field omitted, as v1's proto says.
 
 use crate::AppState;
+use crate::wire::operation::{Interface, Op, serves};
 use crate::wire::{ApiError, ApiResult, Auth, Body, EnumName, Enums, Params, named, reply};
 use axum::Router;
 use axum::extract::State;
@@ -165,10 +166,45 @@ const ENUMS_V1: Enums = &[
     ),
 ];
 
+static TROUBLESHOOTER: Interface = Interface {
+    service: "policytroubleshooter.googleapis.com",
+    name: "google.cloud.policytroubleshooter.iam.v3.PolicyTroubleshooter",
+};
+static IAM_CHECKER: Interface = Interface {
+    service: "policytroubleshooter.googleapis.com",
+    name: "google.cloud.policytroubleshooter.v1.IamChecker",
+};
+
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v3/iam:troubleshoot", post(troubleshoot))
-        .route("/v1/iam:troubleshoot", post(troubleshoot_v1))
+        .route(
+            "/v3/iam:troubleshoot",
+            serves(
+                const {
+                    &[&[Op::query(
+                        "POST",
+                        "troubleshoot",
+                        &TROUBLESHOOTER,
+                        "TroubleshootIamPolicy",
+                    )]]
+                },
+                post(troubleshoot),
+            ),
+        )
+        .route(
+            "/v1/iam:troubleshoot",
+            serves(
+                const {
+                    &[&[Op::query(
+                        "POST",
+                        "troubleshoot",
+                        &IAM_CHECKER,
+                        "TroubleshootIamPolicy",
+                    )]]
+                },
+                post(troubleshoot_v1),
+            ),
+        )
 }
 
 /// v1's and v3's access tuples, which carry the same three fields.

@@ -4,6 +4,7 @@
 pub mod orgpolicy;
 pub mod tags;
 
+use crate::wire::operation::{Interface, Op, iam_ops, serves};
 use crate::wire::{
     ApiError, ApiResult, Auth, Body, EnumName, Enums, Params, named, page, reply, split_verb,
     unknown_verb,
@@ -25,32 +26,142 @@ const MANY: Enums = &[
     ("organizations.state", STATE),
 ];
 
+const SERVICE: &str = "cloudresourcemanager.googleapis.com";
+static ORGANIZATIONS: Interface = Interface {
+    service: SERVICE,
+    name: "google.cloud.resourcemanager.v3.Organizations",
+};
+static FOLDERS: Interface = Interface {
+    service: SERVICE,
+    name: "google.cloud.resourcemanager.v3.Folders",
+};
+static PROJECTS: Interface = Interface {
+    service: SERVICE,
+    name: "google.cloud.resourcemanager.v3.Projects",
+};
+static OPERATIONS: Interface = Interface {
+    service: SERVICE,
+    name: "google.longrunning.Operations",
+};
+const ORGANIZATIONS_IAM: [Op; 3] = iam_ops(&ORGANIZATIONS, "POST");
+const FOLDERS_IAM: [Op; 3] = iam_ops(&FOLDERS, "POST");
+const PROJECTS_IAM: [Op; 3] = iam_ops(&PROJECTS, "POST");
+
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v3/organizations:search", get(search_organizations))
+        .route(
+            "/v3/organizations:search",
+            serves(
+                const {
+                    &[&[Op::read(
+                        "GET",
+                        "search",
+                        &ORGANIZATIONS,
+                        "SearchOrganizations",
+                    )]]
+                },
+                get(search_organizations),
+            ),
+        )
         .route(
             "/v3/organizations/{seg}",
-            get(get_organization).post(post_organization),
+            serves(
+                const {
+                    &[
+                        &[Op::read("GET", "", &ORGANIZATIONS, "GetOrganization")],
+                        &ORGANIZATIONS_IAM,
+                    ]
+                },
+                get(get_organization).post(post_organization),
+            ),
         )
-        .route("/v3/folders", get(list_folders).post(create_folder))
-        .route("/v3/folders:search", get(search_folders))
+        .route(
+            "/v3/folders",
+            serves(
+                const {
+                    &[&[
+                        Op::read("GET", "", &FOLDERS, "ListFolders"),
+                        Op::write("POST", "", &FOLDERS, "CreateFolder"),
+                    ]]
+                },
+                get(list_folders).post(create_folder),
+            ),
+        )
+        .route(
+            "/v3/folders:search",
+            serves(
+                const { &[&[Op::read("GET", "search", &FOLDERS, "SearchFolders")]] },
+                get(search_folders),
+            ),
+        )
         .route(
             "/v3/folders/{seg}",
-            get(get_folder)
-                .patch(patch_folder)
-                .delete(delete_folder)
-                .post(post_folder),
+            serves(
+                const {
+                    &[
+                        &[
+                            Op::read("GET", "", &FOLDERS, "GetFolder"),
+                            Op::write("PATCH", "", &FOLDERS, "UpdateFolder"),
+                            Op::write("DELETE", "", &FOLDERS, "DeleteFolder"),
+                            Op::write("POST", "undelete", &FOLDERS, "UndeleteFolder"),
+                            Op::write("POST", "move", &FOLDERS, "MoveFolder"),
+                        ],
+                        &FOLDERS_IAM,
+                    ]
+                },
+                get(get_folder)
+                    .patch(patch_folder)
+                    .delete(delete_folder)
+                    .post(post_folder),
+            ),
         )
-        .route("/v3/projects", get(list_projects).post(create_project))
-        .route("/v3/projects:search", get(search_projects))
+        .route(
+            "/v3/projects",
+            serves(
+                const {
+                    &[&[
+                        Op::read("GET", "", &PROJECTS, "ListProjects"),
+                        Op::write("POST", "", &PROJECTS, "CreateProject"),
+                    ]]
+                },
+                get(list_projects).post(create_project),
+            ),
+        )
+        .route(
+            "/v3/projects:search",
+            serves(
+                const { &[&[Op::read("GET", "search", &PROJECTS, "SearchProjects")]] },
+                get(search_projects),
+            ),
+        )
         .route(
             "/v3/projects/{seg}",
-            get(get_project)
-                .patch(patch_project)
-                .delete(delete_project)
-                .post(post_project),
+            serves(
+                const {
+                    &[
+                        &[
+                            Op::read("GET", "", &PROJECTS, "GetProject"),
+                            Op::write("PATCH", "", &PROJECTS, "UpdateProject"),
+                            Op::write("DELETE", "", &PROJECTS, "DeleteProject"),
+                            Op::write("POST", "undelete", &PROJECTS, "UndeleteProject"),
+                            Op::write("POST", "move", &PROJECTS, "MoveProject"),
+                        ],
+                        &PROJECTS_IAM,
+                    ]
+                },
+                get(get_project)
+                    .patch(patch_project)
+                    .delete(delete_project)
+                    .post(post_project),
+            ),
         )
-        .route("/v3/operations/{*rest}", get(get_operation))
+        .route(
+            "/v3/operations/{*rest}",
+            serves(
+                const { &[&[Op::read("GET", "", &OPERATIONS, "GetOperation")]] },
+                get(get_operation),
+            ),
+        )
 }
 
 async fn search_organizations(State(s): State<AppState>, Auth(c): Auth, p: Params) -> ApiResult {

@@ -1,6 +1,7 @@
 //! Organization Policy v2 (`orgpolicy.googleapis.com`).
 
 use crate::AppState;
+use crate::wire::operation::{Interface, Op, serves};
 use crate::wire::{
     ApiResult, Auth, Body, EnumName, Enums, Params, named, page, reply, split_verb, unknown_verb,
 };
@@ -12,16 +13,50 @@ use google_cloud_orgpolicy_v2::model as op;
 const DEFAULTS: EnumName = named::<google_cloud_orgpolicy_v2::model::constraint::ConstraintDefault>;
 const CONSTRAINTS: Enums = &[("constraints.constraintDefault", DEFAULTS)];
 
+static ORG_POLICY: Interface = Interface {
+    service: "orgpolicy.googleapis.com",
+    name: "google.cloud.orgpolicy.v2.OrgPolicy",
+};
+
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v2/{kind}/{id}/constraints", get(list_constraints))
+        .route(
+            "/v2/{kind}/{id}/constraints",
+            serves(
+                const { &[&[Op::read("GET", "", &ORG_POLICY, "ListConstraints")]] },
+                get(list_constraints),
+            ),
+        )
         .route(
             "/v2/{kind}/{id}/policies",
-            get(list_policies).post(create_policy),
+            serves(
+                const {
+                    &[&[
+                        Op::read("GET", "", &ORG_POLICY, "ListPolicies"),
+                        Op::write("POST", "", &ORG_POLICY, "CreatePolicy"),
+                    ]]
+                },
+                get(list_policies).post(create_policy),
+            ),
         )
         .route(
             "/v2/{kind}/{id}/policies/{c}",
-            get(get_policy).patch(patch_policy).delete(delete_policy),
+            serves(
+                const {
+                    &[&[
+                        Op::read("GET", "", &ORG_POLICY, "GetPolicy"),
+                        Op::read(
+                            "GET",
+                            "getEffectivePolicy",
+                            &ORG_POLICY,
+                            "GetEffectivePolicy",
+                        ),
+                        Op::write("PATCH", "", &ORG_POLICY, "UpdatePolicy"),
+                        Op::write("DELETE", "", &ORG_POLICY, "DeletePolicy"),
+                    ]]
+                },
+                get(get_policy).patch(patch_policy).delete(delete_policy),
+            ),
         )
 }
 

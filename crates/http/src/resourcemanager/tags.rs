@@ -5,6 +5,7 @@
 //! Keys and values have the same methods at the same paths under their own collection, so one
 //! set of handlers, generic over [`TagKind`], serves both.
 
+use crate::wire::operation::{Interface, Op, iam_ops, serves};
 use crate::wire::{ApiResult, Auth, Body, EnumName, Enums, Params, named, page, reply, split_verb};
 use crate::{AppState, iam_policy_verbs};
 use axum::Router;
@@ -18,17 +19,48 @@ use serde_json::Value;
 const PURPOSE: EnumName = named::<google_cloud_resourcemanager_v3::model::Purpose>;
 
 /// What the wire adds to a [`TagKind`]: the enums its JSON carries and its list response.
+const SERVICE: &str = "cloudresourcemanager.googleapis.com";
+static TAG_KEYS: Interface = Interface {
+    service: SERVICE,
+    name: "google.cloud.resourcemanager.v3.TagKeys",
+};
+static TAG_VALUES: Interface = Interface {
+    service: SERVICE,
+    name: "google.cloud.resourcemanager.v3.TagValues",
+};
+static TAG_BINDINGS: Interface = Interface {
+    service: SERVICE,
+    name: "google.cloud.resourcemanager.v3.TagBindings",
+};
+
 trait Wire: TagKind {
     /// Enum paths of one (and of an operation whose response is one).
     const ONE: Enums;
     /// Enum paths of a list response.
     const MANY: Enums;
+    /// The collection's methods: list and create; the namespaced get; an item's get, update,
+    /// delete and IAM policy methods.
+    const COLLECTION_OPS: &'static [Op];
+    const NAMESPACED_OPS: &'static [Op];
+    const ITEM_OPS: &'static [Op];
+    const IAM_OPS: &'static [Op];
     fn list_response(items: Vec<Self>, next_page_token: String) -> impl Serialize;
 }
 
 impl Wire for rm::TagKey {
     const ONE: Enums = &[("purpose", PURPOSE), ("response.purpose", PURPOSE)];
     const MANY: Enums = &[("tagKeys.purpose", PURPOSE)];
+    const COLLECTION_OPS: &'static [Op] = &[
+        Op::read("GET", "", &TAG_KEYS, "ListTagKeys"),
+        Op::write("POST", "", &TAG_KEYS, "CreateTagKey"),
+    ];
+    const NAMESPACED_OPS: &'static [Op] = &[Op::read("GET", "", &TAG_KEYS, "GetNamespacedTagKey")];
+    const ITEM_OPS: &'static [Op] = &[
+        Op::read("GET", "", &TAG_KEYS, "GetTagKey"),
+        Op::write("PATCH", "", &TAG_KEYS, "UpdateTagKey"),
+        Op::write("DELETE", "", &TAG_KEYS, "DeleteTagKey"),
+    ];
+    const IAM_OPS: &'static [Op] = &iam_ops(&TAG_KEYS, "POST");
     fn list_response(items: Vec<Self>, next_page_token: String) -> impl Serialize {
         let mut resp = rm::ListTagKeysResponse::new();
         resp.tag_keys = items;
@@ -40,6 +72,18 @@ impl Wire for rm::TagKey {
 impl Wire for rm::TagValue {
     const ONE: Enums = &[];
     const MANY: Enums = &[];
+    const COLLECTION_OPS: &'static [Op] = &[
+        Op::read("GET", "", &TAG_VALUES, "ListTagValues"),
+        Op::write("POST", "", &TAG_VALUES, "CreateTagValue"),
+    ];
+    const NAMESPACED_OPS: &'static [Op] =
+        &[Op::read("GET", "", &TAG_VALUES, "GetNamespacedTagValue")];
+    const ITEM_OPS: &'static [Op] = &[
+        Op::read("GET", "", &TAG_VALUES, "GetTagValue"),
+        Op::write("PATCH", "", &TAG_VALUES, "UpdateTagValue"),
+        Op::write("DELETE", "", &TAG_VALUES, "DeleteTagValue"),
+    ];
+    const IAM_OPS: &'static [Op] = &iam_ops(&TAG_VALUES, "POST");
     fn list_response(items: Vec<Self>, next_page_token: String) -> impl Serialize {
         let mut resp = rm::ListTagValuesResponse::new();
         resp.tag_values = items;
@@ -51,26 +95,58 @@ impl Wire for rm::TagValue {
 pub fn router() -> Router<AppState> {
     let router = with_kind::<rm::TagKey>(Router::new());
     with_kind::<rm::TagValue>(router)
-        .route("/v3/tagBindings", get(list_bindings).post(create_binding))
+        .route(
+            "/v3/tagBindings",
+            serves(
+                const {
+                    &[&[
+                        Op::read("GET", "", &TAG_BINDINGS, "ListTagBindings"),
+                        Op::write("POST", "", &TAG_BINDINGS, "CreateTagBinding"),
+                    ]]
+                },
+                get(list_bindings).post(create_binding),
+            ),
+        )
         .route(
             "/v3/tagBindings/{*rest}",
-            axum::routing::delete(delete_binding),
+            serves(
+                const { &[&[Op::write("DELETE", "", &TAG_BINDINGS, "DeleteTagBinding")]] },
+                axum::routing::delete(delete_binding),
+            ),
         )
-        .route("/v3/effectiveTags", get(effective_tags))
+        .route(
+            "/v3/effectiveTags",
+            serves(
+                const { &[&[Op::read("GET", "", &TAG_BINDINGS, "ListEffectiveTags")]] },
+                get(effective_tags),
+            ),
+        )
 }
 
 /// `/v3/tagKeys`, `/v3/tagKeys/namespaced` and `/v3/tagKeys/{id}` (likewise `tagValues`).
 fn with_kind<K: Wire>(router: Router<AppState>) -> Router<AppState> {
     let collection = format!("/v3/{}", K::COLLECTION);
     router
-        .route(&collection, get(list::<K>).post(create::<K>))
-        .route(&format!("{collection}/namespaced"), get(namespaced::<K>))
+        .route(
+            &collection,
+            serves(
+                const { &[K::COLLECTION_OPS] },
+                get(list::<K>).post(create::<K>),
+            ),
+        )
+        .route(
+            &format!("{collection}/namespaced"),
+            serves(const { &[K::NAMESPACED_OPS] }, get(namespaced::<K>)),
+        )
         .route(
             &format!("{collection}/{{seg}}"),
-            get(get_one::<K>)
-                .patch(patch::<K>)
-                .delete(delete::<K>)
-                .post(post::<K>),
+            serves(
+                const { &[K::ITEM_OPS, K::IAM_OPS] },
+                get(get_one::<K>)
+                    .patch(patch::<K>)
+                    .delete(delete::<K>)
+                    .post(post::<K>),
+            ),
         )
 }
 

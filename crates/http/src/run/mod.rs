@@ -4,6 +4,7 @@
 pub mod images;
 pub mod v1;
 
+use crate::wire::operation::{Interface, Op, iam_ops, serves};
 use crate::wire::{
     self, ApiError, ApiResult, Auth, Body, EnumName, Enums, Params, named, page, reply_under,
     split_verb, unknown_verb,
@@ -48,31 +49,94 @@ const AT: &[&str] = &[
     "operations.metadata",
 ];
 
+const SERVICE: &str = "run.googleapis.com";
+static WORKER_POOLS: Interface = Interface {
+    service: SERVICE,
+    name: "google.cloud.run.v2.WorkerPools",
+};
+static REVISIONS: Interface = Interface {
+    service: SERVICE,
+    name: "google.cloud.run.v2.Revisions",
+};
+static OPERATIONS: Interface = Interface {
+    service: SERVICE,
+    name: "google.longrunning.Operations",
+};
+
 pub fn router() -> Router<AppState> {
     const BASE: &str = "/v2/projects/{project}/locations/{location}";
     Router::new()
-        .route(&format!("{BASE}/workerPools"), get(list).post(create))
+        .route(
+            &format!("{BASE}/workerPools"),
+            serves(
+                const {
+                    &[&[
+                        Op::read("GET", "", &WORKER_POOLS, "ListWorkerPools"),
+                        Op::write("POST", "", &WORKER_POOLS, "CreateWorkerPool"),
+                    ]]
+                },
+                get(list).post(create),
+            ),
+        )
         .route(
             &format!("{BASE}/workerPools/{{seg}}"),
-            get(get_or_policy)
-                .patch(patch)
-                .delete(delete)
-                .post(post_verb),
+            serves(
+                const {
+                    &[
+                        &[
+                            Op::read("GET", "", &WORKER_POOLS, "GetWorkerPool"),
+                            Op::write("PATCH", "", &WORKER_POOLS, "UpdateWorkerPool"),
+                            Op::write("DELETE", "", &WORKER_POOLS, "DeleteWorkerPool"),
+                        ],
+                        &iam_ops(&WORKER_POOLS, "GET"),
+                    ]
+                },
+                get(get_or_policy)
+                    .patch(patch)
+                    .delete(delete)
+                    .post(post_verb),
+            ),
         )
         .route(
             &format!("{BASE}/workerPools/{{pool}}/revisions"),
-            get(list_revisions),
+            serves(
+                const { &[&[Op::read("GET", "", &REVISIONS, "ListRevisions")]] },
+                get(list_revisions),
+            ),
         )
         .route(
             &format!("{BASE}/workerPools/{{pool}}/revisions/{{rev}}"),
-            get(get_revision).delete(delete_revision),
+            serves(
+                const {
+                    &[&[
+                        Op::read("GET", "", &REVISIONS, "GetRevision"),
+                        Op::write("DELETE", "", &REVISIONS, "DeleteRevision"),
+                    ]]
+                },
+                get(get_revision).delete(delete_revision),
+            ),
         )
-        .route(&format!("{BASE}/operations"), get(list_operations))
+        .route(
+            &format!("{BASE}/operations"),
+            serves(
+                const { &[&[Op::read("GET", "", &OPERATIONS, "ListOperations")]] },
+                get(list_operations),
+            ),
+        )
         .route(
             &format!("{BASE}/operations/{{seg}}"),
-            get(get_operation)
-                .delete(delete_operation)
-                .post(wait_operation),
+            serves(
+                const {
+                    &[&[
+                        Op::read("GET", "", &OPERATIONS, "GetOperation"),
+                        Op::write("DELETE", "", &OPERATIONS, "DeleteOperation"),
+                        Op::read("POST", "wait", &OPERATIONS, "WaitOperation"),
+                    ]]
+                },
+                get(get_operation)
+                    .delete(delete_operation)
+                    .post(wait_operation),
+            ),
         )
 }
 

@@ -9,6 +9,7 @@
 //! for reads, the one region holding a pool of that name.
 
 use crate::AppState;
+use crate::wire::operation::{Interface, Op, serves};
 use crate::wire::{ApiError, ApiResult, Auth, Body, Params};
 use axum::Router;
 use axum::extract::{Path, State};
@@ -35,12 +36,39 @@ const CLIENT_VERSION: &str = "run.googleapis.com/client-version";
 const CREATOR: &str = "serving.knative.dev/creator";
 const LAST_MODIFIER: &str = "serving.knative.dev/lastModifier";
 
+static WORKER_POOLS_V1: Interface = Interface {
+    service: "run.googleapis.com",
+    name: "google.cloud.run.v1.WorkerPools",
+};
+
 pub fn router() -> Router<AppState> {
     const BASE: &str = "/apis/run.googleapis.com/v1/namespaces/{ns}/workerpools";
-    Router::new().route(BASE, get(list).post(create)).route(
-        &format!("{BASE}/{{name}}"),
-        get(get_one).put(replace).delete(delete),
-    )
+    Router::new()
+        .route(
+            BASE,
+            serves(
+                const {
+                    &[&[
+                        Op::read("GET", "", &WORKER_POOLS_V1, "ListWorkerPools"),
+                        Op::write("POST", "", &WORKER_POOLS_V1, "CreateWorkerPool"),
+                    ]]
+                },
+                get(list).post(create),
+            ),
+        )
+        .route(
+            &format!("{BASE}/{{name}}"),
+            serves(
+                const {
+                    &[&[
+                        Op::read("GET", "", &WORKER_POOLS_V1, "GetWorkerPool"),
+                        Op::write("PUT", "", &WORKER_POOLS_V1, "ReplaceWorkerPool"),
+                        Op::write("DELETE", "", &WORKER_POOLS_V1, "DeleteWorkerPool"),
+                    ]]
+                },
+                get(get_one).put(replace).delete(delete),
+            ),
+        )
 }
 
 fn invalid(msg: impl Into<String>) -> ApiError {

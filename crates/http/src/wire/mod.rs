@@ -3,6 +3,7 @@
 //! and page tokens.
 
 pub mod audit;
+pub mod operation;
 pub mod schema;
 
 use crate::AppState;
