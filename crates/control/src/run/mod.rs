@@ -3,6 +3,7 @@
 
 pub mod identity;
 pub mod instances;
+pub mod v1;
 pub mod workerpools;
 
 /// The Cloud Run service agent of a project.

@@ -17,8 +17,9 @@ use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use google_cloud_run_v2::model::WorkerPool;
+use runpool_control::Error;
+use runpool_control::run::v1::V1Name;
 use runpool_control::run::workerpools::REGIONS;
-use runpool_control::{Caller, Error};
 use serde_json::{Map, Value, json};
 
 pub const LOCATION_LABEL: &str = "cloud.googleapis.com/location";
@@ -343,48 +344,17 @@ fn to_v1(pool: &WorkerPool, project_number: &str) -> Value {
     })
 }
 
-/// The region of a pool named in a v1 path: the regional host, else the only region that
-/// holds a pool of that name.
-fn region_for(
-    s: &AppState,
-    c: &Caller,
-    headers: &HeaderMap,
-    ns: &str,
-    name: &str,
-) -> ApiResult<String> {
-    if let Some(r) = host_region(headers) {
-        return Ok(r);
-    }
-    let found = s.control.regions_of_pool(c, ns, name)?;
-    match found.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => Err(ApiError(Error::not_found(format!(
-            "Cannot find worker pool [{name}] in namespace [{ns}]."
-        )))),
-        _ => Err(invalid(format!(
-            "Worker pool [{name}] exists in several regions ({}); use a regional endpoint.",
-            found.join(", ")
-        ))),
-    }
-}
-
-fn v2_name(ns: &str, region: &str, name: &str) -> String {
-    format!("projects/{ns}/locations/{region}/workerPools/{name}")
-}
-
 fn pool_reply(s: &AppState, pool: &WorkerPool) -> ApiResult {
     let number = s.control.project_number_of(&pool.name).unwrap_or_default();
     Ok(axum::Json(to_v1(pool, &number)).into_response())
 }
 
-/// The pool an operation carries.
-fn pool_of(op: &google_cloud_longrunning::model::Operation) -> ApiResult<WorkerPool> {
-    use google_cloud_longrunning::model::operation::Result as R;
-    match &op.result {
-        Some(R::Response(any)) => any
-            .to_msg::<WorkerPool>()
-            .map_err(|e| ApiError(Error::internal(e.to_string()))),
-        _ => Err(ApiError(Error::internal("operation without a worker pool"))),
+/// A pool named in a v1 path, with the region of the regional endpoint the call reached.
+fn at<'a>(namespace: &'a str, name: &'a str, region: &'a Option<String>) -> V1Name<'a> {
+    V1Name {
+        namespace,
+        name,
+        host_region: region.as_deref(),
     }
 }
 
@@ -394,10 +364,8 @@ async fn get_one(
     headers: HeaderMap,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult {
-    let region = region_for(&s, &c, &headers, &ns, &name)?;
-    let pool = s
-        .control
-        .get_worker_pool(&c, &v2_name(&ns, &region, &name))?;
+    let region = host_region(&headers);
+    let pool = s.control.v1_get_worker_pool(&c, &at(&ns, &name, &region))?;
     pool_reply(&s, &pool)
 }
 
@@ -408,20 +376,13 @@ async fn list(
     headers: HeaderMap,
     Path(ns): Path<String>,
 ) -> ApiResult {
-    let regions: Vec<String> = match host_region(&headers) {
-        Some(r) => vec![r],
-        None => REGIONS.iter().map(|r| r.to_string()).collect(),
-    };
     let mut items = vec![];
-    for r in regions {
-        for pool in s
-            .control
-            .list_worker_pools(&c, &format!("projects/{ns}/locations/{r}"), None)?
-            .0
-        {
-            let number = s.control.project_number_of(&pool.name).unwrap_or_default();
-            items.push(to_v1(&pool, &number));
-        }
+    for pool in s
+        .control
+        .v1_list_worker_pools(&c, &ns, host_region(&headers).as_deref())?
+    {
+        let number = s.control.project_number_of(&pool.name).unwrap_or_default();
+        items.push(to_v1(&pool, &number));
     }
     let limit = p
         .int("limit")?
@@ -461,34 +422,16 @@ async fn create(
     Body(body): Body<Value>,
 ) -> ApiResult {
     let (name, label_region, pool) = to_v2(&body)?;
-    check_namespace(&s, &ns, &body)?;
-    let region = host_region(&headers).or(label_region).ok_or_else(|| {
-        invalid(format!("The region of worker pool [{name}] is unknown: set the label {LOCATION_LABEL} or use a regional endpoint."))
-    })?;
-    let op = s.control.create_worker_pool(
+    let region = host_region(&headers);
+    let pool = s.control.v1_create_worker_pool(
         &c,
-        &format!("projects/{ns}/locations/{region}"),
-        &name,
+        &at(&ns, &name, &region),
+        body["metadata"]["namespace"].as_str(),
+        label_region.as_deref(),
         pool,
         dry_run(&p),
     )?;
-    pool_reply(&s, &pool_of(&op)?)
-}
-
-/// `metadata.namespace`, when given, must name the path's project (by id or number).
-fn check_namespace(s: &AppState, ns: &str, body: &Value) -> ApiResult<()> {
-    let Some(given) = body["metadata"]["namespace"]
-        .as_str()
-        .filter(|n| !n.is_empty())
-    else {
-        return Ok(());
-    };
-    if given == ns || s.control.same_project(given, ns) {
-        return Ok(());
-    }
-    Err(invalid(format!(
-        "Namespace [{given}] in the body does not match the namespace [{ns}] of the request."
-    )))
+    pool_reply(&s, &pool)
 }
 
 async fn replace(
@@ -499,22 +442,18 @@ async fn replace(
     Path((ns, path_name)): Path<(String, String)>,
     Body(body): Body<Value>,
 ) -> ApiResult {
-    let (name, label_region, mut pool) = to_v2(&body)?;
-    if name != path_name {
-        return Err(invalid(format!(
-            "metadata.name [{name}] does not match the request path [{path_name}]."
-        )));
-    }
-    check_namespace(&s, &ns, &body)?;
-    let region = match host_region(&headers).or(label_region) {
-        Some(r) => r,
-        None => region_for(&s, &c, &headers, &ns, &name)?,
-    };
-    pool.name = v2_name(&ns, &region, &name);
-    let op = s
-        .control
-        .update_worker_pool(&c, pool, &[], false, false, dry_run(&p))?;
-    pool_reply(&s, &pool_of(&op)?)
+    let (name, label_region, pool) = to_v2(&body)?;
+    let region = host_region(&headers);
+    let pool = s.control.v1_replace_worker_pool(
+        &c,
+        &at(&ns, &path_name, &region),
+        &name,
+        body["metadata"]["namespace"].as_str(),
+        label_region.as_deref(),
+        pool,
+        dry_run(&p),
+    )?;
+    pool_reply(&s, &pool)
 }
 
 async fn delete(
@@ -524,11 +463,10 @@ async fn delete(
     headers: HeaderMap,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult {
-    let region = region_for(&s, &c, &headers, &ns, &name)?;
-    let op = s
+    let region = host_region(&headers);
+    let pool = s
         .control
-        .delete_worker_pool(&c, &v2_name(&ns, &region, &name), "", dry_run(&p))?;
-    let pool = pool_of(&op)?;
+        .v1_delete_worker_pool(&c, &at(&ns, &name, &region), dry_run(&p))?;
     Ok(axum::Json(json!({
         "apiVersion": "v1",
         "kind": "Status",
