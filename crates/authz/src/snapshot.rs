@@ -501,9 +501,12 @@ impl Snapshot {
         let mut out = vec![];
         for node in &ancestry {
             for rule in self.0.deny.get(node.as_str()).into_iter().flatten() {
-                let holds =
-                    rule.condition.is_none() || at.is_some_and(|a| rule.holds(self.node_tags(a)));
-                if holds && rule.names_principal(|m| p.is(m)) && rule.names_permission(permission) {
+                // The condition last: it is the one test that reads tags.
+                if rule.names_principal(|m| p.is(m))
+                    && rule.names_permission(permission)
+                    && (rule.condition.is_none()
+                        || at.is_some_and(|a| rule.holds(self.node_tags(a))))
+                {
                     out.push((node.clone(), rule));
                 }
             }

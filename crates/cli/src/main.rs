@@ -14,11 +14,11 @@
 //! Errors print as `ERROR: (runpool.GROUP.COMMAND) MESSAGE` on stderr with exit status 1;
 //! usage errors exit 2.
 //!
-//! Modules: `config` (properties), `auth` (credentials: simulated users, service-account key
-//! files, impersonation), `api` (HTTP), `output` (`--format`), `iam_policy` (policy commands
-//! shared by projects/folders/organizations/service accounts), and one module per command group
-//! (`troubleshoot` is `policy-intelligence troubleshoot-policy iam`; `logs` is `logging read`
-//! and `run worker-pools logs read|tail`).
+//! The HTTP calls, credentials, properties and `--format` are `runpool_client`'s; Terraform is
+//! `runpool_terraform`'s. Here: `config` and `auth` (their commands), and the command groups in
+//! the rooms of Google's services: `resourcemanager`, `iam` (`iam::policy` is the allow-policy
+//! commands every resource shares), `run` (`logs` is also `logging read`) and `intelligence`
+//! (`troubleshoot` is `policy-intelligence troubleshoot-policy iam`).
 
 mod auth;
 mod config;

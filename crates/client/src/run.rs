@@ -13,6 +13,7 @@ pub fn v2_path(project: &str, region: &str, id: &str) -> String {
     format!("/v2/projects/{project}/locations/{region}/workerPools/{id}")
 }
 
+/// The pool at a v2 path, or `None` when it does not exist.
 pub async fn get_pool(api: &Api, path: &str) -> Result<Option<Value>> {
     match api.get(path).await {
         Ok(v) => Ok(Some(v)),

@@ -1261,6 +1261,7 @@ async fn execute(api: &Api, p: &Planned) -> Result<(), String> {
     Ok(())
 }
 
+/// An API error in Terraform's words: `googleapi: Error 403: MESSAGE`.
 pub fn googleapi(e: &anyhow::Error) -> String {
     match e.downcast_ref::<ApiError>() {
         Some(a) => format!("googleapi: Error {}: {}", a.code, a.message),

@@ -53,8 +53,8 @@ impl TagFunction {
     }
     /// Whether a resource with these effective tags answers the call with these (checked)
     /// arguments.
-    pub fn holds(self, tags: &[Tag], args: &[&str]) -> bool {
-        let arg = |i: usize| args.get(i).copied().unwrap_or_default();
+    pub fn holds(self, tags: &[Tag], args: &[impl AsRef<str>]) -> bool {
+        let arg = |i: usize| args.get(i).map(AsRef::as_ref).unwrap_or_default();
         tags.iter().any(|t| match self {
             TagFunction::MatchTag => {
                 t.key_names.iter().any(|k| k == arg(0)) && t.value_short_name == arg(1)
@@ -403,10 +403,7 @@ fn eval(n: &Node, tags: &[Tag]) -> bool {
         Node::Or(a, b) => eval(a, tags) || eval(b, tags),
         Node::And(a, b) => eval(a, tags) && eval(b, tags),
         Node::Not(a) => !eval(a, tags),
-        Node::Call(f, args) => {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            f.holds(tags, &args)
-        }
+        Node::Call(f, args) => f.holds(tags, args),
     }
 }
 

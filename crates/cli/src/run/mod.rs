@@ -5,6 +5,7 @@ pub mod logs;
 pub mod terraform;
 pub mod worker_pools;
 
+/// `--region`, else the `run/region` property.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct RegionArg {
     /// Region in which the resource can be found (overrides `run/region`).

@@ -44,7 +44,6 @@ pub enum RunCmd {
     WorkerPools(WorkerPoolsCmd),
 }
 
-/// `--region`, else the `run/region` property.
 #[derive(Args, Debug, Default)]
 pub struct ContainerFlags {
     /// Container image to deploy, e.g. us-docker.pkg.dev/cloudrun/container/worker-pool.
@@ -302,7 +301,6 @@ async fn pool_api(ctx: &Ctx, id: &str, region_flag: &RegionArg) -> Result<(Api, 
     Ok((ctx.api().await?, v2_path(&project, &region, id)))
 }
 
-/// The pool at a v2 path, or `None` when it does not exist.
 fn strip_output_only(pool: &mut Value) {
     if let Some(o) = pool.as_object_mut() {
         for k in OUTPUT_ONLY {
@@ -1023,7 +1021,6 @@ async fn modify_binding(
     Ok(())
 }
 
-/// An API error in Terraform's words: `googleapi: Error 403: MESSAGE`.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -274,6 +274,30 @@ impl Change {
 }
 
 impl State {
+    /// Keep [`State::org_conditions`] to the expressions the stored policies hold, parsing
+    /// only the new ones.
+    fn reparse_org_conditions(&mut self) {
+        let mut old = std::mem::take(&mut self.org_conditions);
+        for p in self.org_policies.values() {
+            for rule in p.spec.iter().chain(&p.dry_run_spec).flat_map(|s| &s.rules) {
+                let Some(e) = &rule.condition else { continue };
+                if self.org_conditions.contains_key(&e.expression) {
+                    continue;
+                }
+                let parsed = match old.remove(&e.expression) {
+                    Some(c) => c,
+                    None => {
+                        match runpool_authz::condition::tags::TagCondition::parse(&e.expression) {
+                            Ok(c) => std::sync::Arc::new(c),
+                            Err(_) => continue,
+                        }
+                    }
+                };
+                self.org_conditions.insert(e.expression.clone(), parsed);
+            }
+        }
+    }
+
     pub fn apply(&mut self, change: Change) {
         match change {
             Change::Organization(o) => {
@@ -292,21 +316,12 @@ impl State {
             }
             Change::OrgPolicy(parent, c, p) => match p {
                 Some(p) => {
-                    let specs = p.spec.iter().chain(&p.dry_run_spec);
-                    for rule in specs.flat_map(|s| &s.rules) {
-                        if let Some(e) = &rule.condition
-                            && !self.org_conditions.contains_key(&e.expression)
-                            && let Ok(c) =
-                                runpool_authz::condition::tags::TagCondition::parse(&e.expression)
-                        {
-                            self.org_conditions
-                                .insert(e.expression.clone(), std::sync::Arc::new(c));
-                        }
-                    }
                     self.org_policies.insert((parent, c), p);
+                    self.reparse_org_conditions();
                 }
                 None => {
                     self.org_policies.remove(&(parent, c));
+                    self.reparse_org_conditions();
                 }
             },
             Change::Group(g, m) => {

@@ -9,9 +9,8 @@
 //! checked when written: principals in v2 syntax, permissions as `SERVICE_FQDN/RESOURCE.VERB`
 //! (known to the role catalog, or a `*` pattern), conditions over resource tags only.
 //!
-//! A rule's `denialCondition` is resolved into the set of organizations, folders and projects
-//! whose effective tags satisfy it whenever deny policies, tags or the hierarchy change, so
-//! the check itself stays pure and never needs the tags.
+//! A rule's `denialCondition` is parsed once, when the rules are indexed (on a deny policy
+//! change), and evaluated at check time over the effective tags the snapshot holds.
 
 use crate::base::error::{Code, Error, Result};
 use crate::base::hierarchy::Node;
@@ -111,7 +110,7 @@ fn validate(p: &Policy, catalog: &authz::Catalog) -> Result<()> {
 }
 
 /// Every deny rule in the state, compiled for the authorization index: principals as member
-/// strings, permissions as v1 patterns, a condition as the nodes where it holds.
+/// strings, permissions as v1 patterns, the condition parsed.
 pub(crate) fn compile(st: &State) -> Vec<(String, Vec<authz::deny::DenyRule>)> {
     let mut by_node: Vec<(String, Vec<authz::deny::DenyRule>)> = vec![];
     for (name, p) in &st.deny_policies {

@@ -3,7 +3,7 @@
 //! the constraint's default).
 //!
 //! Rules may carry a `condition` over the tags of the resource being evaluated
-//! ([`crate::resourcemanager::tag_condition`]): a conditional rule applies only where its condition is true
+//! ([`runpool_authz::condition::tags`]): a conditional rule applies only where its condition is true
 //! for that resource's effective tags (its own and its ancestors'). In a boolean policy, as
 //! Google specifies, there is exactly one rule without a condition, conditional rules set
 //! `enforce` to the opposite of it, and a conditional rule that holds takes precedence.
@@ -696,5 +696,31 @@ mod tests {
         ];
         assert_eq!(applicable_rules(&st, &spec, "projects/4").len(), 2);
         assert_eq!(applicable_rules(&st, &spec, "projects/3").len(), 1);
+    }
+
+    #[test]
+    fn stored_conditions_are_parsed_once_and_forgotten_with_their_policy() {
+        let mut st = dev_exempt_at_org();
+        let parsed = st
+            .org_conditions
+            .get(DEV)
+            .cloned()
+            .expect("parsed as stored");
+        set(
+            &mut st,
+            "folders/2",
+            vec![rule(true, None), rule(false, Some(DEV))],
+        );
+        assert!(
+            std::sync::Arc::ptr_eq(&parsed, &st.org_conditions[DEV]),
+            "the same expression is not parsed again"
+        );
+        st.apply(Change::OrgPolicy("organizations/1".into(), C.into(), None));
+        st.apply(Change::OrgPolicy("folders/2".into(), C.into(), None));
+        assert!(
+            st.org_conditions.is_empty(),
+            "{:?}",
+            st.org_conditions.keys()
+        );
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! A resource's *effective* tags are its own bindings plus those inherited from its
 //! ancestors, a binding lower in the hierarchy overriding one of the same key higher up. Org
-//! policy rule conditions ([`crate::resourcemanager::tag_condition`]) are evaluated over them.
+//! policy rule conditions ([`runpool_authz::condition::tags`]) are evaluated over them.
 //!
 //! Tag keys and values are IAM resources too: a value sits below its key, a key below its
 //! organization or project, so a grant on the organization reaches them (as on Google).

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 const PRIORITY: EnumName = named::<google_cloud_recommender_v1::model::recommendation::Priority>;
 const CATEGORY: EnumName = named::<google_cloud_recommender_v1::model::impact::Category>;
+const INSIGHT_CATEGORY: EnumName = named::<google_cloud_recommender_v1::model::insight::Category>;
 const STATE: EnumName =
     named::<google_cloud_recommender_v1::model::recommendation_state_info::State>;
 const INSIGHT_STATE: EnumName =
@@ -28,7 +29,7 @@ const RECOMMENDATION: Enums = &[
     ("stateInfo.state", STATE),
 ];
 const INSIGHT: Enums = &[
-    ("category", CATEGORY),
+    ("category", INSIGHT_CATEGORY),
     ("severity", SEVERITY),
     ("stateInfo.state", INSIGHT_STATE),
 ];

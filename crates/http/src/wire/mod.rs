@@ -241,15 +241,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     }
 }
 
-/// Which fields of a response are enums, and their names: `(path, [(number, NAME)])`.
-/// A path is dot-separated; arrays on the way are walked element by element, and `*` stands
-/// for every key of a map.
 /// How one enum field is named: its number to its name, `None` for a number the model does
 /// not know (left as a number).
 pub type EnumName = fn(i64) -> Option<String>;
 
-/// The enum fields of a response, by JSON path (`*` walks a map's values), each with its
-/// model enum (Google's model crates serialize enums as numbers; their names come from there).
+/// The enum fields of a response, by dot-separated JSON path (arrays on the way are walked
+/// element by element, `*` walks a map's values), each with its model enum (Google's model crates serialize enums as numbers; their names come from there).
 pub type Enums = &'static [(&'static str, EnumName)];
 
 /// The name of a model enum's value: its `Display`, which is the proto name for a known value
