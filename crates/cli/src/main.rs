@@ -23,6 +23,7 @@
 mod auth;
 mod config;
 mod console;
+mod env;
 mod iam;
 mod intelligence;
 mod resourcemanager;
@@ -88,6 +89,12 @@ enum Command {
     Auth(auth::AuthCmd),
     /// Open the web console, signed in as the current account (prints a one-time link).
     Console(console::ConsoleArgs),
+    /// Print the path and PEM of the server's local CA (what its proxy signs Google's host
+    /// names with).
+    Ca,
+    /// Print the `export` lines that send this shell's programs to Runpool by Google's own host
+    /// names: proxy, CA bundle, Application Default Credentials (`eval "$(runpool env)"`).
+    Env,
     /// Manage projects.
     #[command(subcommand)]
     Projects(resourcemanager::projects::ProjectsCmd),
@@ -338,6 +345,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Config(c) => config::run(c),
         Command::Auth(c) => auth::run(c, &cli.globals).await,
         Command::Console(a) => console::run(&ctx()?, a).await,
+        Command::Ca => env::run_ca(&ctx()?).await,
+        Command::Env => env::run_env(&ctx()?).await,
         Command::Projects(c) => resourcemanager::projects::run(&ctx()?, c).await,
         Command::Organizations(c) => resourcemanager::organizations::run(&ctx()?, c).await,
         Command::ResourceManager(ResourceManagerCmd::Folders(c)) => {

@@ -7,6 +7,7 @@
 mod console;
 mod iam;
 mod intelligence;
+pub mod proxy;
 mod resourcemanager;
 mod run;
 pub mod wire;
@@ -253,6 +254,8 @@ pub struct Server {
     /// `http://ADDR:PORT`
     pub endpoint: String,
     pub data_dir: PathBuf,
+    /// The proxy for Google's host names, with its CA.
+    pub proxy: Arc<proxy::Proxy>,
     listener: Option<tokio::net::TcpListener>,
     _record: RecordGuard,
     /// Declared last: an ephemeral data dir goes when everything else has stopped.
@@ -331,7 +334,9 @@ impl Server {
         }
         tracing::info!(%endpoint, data_dir = %dir.display(), "runpool serving");
         let control = Arc::new(control);
+        let ca = proxy::ca::LocalCa::open(&dir.join("ca"))?;
         Ok(Server {
+            proxy: proxy::Proxy::new(ca),
             control,
             endpoint,
             data_dir: dir,
@@ -352,7 +357,7 @@ impl Server {
             .ok_or_else(|| io_err("the server already ran"))?;
         runpool_listener::serve(
             listener,
-            router(self.control.clone()),
+            proxy::serving(router(self.control.clone()), self.proxy.clone()),
             runpool_listener::Limits::default(),
             "api",
             shutdown,

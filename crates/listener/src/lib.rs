@@ -138,6 +138,28 @@ pub struct Admit {
     pub refused: Router,
 }
 
+/// Serve one already-established stream (a proxy's TLS tunnel) with `router`: HTTP/1.1 or
+/// HTTP/2 by what the client speaks first, with the header timeout of `limits` (which also
+/// closes an HTTP/1.1 client idle that long). Ends when the client closes the stream.
+pub async fn serve_stream<S>(stream: S, router: Router, limits: Limits)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let served = builder.serve_connection(
+        TokioIo::new(stream),
+        hyper_util::service::TowerToHyperService::new(router),
+    );
+    if let Err(e) = served.await {
+        tracing::debug!("tunnel closed: {e}");
+    }
+}
+
 /// Serve `router` on `listener` until `shutdown` completes, then finish within the grace
 /// period. `name` labels log lines (`api`, `metadata`).
 pub async fn serve(

@@ -1,0 +1,118 @@
+//! `runpool ca` and `runpool env`: what sends a shell's programs to Runpool by Google's own
+//! host names, with no change to their code.
+//!
+//! `env` prints `export` lines: `HTTPS_PROXY` (the server's own port is its proxy; loopback in
+//! `NO_PROXY`), one CA bundle (this machine's roots plus Runpool's CA, written to the config
+//! dir) for OpenSSL, curl, Python `requests` and gRPC, Runpool's CA for Node, and
+//! `GOOGLE_APPLICATION_CREDENTIALS`: an authorized-user file for the current account whose
+//! refresh token Runpool's token endpoint (`oauth2.googleapis.com`, through the proxy) trades,
+//! or a service account's key file.
+
+use crate::Ctx;
+use anyhow::{Context, Result, anyhow};
+use runpool_client::api::{connect_error, http_client};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+/// Where this machine keeps its trusted roots (Debian's, then the Red Hat layout).
+const SYSTEM_ROOTS: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+];
+
+/// The server's CA: `{path, pem}`.
+async fn ca(endpoint: &str) -> Result<Value> {
+    let resp = http_client()
+        .get(format!("{endpoint}/runpool/v1/ca"))
+        .send()
+        .await
+        .map_err(|e| connect_error(endpoint, e))?;
+    resp.json()
+        .await
+        .map_err(|e| anyhow!("The server at [{endpoint}] has no CA to give: {e}"))
+}
+
+/// `runpool ca`: the CA's path on the server's machine, then its PEM.
+pub async fn run_ca(ctx: &Ctx) -> Result<()> {
+    let v = ca(&ctx.endpoint()).await?;
+    crate::emit(&format!(
+        "{}\n{}",
+        v["path"].as_str().unwrap_or_default(),
+        v["pem"].as_str().unwrap_or_default()
+    ));
+    Ok(())
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// `runpool env`
+pub async fn run_env(ctx: &Ctx) -> Result<()> {
+    let endpoint = ctx.endpoint();
+    let pem = ca(&endpoint).await?["pem"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let dir = runpool_control::base::local::config_dir().join("env");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let ca_file = dir.join("runpool-ca.pem");
+    std::fs::write(&ca_file, &pem)?;
+    let mut bundle = SYSTEM_ROOTS
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    if !bundle.is_empty() && !bundle.ends_with('\n') {
+        bundle.push('\n');
+    }
+    bundle.push_str(&pem);
+    let bundle_file = dir.join("ca-bundle.pem");
+    std::fs::write(&bundle_file, bundle)?;
+    let path = |p: &PathBuf| shell_quote(&p.display().to_string());
+    let mut lines = vec![
+        format!("export HTTPS_PROXY={}", shell_quote(&endpoint)),
+        format!("export https_proxy={}", shell_quote(&endpoint)),
+        "export NO_PROXY='127.0.0.1,localhost,::1'".to_string(),
+        "export no_proxy='127.0.0.1,localhost,::1'".to_string(),
+        format!("export SSL_CERT_FILE={}", path(&bundle_file)),
+        format!("export CURL_CA_BUNDLE={}", path(&bundle_file)),
+        format!("export REQUESTS_CA_BUNDLE={}", path(&bundle_file)),
+        format!(
+            "export GRPC_DEFAULT_SSL_ROOTS_FILE_PATH={}",
+            path(&bundle_file)
+        ),
+        format!("export NODE_EXTRA_CA_CERTS={}", path(&ca_file)),
+    ];
+    match ctx.account().ok().and_then(|a| Some((runpool_client::auth::load(&a)?, a))) {
+        Some((cred, account)) => {
+            let file = dir.join(format!("{account}.json"));
+            let adc = match (&cred.key_file, &cred.refresh_token) {
+                (Some(key), _) => key.clone(),
+                (None, Some(refresh)) => json!({
+                    "type": "authorized_user",
+                    "client_id": runpool_client::auth::GCLOUD_CLIENT_ID,
+                    "client_secret": "runpool",
+                    "refresh_token": refresh,
+                }),
+                (None, None) => Value::Null,
+            };
+            if adc.is_null() {
+                lines.push(format!(
+                    "# {account} has no refresh token or key file: GOOGLE_APPLICATION_CREDENTIALS is left alone"
+                ));
+            } else {
+                runpool_client::auth::write_private(&file, adc.to_string().as_bytes())?;
+                lines.push(format!(
+                    "export GOOGLE_APPLICATION_CREDENTIALS={}",
+                    path(&file)
+                ));
+            }
+        }
+        None => lines.push(
+            "# no active account (runpool auth login ACCOUNT): GOOGLE_APPLICATION_CREDENTIALS is left alone"
+                .to_string(),
+        ),
+    }
+    crate::emit(&(lines.join("\n") + "\n"));
+    Ok(())
+}
