@@ -14,13 +14,7 @@ use runpool_client::api::{connect_error, http_client};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
-/// Where this machine keeps its trusted roots (Debian's, then the Red Hat layout).
-const SYSTEM_ROOTS: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-];
-
-/// The server's CA: `{path, pem}`.
+/// The server's CA: `{path, pem, bundle}`.
 async fn ca(endpoint: &str) -> Result<Value> {
     let resp = http_client()
         .get(format!("{endpoint}/runpool/v1/ca"))
@@ -50,22 +44,13 @@ fn shell_quote(s: &str) -> String {
 /// `runpool env`
 pub async fn run_env(ctx: &Ctx) -> Result<()> {
     let endpoint = ctx.endpoint();
-    let pem = ca(&endpoint).await?["pem"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let v = ca(&endpoint).await?;
+    let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+    let (pem, bundle) = (text("pem"), text("bundle"));
     let dir = runpool_control::base::local::config_dir().join("env");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let ca_file = dir.join("runpool-ca.pem");
     std::fs::write(&ca_file, &pem)?;
-    let mut bundle = SYSTEM_ROOTS
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())
-        .unwrap_or_default();
-    if !bundle.is_empty() && !bundle.ends_with('\n') {
-        bundle.push('\n');
-    }
-    bundle.push_str(&pem);
     let bundle_file = dir.join("ca-bundle.pem");
     std::fs::write(&bundle_file, bundle)?;
     let path = |p: &PathBuf| shell_quote(&p.display().to_string());

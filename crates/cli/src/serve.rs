@@ -119,6 +119,7 @@ pub async fn run(a: &ServeArgs) -> Result<()> {
         logs,
         pids,
         kind,
+        Some(server.proxy.ca.bundle()),
     );
     let served = server.run(runpool_http::shutdown_signal()).await;
     // Every instance stops before the server (and an ephemeral data dir) goes.

@@ -377,6 +377,43 @@ fn an_instance_runs_command_and_args_with_only_cloud_runs_environment() {
 }
 
 #[test]
+fn an_instance_reaches_google_host_names_through_the_servers_proxy_as_its_identity() {
+    let w = world();
+    let mark = w.mark("proxy");
+    // No endpoint, proxy or CA of its own: the runtime's `HTTPS_PROXY` and CA bundle, and a
+    // token for the pool's identity from its metadata server.
+    let script = format!(
+        "t=$(curl -s -H 'Metadata-Flavor: Google' \
+             \"http://$GCE_METADATA_HOST/computeMetadata/v1/instance/service-accounts/default/token\" |
+           sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/');
+         for p in app-project shared-project; do
+           curl -sS -o /dev/null -w \"rm:$p:%{{http_code}}:%{{http_version}}\\n\" \
+             -H \"Authorization: Bearer $t\" https://cloudresourcemanager.googleapis.com/v3/projects/$p;
+         done; echo {mark}; while true; do sleep 0.2; done"
+    );
+    w.deploy("wp", pool_body(&script, 1, None));
+    let lines = wait_for("the instance's calls", 20, || {
+        let l: Vec<String> = w
+            .lines("wp", "rm:")
+            .into_iter()
+            .map(|(_, _, t)| t)
+            .collect();
+        if l.len() == 2 {
+            Ok(l)
+        } else {
+            Err(format!("{l:?} {:?}", w.lines("wp", "")))
+        }
+    });
+    // TLS verified against the bundle, over HTTP/2, answered by this server's IAM: its own
+    // project is readable to the pool's identity; another project is not.
+    assert_eq!(
+        lines,
+        vec!["rm:app-project:200:2", "rm:shared-project:403:2"],
+        "{lines:?}"
+    );
+}
+
+#[test]
 fn scaling_up_and_down_changes_the_running_count_without_a_new_revision() {
     let w = world();
     let mark = w.mark("scale");

@@ -96,6 +96,11 @@ struct Supervisor {
     backoff: HashMap<Slot, Backoff>,
     runtime: Runtime,
     isolation: isolation::Isolation,
+    /// What a process instance trusts (the machine's roots and the server's CA), so that
+    /// Google's host names reach this server through its proxy.
+    ca_bundle: Option<String>,
+    /// Where instances that share the server's user read it.
+    shared_bundle: PathBuf,
 }
 
 /// A running runtime; [`RuntimeHandle::shutdown`] stops every instance.
@@ -114,13 +119,16 @@ impl RuntimeHandle {
 /// Start supervising the pools `control` stores, running instances with `runtime`.
 /// `endpoint` is this server's URL (`RUNPOOL_ENDPOINT` in processes); logs go to `logs`;
 /// `pids_file` records the process groups started (what a killed predecessor left there is
-/// killed first, as are the containers it left).
+/// killed first, as are the containers it left). With `ca_bundle`, a process instance is sent
+/// to this server by Google's host names: `HTTPS_PROXY` is `endpoint` (the server's port is
+/// its proxy) and the usual CA variables name a file holding the bundle.
 pub fn start(
     control: Arc<Control>,
     endpoint: String,
     logs: LogStore,
     pids_file: PathBuf,
     runtime: Runtime,
+    ca_bundle: Option<String>,
 ) -> RuntimeHandle {
     let (stop, mut stopped) = watch::channel(false);
     let mut changes = control.subscribe();
@@ -139,7 +147,10 @@ pub fn start(
              instances apart"
         );
     }
+    let shared_bundle = pids_file.with_file_name("instances-ca-bundle.pem");
     let mut sup = Supervisor {
+        ca_bundle,
+        shared_bundle,
         pids_file,
         control,
         endpoint,
@@ -622,6 +633,28 @@ impl Supervisor {
         cmd.env("RUNPOOL_ENDPOINT", &self.endpoint)
             .env("GCE_METADATA_HOST", md_addr.to_string())
             .env("GCE_METADATA_IP", md_addr.to_string());
+        if let Some(bundle) = &self.ca_bundle {
+            let path = match user {
+                Some(u) => u.home.join(".runpool-ca-bundle.pem"),
+                None => self.shared_bundle.clone(),
+            };
+            write_public(&path, bundle).map_err(|e| format!("{}: {e}", path.display()))?;
+            for k in ["HTTPS_PROXY", "https_proxy"] {
+                cmd.env(k, &self.endpoint);
+            }
+            for k in ["NO_PROXY", "no_proxy"] {
+                cmd.env(k, "127.0.0.1,localhost,::1");
+            }
+            for k in [
+                "SSL_CERT_FILE",
+                "CURL_CA_BUNDLE",
+                "REQUESTS_CA_BUNDLE",
+                "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+                "NODE_EXTRA_CA_CERTS",
+            ] {
+                cmd.env(k, &path);
+            }
+        }
         if !rev.working_dir.is_empty() {
             cmd.current_dir(&rev.working_dir);
         }
@@ -740,6 +773,13 @@ impl Supervisor {
         }
         let _ = std::fs::write(&self.pids_file, "");
     }
+}
+
+/// Write a file anyone may read (a CA bundle: certificates only), whatever the server's umask.
+fn write_public(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
 }
 
 #[cfg(test)]

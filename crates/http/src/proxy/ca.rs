@@ -13,6 +13,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio_rustls::rustls;
 
+/// Where this machine keeps its trusted roots.
+const SYSTEM_ROOTS: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+];
+
 pub struct LocalCa {
     cert_pem: String,
     cert_path: PathBuf,
@@ -70,6 +76,19 @@ impl LocalCa {
 
     pub fn cert_path(&self) -> &Path {
         &self.cert_path
+    }
+
+    /// What a client should trust to reach both Google's real hosts and this server's: the
+    /// machine's roots (Debian's bundle, else Red Hat's), then this CA.
+    pub fn bundle(&self) -> String {
+        let mut bundle = SYSTEM_ROOTS
+            .iter()
+            .find_map(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        if !bundle.is_empty() && !bundle.ends_with('\n') {
+            bundle.push('\n');
+        }
+        bundle + &self.cert_pem
     }
 
     /// The TLS server configuration for `host`: its certificate, signed by this CA, and ALPN

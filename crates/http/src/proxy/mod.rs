@@ -122,7 +122,8 @@ pub async fn layer(State(proxy): State<Arc<Proxy>>, req: Request, next: Next) ->
 }
 
 /// `app` behind the proxy: tunnels and absolute-form requests are served by `app` itself, and
-/// `GET /runpool/v1/ca` gives the CA certificate (public; what `runpool ca` prints).
+/// `GET /runpool/v1/ca` gives the CA certificate and the bundle to trust (public; what
+/// `runpool ca` prints and `runpool env` writes).
 pub fn serving(app: Router, proxy: Arc<Proxy>) -> Router {
     proxy.set_app(app.clone());
     app.merge(
@@ -137,5 +138,6 @@ async fn ca_cert(State(proxy): State<Arc<Proxy>>) -> axum::Json<serde_json::Valu
     axum::Json(serde_json::json!({
         "path": proxy.ca.cert_path().display().to_string(),
         "pem": proxy.ca.cert_pem(),
+        "bundle": proxy.ca.bundle(),
     }))
 }
