@@ -52,19 +52,20 @@ fn google_host_names_reach_the_server_through_its_proxy_over_real_tls() {
     let pem = std::fs::read_to_string(&ca_path).unwrap();
     assert_eq!(printed, format!("{}\n{pem}", ca_path.display()));
     let ca = ca_path.to_str().unwrap();
+    // A call through the proxy, trusting the CA, with the admin's token; the answer's body,
+    // then its HTTP version and status.
+    let trusted = |extra: &[&str], url: &str| {
+        let mut args = vec!["--proxy", &server.endpoint, "--cacert", ca, "-H", &auth];
+        args.extend_from_slice(extra);
+        args.extend(["-w", "\n%{http_version} %{http_code}", url]);
+        curl(&args)
+    };
 
     // Resource Manager by its own host name, over HTTP/2 (ALPN), answered by this server.
-    let r = curl(&[
-        "--proxy",
-        &server.endpoint,
-        "--cacert",
-        ca,
-        "-H",
-        &auth,
-        "-w",
-        "\n%{http_version} %{http_code}",
+    let r = trusted(
+        &[],
         "https://cloudresourcemanager.googleapis.com/v3/projects/demo-project",
-    ]);
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stdout.contains("\"projectId\":\"demo-project\""),
@@ -74,18 +75,10 @@ fn google_host_names_reach_the_server_through_its_proxy_over_real_tls() {
     assert!(r.stdout.ends_with("\n2 200"), "{}", r.stdout);
 
     // A Cloud Run regional host over HTTP/1.1.
-    let r = curl(&[
-        "--http1.1",
-        "--proxy",
-        &server.endpoint,
-        "--cacert",
-        ca,
-        "-H",
-        &auth,
-        "-w",
-        "\n%{http_version} %{http_code}",
+    let r = trusted(
+        &["--http1.1"],
         "https://us-central1-run.googleapis.com/v2/projects/demo-project/locations/us-central1/workerPools",
-    ]);
+    );
     assert!(r.stdout.ends_with("\n1.1 200"), "{} {}", r.stdout, r.stderr);
 
     // The TLS is real: a client that does not trust the CA refuses the certificate.

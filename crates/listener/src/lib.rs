@@ -138,6 +138,18 @@ pub struct Admit {
     pub refused: Router,
 }
 
+/// How every connection is served: HTTP/1.1 or HTTP/2 by what the client speaks first, with
+/// the header timeout of `limits`.
+fn connection_builder(limits: &Limits) -> hyper_util::server::conn::auto::Builder<TokioExecutor> {
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    builder.http2().timer(TokioTimer::new());
+    builder
+}
+
 /// Serve one already-established stream (a proxy's TLS tunnel) with `router`: HTTP/1.1 or
 /// HTTP/2 by what the client speaks first, with the header timeout of `limits` (which also
 /// closes an HTTP/1.1 client idle that long). Ends when the client closes the stream.
@@ -145,12 +157,7 @@ pub async fn serve_stream<S>(stream: S, router: Router, limits: Limits)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
-    builder.http2().timer(TokioTimer::new());
+    let builder = connection_builder(&limits);
     let served = builder.serve_connection(
         TokioIo::new(stream),
         hyper_util::service::TowerToHyperService::new(router),
@@ -188,13 +195,7 @@ pub async fn serve_admitting(
         open: Mutex::new(HashMap::new()),
         ended: Notify::new(),
     });
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
-    builder.http2().timer(TokioTimer::new());
-    let builder = Arc::new(builder);
+    let builder = Arc::new(connection_builder(&limits));
     let mut next_id = 0u64;
     let mut last_cap_log: Option<Instant> = None;
     // The connections' tasks belong to this future: when it ends (or is dropped, as a
