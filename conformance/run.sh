@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the conformance suite: Google's official Python clients against a live Runpool server.
+# Run the conformance suite: Google's official Python clients against a live Runpool server,
+# on both of their transports.
 # Expects the binary already built (cargo build -p runpool-cli), or RUNPOOL_BIN pointing at one.
 # Extra arguments go to pytest, e.g. `conformance/run.sh -k orgpolicy`.
 set -euo pipefail
@@ -18,4 +19,10 @@ if [ -n "${RUNPOOL_BIN:-}" ]; then
   export RUNPOOL_BIN
 fi
 cd "$HERE/python"
-exec "$VENV/bin/python" -m pytest -q "$@"
+# Twice: on the REST transport, then on each client's default transport (gRPC) by Google's
+# host names through the server's proxy (conftest.py says how). RUNPOOL_TRANSPORT=rest or
+# grpc runs one pass.
+for transport in ${RUNPOOL_TRANSPORT:-rest grpc}; do
+  echo "conformance: the $transport pass"
+  RUNPOOL_TRANSPORT="$transport" "$VENV/bin/python" -m pytest -q "$@"
+done

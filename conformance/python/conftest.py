@@ -2,7 +2,14 @@
 
 One Runpool server is started per test session (``runpool serve --port 0
 --ephemeral``) with a temporary ``RUNPOOL_CONFIG``; tests drive it with
-Google's own client libraries over the REST transport.
+Google's own client libraries, on the wire ``RUNPOOL_TRANSPORT`` names:
+
+- ``rest`` (the default): the REST transport, with the server's endpoint as
+  ``api_endpoint``;
+- ``grpc``: each client's default transport (gRPC) and Google's own host names, with no
+  endpoint option: the session exports what ``runpool env`` prints (the proxy, and the CA
+  bundle gRPC reads), so the clients dial ``run.googleapis.com:443`` and the rest over TLS
+  through the server's proxy, as an app written for Google Cloud would.
 
 Tokens come from the ``runpool auth login`` / ``runpool auth print-access-token``
 CLI (after ``runpool config set api_endpoint``); if the CLI fails, the fixture
@@ -34,6 +41,8 @@ from google.api_core.client_options import ClientOptions
 from google.cloud import orgpolicy_v2, resourcemanager_v3
 from google.oauth2.credentials import Credentials
 
+TRANSPORT = os.environ.get("RUNPOOL_TRANSPORT", "rest")
+assert TRANSPORT in ("rest", "grpc"), f"RUNPOOL_TRANSPORT={TRANSPORT!r}: rest or grpc"
 HERE = Path(__file__).resolve().parent
 DEFAULT_BIN = (HERE / ".." / ".." / "target" / "debug" / "runpool").resolve()
 ADMIN = "admin@example.com"
@@ -55,6 +64,8 @@ class Server:
     binary: str
     admin_credential_file: str
     token_source: str  # "cli" or "endpoint"
+    # The session's server: its `runpool env` is this process's environment (grpc mode).
+    exported: bool = False
 
     def client_options(self) -> ClientOptions:
         return ClientOptions(api_endpoint=self.endpoint)
@@ -62,12 +73,34 @@ class Server:
     def credentials(self, token: str | None = None) -> Credentials:
         return Credentials(token=token or self.token)
 
-    def client(self, cls, token: str | None = None):
-        """Build a Google client class against this server, REST transport."""
-        return cls(
-            credentials=self.credentials(token),
-            client_options=self.client_options(),
-            transport="rest",
+    def client(self, cls, token: str | None = None, credentials=None):
+        """A Google client class against this server, on the session's transport (see the
+        module's docstring), with a bearer token (the admin's by default) or credentials."""
+        credentials = credentials or self.credentials(token)
+        if TRANSPORT == "grpc" and self.exported:
+            return cls(credentials=credentials)
+        if TRANSPORT == "grpc":
+            # Another server of the session: one process's gRPC reads one proxy and one CA
+            # bundle from the environment, so its channels name this server's proxy and CA
+            # themselves; host, TLS and the rest are still the client's defaults.
+            return cls(transport=cls.get_transport_class("grpc")(
+                credentials=credentials, channel=self._grpc_channel))
+        return cls(credentials=credentials, client_options=self.client_options(), transport="rest")
+
+    def _grpc_channel(self, host, credentials=None, scopes=None, ssl_credentials=None,
+                      options=(), **kwargs):
+        import grpc
+        from google.api_core import grpc_helpers
+
+        with urllib.request.urlopen(self.endpoint + "/runpool/v1/ca", timeout=10) as r:
+            ca = json.load(r)["pem"]
+        return grpc_helpers.create_channel(
+            host,
+            credentials=credentials,
+            scopes=scopes,
+            ssl_credentials=grpc.ssl_channel_credentials(root_certificates=ca.encode()),
+            options=[*(options or []), ("grpc.http_proxy", self.endpoint)],
+            **kwargs,
         )
 
     def discovery(self, api: str, version: str, token: str | None = None):
@@ -102,7 +135,7 @@ def rpc_status(exc) -> str | None:
     a long-running Operation has it as grpc_status_code instead.
     """
     response = getattr(exc, "response", None)
-    if response is not None:
+    if hasattr(response, "json"):
         try:
             return response.json()["error"]["status"]
         except Exception:  # noqa: BLE001 - body is not Google's error JSON
@@ -120,8 +153,37 @@ def rpc_status(exc) -> str | None:
     return None
 
 
+# A test of what only the REST wire shows (the HTTP session's URLs, the JSON of a request);
+# the REST pass runs it.
+rest_wire = pytest.mark.skipif(
+    TRANSPORT == "grpc", reason="a fact of the REST wire, checked by the REST pass"
+)
+
+
+def error_message(exc) -> str:
+    """Google's error message: the REST body's ``error.message`` (google-api-core prefixes its
+    own ``exc.message`` with the request's method and URL), or gRPC's ``grpc-message``."""
+    response = getattr(exc, "response", None)
+    if hasattr(response, "json"):
+        return response.json()["error"]["message"]
+    return exc.message
+
+
+def detail_types(exc) -> list[str]:
+    """The type names of an error's google.rpc details (REST: JSON ``@type``s; gRPC: the
+    messages google-api-core decoded from ``grpc-status-details-bin``)."""
+    return [
+        d["@type"].rsplit("/", 1)[-1] if isinstance(d, dict) else d.DESCRIPTOR.full_name
+        for d in exc.details
+    ]
+
+
 def error_info(exc) -> dict:
-    """The google.rpc.ErrorInfo detail of a client exception's error body."""
+    """The google.rpc.ErrorInfo detail of a client exception's error body (REST) or of its
+    ``grpc-status-details-bin`` (gRPC, which google-api-core decodes into the exception)."""
+    if not hasattr(getattr(exc, "response", None), "json"):
+        assert exc.reason, exc
+        return {"reason": exc.reason, "domain": exc.domain, "metadata": dict(exc.metadata)}
     infos = [
         d
         for d in exc.response.json()["error"].get("details", [])
@@ -263,7 +325,33 @@ def server():
                     token = out.stdout.strip()
                     srv.token_source = "cli"
         srv.token = token or _endpoint_token(srv, ADMIN)
+        if TRANSPORT == "grpc":
+            os.environ.update(exported_env(srv, ADMIN))
+            srv.exported = True
         yield srv
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _grpc_environment(request):
+    """In grpc mode the session's server starts first, so that its environment is in place
+    before gRPC reads it (the CA bundle is read once per process)."""
+    if TRANSPORT == "grpc":
+        request.getfixturevalue("server")
+
+
+def exported_env(server, account: str) -> dict[str, str]:
+    """What ``runpool --account ACCOUNT env`` exports."""
+    import shlex
+
+    out = _run(server.binary, server.config_dir, "--account", account, "env")
+    assert out.returncode == 0, out.stderr
+    env = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("export "):
+            key, _, value = line.removeprefix("export ").partition("=")
+            env[key] = shlex.split(value)[0]
+    assert env["HTTPS_PROXY"] == server.endpoint
+    return env
 
 
 @pytest.fixture(scope="session")

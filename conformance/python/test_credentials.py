@@ -28,6 +28,8 @@ from conftest import (
     create_service_account,
     grant_on_project,
     grant_on_service_account,
+    error_message,
+    rest_wire,
     rpc_status,
 )
 
@@ -55,16 +57,12 @@ def second_sa(iam_v1, new_project, unique_id):
 
 
 def projects_client(server, credentials):
-    """resourcemanager_v3.ProjectsClient over REST with arbitrary credentials."""
-    return resourcemanager_v3.ProjectsClient(
-        credentials=credentials, transport="rest", client_options=server.client_options()
-    )
+    """resourcemanager_v3.ProjectsClient with arbitrary credentials."""
+    return server.client(resourcemanager_v3.ProjectsClient, credentials=credentials)
 
 
 def iamcredentials(server, credentials):
-    return iam_credentials_v1.IAMCredentialsClient(
-        credentials=credentials, transport="rest", client_options=server.client_options()
-    )
+    return server.client(iam_credentials_v1.IAMCredentialsClient, credentials=credentials)
 
 
 def sa_resource(email):
@@ -98,6 +96,7 @@ def unverified_header(token):
 # --- service account key files: self-signed JWTs and the token endpoint -------------------------
 
 
+@rest_wire
 def test_key_file_self_signed_jwt_reads_project_once_granted_browser(server, sa):
     # Default key-file credentials: the GAPIC transport turns on always_use_jwt_access, so the
     # client signs its own JWT (aud = https://cloudresourcemanager.googleapis.com/) and never
@@ -293,6 +292,7 @@ def test_uploaded_key_signs_self_signed_jwts(server, iam_v1, sa):
     assert projects_client(server, creds).get_project(name=project.name).project_id == project.project_id
 
 
+@rest_wire
 def test_key_file_with_iam_credentials_client_signs_own_blob(server, iam_v1, sa):
     # A key-file account calling IAM Credentials on itself (the signed-URL pattern): the GAPIC
     # client's self-signed JWT has aud https://iamcredentials.googleapis.com/.
@@ -458,8 +458,7 @@ def test_generate_access_token_denied_wire_format(server, sa, alice_token):
     with pytest.raises(exceptions.Forbidden) as err:
         client.generate_access_token(name=sa_resource(sa["account"]["email"]), scope=[CLOUD_PLATFORM])
     assert rpc_status(err.value) == "PERMISSION_DENIED"
-    body = err.value.response.json()["error"]
-    assert body["message"] == (
+    assert error_message(err.value) == (
         "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist)."
     )
     assert err.value.reason == "IAM_PERMISSION_DENIED"

@@ -26,7 +26,7 @@ from google.api_core import exceptions
 from google.cloud import recommender_v1, run_v2
 from google.iam.v1 import iam_policy_pb2
 
-from conftest import error_info, grant_on_project, rpc_status
+from conftest import error_info, error_message, grant_on_project, rpc_status
 
 IAM_RECOMMENDER = "google.iam.policy.Recommender"
 IAM_INSIGHT = "google.iam.policy.Insight"
@@ -387,7 +387,7 @@ def test_permission_denied_without_recommender_permissions(server, token_for, re
         info = error_info(err.value)
         assert info["reason"] == "IAM_PERMISSION_DENIED"
         assert info["metadata"]["permission"] == permission
-        assert permission in err.value.response.json()["error"]["message"]
+        assert permission in error_message(err.value)
 
     # roles/recommender.iamViewer reads but may not mark
     viewer_email = f"v{uuid.uuid4().hex[:8]}@example.com"

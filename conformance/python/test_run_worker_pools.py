@@ -22,6 +22,7 @@ from google.api import launch_stage_pb2
 from google.api_core import exceptions
 from google.cloud import orgpolicy_v2, resourcemanager_v3, run_v2
 from google.iam.v1 import iam_policy_pb2, policy_pb2
+from google.longrunning import operations_pb2
 from google.protobuf import field_mask_pb2
 
 from conftest import (
@@ -29,9 +30,12 @@ from conftest import (
     CROSS_PROJECT,
     client_fixture,
     create_service_account,
+    detail_types,
     error_info,
+    error_message,
     grant_on_project,
     grant_on_service_account,
+    rest_wire,
     rpc_status,
 )
 
@@ -100,8 +104,7 @@ def grant_on_pool(pools, name: str, role: str, member: str):
     return pools.set_iam_policy(request={"resource": name, "policy": policy})
 
 
-def body_message(exc) -> str:
-    return exc.response.json()["error"]["message"]
+body_message = error_message
 
 
 def assert_absent(pools, project, pool_id):
@@ -158,6 +161,7 @@ def test_create_returns_done_operation_with_the_pool(pools, project):
     assert pool.template.service_account == default_account(project)
 
 
+@rest_wire
 def test_enums_parse_from_int_encoding(pools, project, server):
     """The client asks for ``$alt=json;enum-encoding=int``; the enums must decode."""
     sent: list[str] = []
@@ -408,6 +412,10 @@ def test_operations_get_list_wait(pools, project):
     listed = pools.list_operations(request={"name": location(project)})
     assert name in {o.name for o in listed.operations}
     waited = pools.wait_operation(request={"name": name})
+    if isinstance(waited, bytes):
+        # google-cloud-run's gRPC transport builds its wait_operation stub with no response
+        # deserializer, so the caller gets the Operation's bytes.
+        waited = operations_pb2.Operation.FromString(waited)
     assert waited.done and waited.name == name
     pools.delete_operation(request={"name": name})
     with pytest.raises(exceptions.NotFound):
@@ -574,7 +582,7 @@ def test_no_act_as_is_forbidden_with_google_text(iam_v1, pools, project, deploye
     info = error_info(exc)
     assert info["reason"] == "IAM_PERMISSION_DENIED"
     assert exc.reason == "IAM_PERMISSION_DENIED"  # google-api-core reads the ErrorInfo too
-    assert exc.details and exc.details[0]["@type"].endswith("google.rpc.ErrorInfo")
+    assert detail_types(exc)[:1] == ["google.rpc.ErrorInfo"]
     assert_absent(pools, project, pool_id)
 
     # the default compute account is an account like any other: no actAs, no pool
@@ -938,10 +946,9 @@ def test_service_account_deployer_with_key_file(server, iam_v1, pools, project, 
     member = f"serviceAccount:{deployer_sa['email']}"
     grant_on_project(server, project.name, "roles/run.developer", member)
 
-    client = run_v2.WorkerPoolsClient(
+    client = server.client(
+        run_v2.WorkerPoolsClient,
         credentials=service_account.Credentials.from_service_account_info(keyfile),
-        transport="rest",
-        client_options=server.client_options(),
     )
     pool_id = new_pool_id()
     body = run_v2.WorkerPool(template=template(runtime_sa["email"]))

@@ -5,6 +5,7 @@
 //! service method with the authenticated caller, and render the answer; no rule lives here.
 
 mod console;
+mod grpc;
 mod iam;
 mod intelligence;
 pub mod proxy;
@@ -41,8 +42,17 @@ pub struct AppState {
     pub control: Arc<Control>,
 }
 
-/// Every route Runpool serves.
+/// Every route Runpool serves, REST and, transcoded onto the same routes, gRPC.
 pub fn router(control: Arc<Control>) -> Router {
+    let rest = rest_router(control);
+    rest.clone().layer(axum::middleware::from_fn_with_state(
+        grpc::Gateway::new(rest),
+        grpc::layer,
+    ))
+}
+
+/// Every REST route.
+fn rest_router(control: Arc<Control>) -> Router {
     let state = AppState { control };
     Router::new()
         .merge(resourcemanager::router())

@@ -115,8 +115,10 @@ pub async fn layer(State(proxy): State<Arc<Proxy>>, req: Request, next: Next) ->
         });
         return StatusCode::OK.into_response();
     }
+    // Only HTTP/1 has absolute-form requests: an HTTP/2 request always names its authority,
+    // here the API port itself (h2c, a gRPC client's insecure channel, say).
     match host {
-        Some(h) if !serves_host(&h) => refuse(&h),
+        Some(h) if req.version() < axum::http::Version::HTTP_2 && !serves_host(&h) => refuse(&h),
         _ => next.run(req).await,
     }
 }
