@@ -1,9 +1,10 @@
 //! `runpool ca` and `runpool env`: what sends a shell's programs to Runpool by Google's own
 //! host names, with no change to their code.
 //!
-//! `env` prints `export` lines: `HTTPS_PROXY` (the server's own port is its proxy; loopback in
-//! `NO_PROXY`), one CA bundle (this machine's roots plus Runpool's CA, written to the config
-//! dir) for OpenSSL, curl, Python `requests` and gRPC, Runpool's CA for Node, and
+//! `env` prints `export` lines: `HTTPS_PROXY` (the server's own port is its proxy; loopback and
+//! the metadata server in `NO_PROXY`), one CA bundle (this machine's roots plus Runpool's CA,
+//! written to the config dir) for OpenSSL, curl, Python `requests`, gRPC and Node: the
+//! variables a worker pool instance gets too (`runpool_runtime::proxy_env`), and
 //! `GOOGLE_APPLICATION_CREDENTIALS`: an authorized-user file for the current account whose
 //! refresh token Runpool's token endpoint (`oauth2.googleapis.com`, through the proxy) trades,
 //! or a service account's key file.
@@ -45,29 +46,17 @@ fn shell_quote(s: &str) -> String {
 pub async fn run_env(ctx: &Ctx) -> Result<()> {
     let endpoint = ctx.endpoint();
     let v = ca(&endpoint).await?;
-    let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
-    let (pem, bundle) = (text("pem"), text("bundle"));
+    let bundle = v["bundle"].as_str().unwrap_or_default();
     let dir = runpool_control::base::local::config_dir().join("env");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let ca_file = dir.join("runpool-ca.pem");
-    std::fs::write(&ca_file, &pem)?;
     let bundle_file = dir.join("ca-bundle.pem");
     std::fs::write(&bundle_file, bundle)?;
     let path = |p: &PathBuf| shell_quote(&p.display().to_string());
-    let mut lines = vec![
-        format!("export HTTPS_PROXY={}", shell_quote(&endpoint)),
-        format!("export https_proxy={}", shell_quote(&endpoint)),
-        "export NO_PROXY='127.0.0.1,localhost,::1'".to_string(),
-        "export no_proxy='127.0.0.1,localhost,::1'".to_string(),
-        format!("export SSL_CERT_FILE={}", path(&bundle_file)),
-        format!("export CURL_CA_BUNDLE={}", path(&bundle_file)),
-        format!("export REQUESTS_CA_BUNDLE={}", path(&bundle_file)),
-        format!(
-            "export GRPC_DEFAULT_SSL_ROOTS_FILE_PATH={}",
-            path(&bundle_file)
-        ),
-        format!("export NODE_EXTRA_CA_CERTS={}", path(&ca_file)),
-    ];
+    let mut lines: Vec<String> =
+        runpool_runtime::proxy_env(&endpoint, &bundle_file.display().to_string())
+            .into_iter()
+            .map(|(k, v)| format!("export {k}={}", shell_quote(&v)))
+            .collect();
     match ctx.account().ok().and_then(|a| Some((runpool_client::auth::load(&a)?, a))) {
         Some((cred, account)) => {
             let file = dir.join(format!("{account}.json"));

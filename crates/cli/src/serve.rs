@@ -110,7 +110,7 @@ pub async fn run(a: &ServeArgs) -> Result<()> {
         Some(tools) => runpool_runtime::Runtime::Oci(runpool_runtime::oci::Oci::new(
             tools,
             server.data_dir.join("oci"),
-            runpool_http::router(server.control.clone()),
+            server.app(),
         )?),
     };
     let runtime = runpool_runtime::start(

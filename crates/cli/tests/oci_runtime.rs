@@ -15,7 +15,7 @@ use common::Server;
 use common::procs::{marker, procs_with};
 use common::session::Session;
 use common::wait::wait_for;
-use common::world::{DEFAULT_SA, Org, app_project};
+use common::world::{DEFAULT_SA, Org, app_project, project};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -23,7 +23,10 @@ use std::process::Command;
 use std::time::Duration;
 
 fn world_yaml() -> String {
-    Org::new().project(app_project()).yaml()
+    Org::new()
+        .project(app_project())
+        .project(project("other-project", "300000000077"))
+        .yaml()
 }
 
 const BUSYBOX: &str = "/bin/busybox";
@@ -99,6 +102,40 @@ fn sha256(b: &[u8]) -> String {
 /// An OCI image layout (as a tar) of one image: `/bin/busybox` and the applets the
 /// instance uses, Entrypoint `/bin/sh -c`. It carries no name: it is imported with --tag.
 fn busybox_image() -> Vec<u8> {
+    image_with(&[])
+}
+
+/// The busybox image with the machine's `curl` and the libraries it loads (`ldd`), at the
+/// paths the host has them: a real TLS client built against the system's OpenSSL, which
+/// trusts only what it is told to.
+const ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+fn curl_image() -> Vec<u8> {
+    let curl = "/usr/bin/curl";
+    let ldd = Command::new("ldd")
+        .arg(curl)
+        .output()
+        .unwrap_or_else(|e| panic!("ldd {curl}: {e} (apt-get install curl)"));
+    assert!(ldd.status.success(), "ldd {curl}: {ldd:?}");
+    // The machine's roots alone, to show that TLS fails without Runpool's CA.
+    let mut files = vec![curl.to_string(), ROOTS.to_string()];
+    files.extend(
+        String::from_utf8_lossy(&ldd.stdout)
+            .lines()
+            .filter_map(|l| {
+                let l = l.trim();
+                let path = l.split_once("=> ").map_or(l, |(_, p)| p);
+                path.split_whitespace()
+                    .next()
+                    .filter(|p| p.starts_with('/'))
+            })
+            .map(str::to_string),
+    );
+    image_with(&files)
+}
+
+/// The busybox image, plus each of `host_files` (read through symlinks) at its own path.
+fn image_with(host_files: &[String]) -> Vec<u8> {
     let busybox = std::fs::read(BUSYBOX)
         .unwrap_or_else(|e| panic!("{BUSYBOX}: {e} (apt-get install busybox-static)"));
     assert!(
@@ -128,6 +165,23 @@ fn busybox_image() -> Vec<u8> {
         layer
             .append_link(&mut h, format!("bin/{applet}"), "busybox")
             .unwrap();
+    }
+    let mut dirs = std::collections::BTreeSet::new();
+    for file in host_files {
+        let path = file.trim_start_matches('/');
+        for (i, _) in path.match_indices('/') {
+            if dirs.insert(path[..=i].to_string())
+                && !["bin/", "etc/", "tmp/"].contains(&&path[..=i])
+            {
+                let mut h = header(tar::EntryType::Directory, 0o755, 0);
+                layer
+                    .append_data(&mut h, &path[..=i], std::io::empty())
+                    .unwrap();
+            }
+        }
+        let data = std::fs::read(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let mut h = header(tar::EntryType::Regular, 0o755, data.len() as u64);
+        layer.append_data(&mut h, path, data.as_slice()).unwrap();
     }
     let layer = layer.into_inner().unwrap();
     let config = json!({
@@ -193,18 +247,18 @@ impl Oci {
     }
 
     fn import_busybox(&self) {
+        self.import(busybox_image(), "busybox:local");
+    }
+
+    fn import(&self, image: Vec<u8>, tag: &str) {
         let dir = tempfile::tempdir().unwrap();
-        let archive = dir.path().join("busybox-oci.tar");
-        std::fs::write(&archive, busybox_image()).unwrap();
-        let r = self.server.ok(&[
-            "images",
-            "import",
-            archive.to_str().unwrap(),
-            "--tag",
-            "busybox:local",
-        ]);
+        let archive = dir.path().join("image-oci.tar");
+        std::fs::write(&archive, image).unwrap();
+        let r = self
+            .server
+            .ok(&["images", "import", archive.to_str().unwrap(), "--tag", tag]);
         assert!(
-            r.stderr.contains("Imported image [sha256:") && r.stderr.contains("[busybox:local]"),
+            r.stderr.contains("Imported image [sha256:") && r.stderr.contains(&format!("[{tag}]")),
             "{r:?}"
         );
     }
@@ -343,6 +397,53 @@ fn an_imported_image_runs_under_runc_and_reaches_its_metadata_server_at_the_stan
         "no process of the container is left"
     );
     assert!(!netns_exists(&instance), "the network namespace is removed");
+}
+
+#[test]
+fn a_container_reaches_google_host_names_through_the_proxy_in_its_namespace() {
+    require_oci!();
+    let w = Oci::start(None);
+    w.import(curl_image(), "curl:local");
+    // No endpoint, proxy or CA of its own: what the runtime gives the container
+    // (`HTTPS_PROXY`, the CA bundle mounted in it) and a token from its metadata server.
+    let script = r#"trap 'exit 0' TERM; PATH=/bin:/usr/bin
+t=$(curl -s -H 'Metadata-Flavor: Google' \
+  http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token |
+  sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+for p in app-project other-project; do
+  curl -sS -o /dev/null -w "rm:$p:%{http_code}:%{http_version}\n" \
+    -H "Authorization: Bearer $t" https://cloudresourcemanager.googleapis.com/v3/projects/$p
+done
+echo "untrusted:$(curl -s -o /dev/null --cacert /etc/ssl/certs/ca-certificates.crt https://run.googleapis.com/ || echo $?)"
+echo "elsewhere:$(curl -s -o /dev/null -w '%{http_connect}' https://example.com/)"
+while true; do sleep 1; done"#;
+    w.deploy_script("wp", "curl:local", script);
+    let lines = wait_for("the container's calls", 60, || {
+        let l: Vec<String> = w
+            .lines("wp")
+            .into_iter()
+            .map(|(_, t)| t)
+            .filter(|t| t.contains(':'))
+            .collect();
+        if l.len() >= 4 {
+            Ok(l)
+        } else {
+            Err(format!("{:?}", w.lines("wp")))
+        }
+    });
+    // TLS verified against the mounted bundle, over HTTP/2, answered by this server's IAM as
+    // the pool's identity (the default compute account, an editor of its own project only);
+    // trusting the machine's roots alone, TLS fails (60: the peer's certificate); a host Runpool does not serve is refused at CONNECT.
+    assert_eq!(
+        lines,
+        vec![
+            "rm:app-project:200:2",
+            "rm:other-project:403:2",
+            "untrusted:60",
+            "elsewhere:403",
+        ],
+        "{lines:?}"
+    );
 }
 
 #[test]

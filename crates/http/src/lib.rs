@@ -356,6 +356,12 @@ impl Server {
         })
     }
 
+    /// What the API port serves: every API, and the proxy for Google's host names. The OCI
+    /// runtime serves it inside each instance's network namespace too.
+    pub fn app(&self) -> Router {
+        proxy::serving(router(self.control.clone()), self.proxy.clone())
+    }
+
     /// Serve until `shutdown` completes.
     pub async fn run(
         &mut self,
@@ -367,7 +373,7 @@ impl Server {
             .ok_or_else(|| io_err("the server already ran"))?;
         runpool_listener::serve(
             listener,
-            proxy::serving(router(self.control.clone()), self.proxy.clone()),
+            self.app(),
             runpool_listener::Limits::default(),
             "api",
             shutdown,

@@ -116,10 +116,39 @@ impl RuntimeHandle {
     }
 }
 
+/// What sends programs to this server by Google's host names, an instance's (its runtime sets
+/// them) or a shell's (`runpool env` prints them): `proxy` (the API's address as they reach
+/// it, since the API's port is its proxy) and the usual CA variables naming `ca_file`, a
+/// bundle of the machine's roots and Runpool's CA. Loopback and the metadata server stay
+/// direct.
+pub fn proxy_env(proxy: &str, ca_file: &str) -> Vec<(&'static str, String)> {
+    let direct = format!(
+        "127.0.0.1,localhost,::1,{},metadata.google.internal",
+        oci::METADATA_IP
+    );
+    let mut vars = vec![];
+    for k in ["HTTPS_PROXY", "https_proxy"] {
+        vars.push((k, proxy.to_string()));
+    }
+    for k in ["NO_PROXY", "no_proxy"] {
+        vars.push((k, direct.clone()));
+    }
+    for k in [
+        "SSL_CERT_FILE",
+        "CURL_CA_BUNDLE",
+        "REQUESTS_CA_BUNDLE",
+        "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+        "NODE_EXTRA_CA_CERTS",
+    ] {
+        vars.push((k, ca_file.to_string()));
+    }
+    vars
+}
+
 /// Start supervising the pools `control` stores, running instances with `runtime`.
 /// `endpoint` is this server's URL (`RUNPOOL_ENDPOINT` in processes); logs go to `logs`;
 /// `pids_file` records the process groups started (what a killed predecessor left there is
-/// killed first, as are the containers it left). With `ca_bundle`, a process instance is sent
+/// killed first, as are the containers it left). With `ca_bundle`, an instance is sent
 /// to this server by Google's host names: `HTTPS_PROXY` is `endpoint` (the server's port is
 /// its proxy) and the usual CA variables name a file holding the bundle.
 pub fn start(
@@ -549,7 +578,9 @@ impl Supervisor {
                 (child, vec![server], None, user)
             }
             Launch::Container(oci, image) => {
-                let s = oci.start(&id, &image, rev, &vars, md).await?;
+                let s = oci
+                    .start(&id, &image, rev, &vars, md, self.ca_bundle.as_deref())
+                    .await?;
                 (s.child, s.servers, Some(s.container), None)
             }
         };
@@ -639,21 +670,7 @@ impl Supervisor {
                 None => self.shared_bundle.clone(),
             };
             write_public(&path, bundle).map_err(|e| format!("{}: {e}", path.display()))?;
-            for k in ["HTTPS_PROXY", "https_proxy"] {
-                cmd.env(k, &self.endpoint);
-            }
-            for k in ["NO_PROXY", "no_proxy"] {
-                cmd.env(k, "127.0.0.1,localhost,::1");
-            }
-            for k in [
-                "SSL_CERT_FILE",
-                "CURL_CA_BUNDLE",
-                "REQUESTS_CA_BUNDLE",
-                "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
-                "NODE_EXTRA_CA_CERTS",
-            ] {
-                cmd.env(k, &path);
-            }
+            cmd.envs(proxy_env(&self.endpoint, &path.to_string_lossy()));
         }
         if !rev.working_dir.is_empty() {
             cmd.current_dir(&rev.working_dir);

@@ -2,8 +2,10 @@
 //! runs from an image imported with `runpool images import`, in a network namespace of its
 //! own where, as on Google Cloud, the metadata server answers at `169.254.169.254:80` (and as
 //! `metadata.google.internal`, through the container's `/etc/hosts`) and Runpool's API at
-//! `169.254.169.254:8484` (`RUNPOOL_ENDPOINT`). The namespace has loopback only: nothing
-//! else is needed, so no veth pair or firewall rule is ever left on the host.
+//! `169.254.169.254:8484` (`RUNPOOL_ENDPOINT`), which is also the proxy to Google's host names
+//! (`HTTPS_PROXY`, with the CA bundle mounted at `/etc/runpool/ca-bundle.pem`), so Google's
+//! clients reach Runpool with no options, as on the host. The namespace has loopback only:
+//! nothing else is needed, so no veth pair or firewall rule is ever left on the host.
 //!
 //! The listeners are made by a thread that enters the namespace for just that (a socket
 //! stays in the namespace it was created in) and are served by the server's own tokio
@@ -37,6 +39,9 @@ use tokio::task::JoinHandle;
 pub const METADATA_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
 /// The API's port inside an instance: the one `runpool serve` listens on by default.
 const API_PORT: u16 = 8484;
+/// Where an instance finds the CA bundle (the machine's roots and Runpool's CA) that its
+/// programs trust for Google's host names; runc makes the file in the image's root.
+const CA_BUNDLE: &str = "/etc/runpool/ca-bundle.pem";
 /// Docker's default `PATH`, for images that set none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const HOSTS: &str =
@@ -104,7 +109,7 @@ pub struct Oci {
     tools: Tools,
     /// `DATA_DIR/oci`
     dir: PathBuf,
-    /// Runpool's API, served inside each instance's network namespace.
+    /// Runpool's API and proxy, served inside each instance's network namespace.
     api: Router,
 }
 
@@ -166,9 +171,10 @@ impl Oci {
         rev: &RevisionSpec,
         vars: &[(&str, String)],
         metadata: Router,
+        ca_bundle: Option<&str>,
     ) -> Result<Started, String> {
         let c = self.container(id);
-        match self.launch(&c, image, rev, vars, metadata).await {
+        match self.launch(&c, image, rev, vars, metadata, ca_bundle).await {
             Ok((child, servers)) => Ok(Started {
                 child,
                 servers,
@@ -188,6 +194,7 @@ impl Oci {
         rev: &RevisionSpec,
         vars: &[(&str, String)],
         metadata: Router,
+        ca_bundle: Option<&str>,
     ) -> Result<(Child, Vec<JoinHandle<()>>), String> {
         let io = |what: &str| {
             let what = what.to_string();
@@ -249,11 +256,19 @@ impl Oci {
         )
         .map_err(io("listen inside the instance's network namespace"))?;
 
+        let endpoint = format!("http://{METADATA_IP}:{API_PORT}");
         let mut env_vars = vars.to_vec();
-        env_vars.push((
-            "RUNPOOL_ENDPOINT",
-            format!("http://{METADATA_IP}:{API_PORT}"),
-        ));
+        env_vars.push(("RUNPOOL_ENDPOINT", endpoint.clone()));
+        // The API's port in the namespace is the proxy too, as on the host.
+        let ca_file = match ca_bundle {
+            Some(bundle) => {
+                let file = c.dir.join("ca-bundle.pem");
+                std::fs::write(&file, bundle).map_err(io("write the CA bundle"))?;
+                env_vars.extend(crate::proxy_env(&endpoint, CA_BUNDLE));
+                Some(file)
+            }
+            None => None,
+        };
         let spec = runtime_spec(&Process {
             args: process_args(&rev.command, &rev.args, &image.config),
             env: environment(&image.config.env, &rev.env, &env_vars),
@@ -266,6 +281,7 @@ impl Oci {
             gid,
             netns: netns_path,
             hosts: c.dir.join("hosts"),
+            ca_bundle: ca_file,
         });
         std::fs::write(
             c.dir.join("config.json"),
@@ -504,6 +520,8 @@ struct Process {
     gid: u32,
     netns: PathBuf,
     hosts: PathBuf,
+    /// Mounted read-only at [`CA_BUNDLE`].
+    ca_bundle: Option<PathBuf>,
 }
 
 /// The bundle's `config.json` (OCI runtime spec 1.0): runc's default container, with
@@ -511,7 +529,7 @@ struct Process {
 fn runtime_spec(p: &Process) -> Value {
     // As Docker does, a non-root user gets the capabilities only in its bounding set.
     let granted: &[&str] = if p.uid == 0 { CAPABILITIES } else { &[] };
-    json!({
+    let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
@@ -564,7 +582,14 @@ fn runtime_spec(p: &Process) -> Value {
                 "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
             ],
         },
-    })
+    });
+    if let (Some(file), Some(mounts)) = (&p.ca_bundle, spec["mounts"].as_array_mut()) {
+        mounts.push(
+            json!({"destination": CA_BUNDLE, "type": "bind", "source": file,
+                           "options": ["rbind", "ro"]}),
+        );
+    }
+    spec
 }
 
 #[cfg(test)]
