@@ -32,8 +32,10 @@ impl Encoder for DynamicEncoder {
     type Error = Status;
 
     fn encode(&mut self, item: DynamicMessage, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        item.encode(dst)
-            .map_err(|e| Status::internal(format!("encoding the response: {e}")))
+        // `encode` would first size the whole message to check the room left, and the buffer
+        // grows anyway; sizing a dynamic message walks all of it, so it is skipped.
+        item.encode_raw(dst);
+        Ok(())
     }
 }
 

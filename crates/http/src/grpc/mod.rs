@@ -208,7 +208,10 @@ impl tonic::server::UnaryService<DynamicMessage> for Call {
             let req = rest_request(method, &msg, metadata, authority)?;
             let mut req = req;
             *req.extensions_mut() = extensions;
-            let resp = rest.oneshot(req).await.unwrap_or_else(|e| match e {});
+            let resp = crate::wire::AS_VALUE
+                .scope((), rest.oneshot(req))
+                .await
+                .unwrap_or_else(|e| match e {});
             answer(method, resp).await.map(tonic::Response::new)
         })
     }
@@ -249,10 +252,19 @@ fn rest_request(
     };
     let mut req = Request::new(body);
     *req.method_mut() = rest.method.clone();
-    *req.uri_mut() = rest
-        .path_and_query
-        .parse()
-        .map_err(|e| Status::invalid_argument(format!("Invalid request path: {e}")))?;
+    // Enums as numbers, which the response message reads as well as names: the REST side
+    // then has no names to write (as Google's own REST clients ask).
+    let sep = if rest.path_and_query.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    *req.uri_mut() = format!(
+        "{}{sep}%24alt=json%3Benum-encoding%3Dint",
+        rest.path_and_query
+    )
+    .parse()
+    .map_err(|e| Status::invalid_argument(format!("Invalid request path: {e}")))?;
     let headers = req.headers_mut();
     for (name, value) in metadata.into_headers().iter() {
         let n = name.as_str();
@@ -276,31 +288,38 @@ fn rest_request(
 }
 
 /// The method's response message from a REST answer, or Google's status from its error.
-async fn answer(method: &Method, resp: Response) -> Result<DynamicMessage, Status> {
+async fn answer(method: &Method, mut resp: Response) -> Result<DynamicMessage, Status> {
     let status = resp.status();
     let served = resp.extensions().get::<&'static Op>().is_some();
+    let options = DeserializeOptions::new().deny_unknown_fields(false);
+    let invalid = |e: &dyn std::fmt::Display| {
+        tracing::error!(method = method.desc.full_name(), error = %e, "a REST answer is not its gRPC response");
+        Status::internal("Internal error encountered.")
+    };
+    let output = method.desc.output();
+    if let Some(crate::wire::Answer(mut json)) = resp.extensions_mut().remove() {
+        empty_in_any(&mut json);
+        return DynamicMessage::deserialize_with_options(output, json, &options)
+            .map_err(|e| invalid(&e));
+    }
     let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
         .await
         .map_err(|e| Status::internal(format!("reading the answer: {e}")))?;
     if status.is_success() {
-        let mut json: serde_json::Value = if bytes.is_empty() {
-            serde_json::json!({})
-        } else {
-            serde_json::from_slice(&bytes).map_err(|e| {
-                tracing::error!(method = method.desc.full_name(), error = %e, "a REST answer that is not JSON");
-                Status::internal("Internal error encountered.")
-            })?
-        };
+        if bytes.is_empty() {
+            return Ok(DynamicMessage::new(output));
+        }
+        // Straight from the bytes, but for the rare answer that needs an `Any` mended.
+        if !bytes.windows(EMPTY.len()).any(|w| w == EMPTY.as_bytes()) {
+            let mut de = serde_json::Deserializer::from_slice(&bytes);
+            return DynamicMessage::deserialize_with_options(output, &mut de, &options)
+                .map_err(|e| invalid(&e));
+        }
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| invalid(&e))?;
         empty_in_any(&mut json);
-        return DynamicMessage::deserialize_with_options(
-            method.desc.output(),
-            json,
-            &DeserializeOptions::new().deny_unknown_fields(false),
-        )
-        .map_err(|e| {
-            tracing::error!(method = method.desc.full_name(), error = %e, "a REST answer is not its gRPC response");
-            Status::internal("Internal error encountered.")
-        });
+        return DynamicMessage::deserialize_with_options(output, json, &options)
+            .map_err(|e| invalid(&e));
     }
     if !served && matches!(status.as_u16(), 404 | 405) {
         return Err(Status::unimplemented(format!(
@@ -311,6 +330,8 @@ async fn answer(method: &Method, resp: Response) -> Result<DynamicMessage, Statu
     Err(status_of(status, &bytes))
 }
 
+const EMPTY: &str = "/google.protobuf.Empty";
+
 /// An `Any` holding `google.protobuf.Empty` is `{"@type": ".../google.protobuf.Empty"}` on
 /// Google's REST wire (protobuf's own JSON printers give Empty no special form); prost-reflect
 /// reads Empty as a well-known type whose `Any` form has a `value`, so it is given one.
@@ -320,7 +341,7 @@ fn empty_in_any(json: &mut serde_json::Value) {
             let empty = o
                 .get("@type")
                 .and_then(|t| t.as_str())
-                .is_some_and(|t| t.ends_with("/google.protobuf.Empty"));
+                .is_some_and(|t| t.ends_with(EMPTY));
             if empty {
                 o.entry("value").or_insert_with(|| serde_json::json!({}));
             }

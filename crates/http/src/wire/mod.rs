@@ -284,6 +284,17 @@ fn name_enums(v: &mut Value, path: &[&str], names: EnumName) {
     }
 }
 
+tokio::task_local! {
+    /// Set while the gRPC gateway has a call answered by the REST routes: a reply then hands
+    /// over its value as it is ([`Answer`]), since the gateway would only parse the JSON
+    /// text back into it.
+    pub static AS_VALUE: ();
+}
+
+/// A reply's value, in its response's extensions (under [`AS_VALUE`]), with an empty body.
+#[derive(Clone)]
+pub struct Answer(pub Value);
+
 /// Render a model value. Google's Rust model types write enums as integers; a client that
 /// did not ask for `enum-encoding=int` gets their names, as from Google.
 pub fn reply<T: Serialize>(params: &Params, value: &T, enums: Enums) -> Response {
@@ -311,6 +322,11 @@ pub fn reply_under<T: Serialize>(
                 name_enums(&mut v, &parts, *names);
             }
         }
+    }
+    if AS_VALUE.try_with(|_| ()).is_ok() {
+        let mut resp = StatusCode::OK.into_response();
+        resp.extensions_mut().insert(Answer(v));
+        return resp;
     }
     axum::Json(v).into_response()
 }
