@@ -128,6 +128,10 @@ enum Command {
     /// Recommendations and insights (Recommender v1): least-privilege roles and accounts.
     #[command(subcommand)]
     Recommender(intelligence::recommender::RecommenderCmd),
+    /// The stand-in for Google's sample worker pool image, run by the runtime inside an
+    /// instance.
+    #[command(hide = true)]
+    SampleWorker,
 }
 
 #[derive(Subcommand, Debug)]
@@ -347,6 +351,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Console(a) => console::run(&ctx()?, a).await,
         Command::Ca => env::run_ca(&ctx()?).await,
         Command::Env => env::run_env(&ctx()?).await,
+        Command::SampleWorker => run::sample_worker::run().await,
         Command::Projects(c) => resourcemanager::projects::run(&ctx()?, c).await,
         Command::Organizations(c) => resourcemanager::organizations::run(&ctx()?, c).await,
         Command::ResourceManager(ResourceManagerCmd::Folders(c)) => {

@@ -111,6 +111,7 @@ pub async fn run(a: &ServeArgs) -> Result<()> {
             tools,
             server.data_dir.join("oci"),
             server.app(),
+            std::env::current_exe()?,
         )?),
     };
     let runtime = runpool_runtime::start(
@@ -120,6 +121,9 @@ pub async fn run(a: &ServeArgs) -> Result<()> {
         pids,
         kind,
         Some(server.proxy.ca.bundle()),
+        // This binary itself, whoever the instance runs as: the kernel opens it through the
+        // link, not by its path (which may sit in a directory the instance cannot enter).
+        vec!["/proc/self/exe".into(), "sample-worker".into()],
     );
     let served = server.run(runpool_http::shutdown_signal()).await;
     // Every instance stops before the server (and an ephemeral data dir) goes.

@@ -549,3 +549,51 @@ while true; do sleep 1; done"
     }
     assert!(lines.contains(&"OWN token".to_string()), "{lines:?}");
 }
+
+#[test]
+fn the_seeds_sample_image_runs_as_a_container_with_no_import() {
+    require_oci!();
+    let w = Oci::start(None);
+    let sa = w.create_sa("app-project", "worker-id");
+    w.deploy(
+        "my-pool",
+        json!({
+            "template": {"serviceAccount": sa, "containers": [{
+                "image": "us-docker.pkg.dev/cloudrun/container/worker-pool:latest",
+                "env": [{"name": "SAMPLE_INTERVAL_SECONDS", "value": "0.3"}],
+            }]},
+            "scaling": {"scalingMode": "MANUAL", "manualInstanceCount": 1},
+        }),
+    );
+    let call =
+        format!("As {sa}: cloudresourcemanager.googleapis.com projects.get projects/app-project ");
+    let denied = format!(
+        "{call}denied: PERMISSION_DENIED: Permission 'resourcemanager.projects.get' denied on resource 'projects/app-project' (or it may not exist)."
+    );
+    let instance = w.said("my-pool", &denied, 60);
+    assert!(netns_exists(&instance), "a container of its own");
+    let started: Vec<String> = w
+        .lines("my-pool")
+        .into_iter()
+        .map(|(_, t)| t)
+        .filter(|t| t.starts_with("Worker pool "))
+        .collect();
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert!(
+        started[0].ends_with(&format!(
+            "is running as service account {sa} in project app-project"
+        )),
+        "{started:?}"
+    );
+    w.grant(
+        "/v3/projects/app-project",
+        "roles/browser",
+        &format!("serviceAccount:{sa}"),
+    );
+    let allowed = w.said(
+        "my-pool",
+        &format!("{call}allowed: app-project (projects/300000000001)"),
+        30,
+    );
+    assert_eq!(allowed, instance, "the same instance, not redeployed");
+}

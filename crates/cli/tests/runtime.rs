@@ -10,9 +10,11 @@
 mod common;
 
 use common::procs::{kill_ours, marker, procs_with};
-use common::session::{Session, sa_base};
+use common::session::{Session, permission_denied, sa_base};
 use common::wait::wait_for;
-use common::world::{AGENT, DEFAULT_SA, POOLS, app_project, cross_project, shared_folder};
+use common::world::{
+    AGENT, APP_NUMBER, DEFAULT_SA, POOLS, app_project, cross_project, shared_folder,
+};
 use common::{Server, instance_dir};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -714,7 +716,8 @@ fn a_crash_loop_of_an_instance_that_lives_a_moment_still_shows() {
 #[test]
 fn a_container_without_command_fails_the_pool_with_container_missing_command() {
     let w = world();
-    let body = json!({"template": {"containers": [{"image": "us-docker.pkg.dev/cloudrun/container/worker-pool"}]}});
+    // Any image but Google's sample (which has a stand-in): the process runtime cannot run it.
+    let body = json!({"template": {"containers": [{"image": "us-docker.pkg.dev/my-project/app/worker:1"}]}});
     w.deploy("wp", body);
     let c = w.wait_condition("wp", "CONDITION_FAILED", 20);
     assert!(
@@ -1402,5 +1405,80 @@ fn a_container_env_cannot_pass_for_cloud_runs_own_variables() {
     assert!(
         line == format!("vars wp {rev}"),
         "the container's env overrode Cloud Run's variables: {line}"
+    );
+}
+
+#[test]
+fn the_seeds_sample_image_runs_as_its_service_account_and_logs_what_it_may_do() {
+    let w = world();
+    let sa = w.create_sa("app-project", "worker-id");
+    // The seed's own image, with no command: the built-in stand-in runs. It calls Google's
+    // API as its identity every 0.3 s here (every 10 s by default).
+    let body = json!({
+        "template": {"serviceAccount": sa, "containers": [{
+            "image": "us-docker.pkg.dev/cloudrun/container/worker-pool:latest",
+            "env": [{"name": "SAMPLE_INTERVAL_SECONDS", "value": "0.3"}],
+        }]},
+        "scaling": {"scalingMode": "MANUAL", "manualInstanceCount": 1},
+    });
+    w.deploy("my-pool", body);
+    let call =
+        format!("As {sa}: cloudresourcemanager.googleapis.com projects.get projects/app-project ");
+    let denied = w.wait_lines("a denied call", "my-pool", &call, |n| n >= 1);
+    let rev = w.latest("my-pool");
+    let started = w.lines("my-pool", "Worker pool ");
+    assert_eq!(
+        started
+            .iter()
+            .map(|(_, _, t)| t.as_str())
+            .collect::<Vec<_>>(),
+        vec![format!(
+            "Worker pool my-pool (revision {rev}) is running as service account {sa} in project app-project"
+        )],
+        "{started:?}"
+    );
+    // Google's denial, as Google's client reports it: no role yet.
+    assert_eq!(
+        denied[0].2,
+        format!(
+            "{call}denied: PERMISSION_DENIED: {}",
+            permission_denied("resourcemanager.projects.get", "projects/app-project")
+        ),
+        "{denied:?}"
+    );
+    assert_eq!(w.condition("my-pool")["state"], "CONDITION_SUCCEEDED");
+
+    // A grant shows in the running worker's next call: no redeploy, no restart.
+    w.grant(
+        "/v3/projects/app-project",
+        "roles/browser",
+        &format!("serviceAccount:{sa}"),
+    );
+    let allowed = format!("{call}allowed: ");
+    w.wait_lines("an allowed call", "my-pool", &allowed, |n| n >= 1);
+    let answered: Vec<String> = w
+        .lines("my-pool", &allowed)
+        .into_iter()
+        .map(|(i, _, t)| format!("{i} {t}"))
+        .collect();
+    assert!(
+        answered[0].ends_with(&format!("{allowed}app-project (projects/{APP_NUMBER})")),
+        "{answered:?}"
+    );
+    assert_eq!(w.revisions("my-pool"), 1);
+    let instances: BTreeSet<String> = w
+        .lines("my-pool", "")
+        .into_iter()
+        .map(|(i, ..)| i)
+        .collect();
+    assert_eq!(instances.len(), 1, "one instance all along: {instances:?}");
+
+    // Scaled to zero, it is sent SIGTERM and stops cleanly, as Cloud Run asks.
+    w.scale("my-pool", 0);
+    w.wait_lines(
+        "a clean stop",
+        "my-pool",
+        "Received SIGTERM: stopping",
+        |n| n == 1,
     );
 }

@@ -21,7 +21,6 @@ pub mod isolation;
 pub mod metadata;
 pub mod oci;
 
-use runpool_artifacts::images::Image;
 use runpool_artifacts::logs::LogStore;
 use runpool_control::Control;
 use runpool_control::run::instances::{PoolSpec, RevisionSpec};
@@ -73,8 +72,19 @@ pub enum Runtime {
 
 /// What an instance of a revision will run.
 enum Launch<'a> {
-    Process,
-    Container(&'a oci::Oci, Image),
+    /// A host process: its argv.
+    Process(Vec<String>),
+    Container(&'a oci::Oci, oci::Root),
+}
+
+/// Google's sample worker pool image, the seed page's example: a deploy of it with no command
+/// runs the built-in stand-in ([`start`]'s `sample`), any tag or digest.
+pub const SAMPLE_IMAGE: &str = "us-docker.pkg.dev/cloudrun/container/worker-pool";
+
+fn is_sample(image: &str) -> bool {
+    image
+        .strip_prefix(SAMPLE_IMAGE)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '@']))
 }
 
 /// Restart bookkeeping of a slot whose process exited.
@@ -96,6 +106,8 @@ struct Supervisor {
     backoff: HashMap<Slot, Backoff>,
     runtime: Runtime,
     isolation: isolation::Isolation,
+    /// The argv of the stand-in for [`SAMPLE_IMAGE`].
+    sample: Vec<String>,
     /// What a process instance trusts (the machine's roots and the server's CA), so that
     /// Google's host names reach this server through its proxy.
     ca_bundle: Option<String>,
@@ -150,7 +162,8 @@ pub fn proxy_env(proxy: &str, ca_file: &str) -> Vec<(&'static str, String)> {
 /// `pids_file` records the process groups started (what a killed predecessor left there is
 /// killed first, as are the containers it left). With `ca_bundle`, an instance is sent
 /// to this server by Google's host names: `HTTPS_PROXY` is `endpoint` (the server's port is
-/// its proxy) and the usual CA variables name a file holding the bundle.
+/// its proxy) and the usual CA variables name a file holding the bundle. `sample` is the argv
+/// an instance of [`SAMPLE_IMAGE`] with no command runs.
 pub fn start(
     control: Arc<Control>,
     endpoint: String,
@@ -158,6 +171,7 @@ pub fn start(
     pids_file: PathBuf,
     runtime: Runtime,
     ca_bundle: Option<String>,
+    sample: Vec<String>,
 ) -> RuntimeHandle {
     let (stop, mut stopped) = watch::channel(false);
     let mut changes = control.subscribe();
@@ -188,6 +202,7 @@ pub fn start(
         backoff: HashMap::new(),
         runtime,
         isolation,
+        sample,
     };
     let task = tokio::spawn(async move {
         if let Runtime::Oci(oci) = &sup.runtime {
@@ -501,12 +516,17 @@ impl Supervisor {
     /// (it shows until the revision, or the imported images, change).
     fn launch(&self, rev: &RevisionSpec) -> Result<Launch<'_>, (String, String)> {
         match &self.runtime {
+            Runtime::Process { .. } if rev.command.is_empty() && is_sample(&rev.image) => {
+                Ok(Launch::Process(self.sample.clone()))
+            }
             Runtime::Process { .. } if rev.command.is_empty() => Err((
                 "ContainerMissingCommand".into(),
                 "The container has no command: the process runtime runs template.containers[0].command (and args) as a host process; set command to run it.".into(),
             )),
             Runtime::Process { .. } => match find_command(&rev.command[0], &rev.working_dir) {
-                Some(_) => Ok(Launch::Process),
+                Some(_) => Ok(Launch::Process(
+                    rev.command.iter().chain(&rev.args).cloned().collect(),
+                )),
                 // Looked up before any process is made: a pool whose command is missing
                 // costs a lookup a tick, not a fork (and it starts once the file is there).
                 None => Err((
@@ -518,11 +538,18 @@ impl Supervisor {
                 )),
             },
             Runtime::Oci(oci) => {
-                let image = self
+                let imported = self
                     .control
                     .image_store()
-                    .and_then(|s| s.resolve(&rev.image))
-                    .ok_or_else(|| {
+                    .and_then(|s| s.resolve(&rev.image));
+                // An import of that name wins; otherwise the stand-in needs none.
+                if imported.is_none() && rev.command.is_empty() && is_sample(&rev.image) {
+                    let root = oci
+                        .sample(&self.sample[1..])
+                        .map_err(|e| ("ContainerFailedToStart".to_string(), e))?;
+                    return Ok(Launch::Container(oci, root));
+                }
+                let image = imported.ok_or_else(|| {
                         (
                             "ImageNotFound".to_string(),
                             format!(
@@ -540,7 +567,7 @@ impl Supervisor {
                         ),
                     ));
                 }
-                Ok(Launch::Container(oci, image))
+                Ok(Launch::Container(oci, image.into()))
             }
         }
     }
@@ -569,17 +596,19 @@ impl Supervisor {
             ("CLOUD_RUN_REVISION", rev.revision.clone()),
         ];
         let (mut child, servers, container, user) = match launch {
-            Launch::Process => {
+            Launch::Process(argv) => {
                 let user = self
                     .isolation
                     .user_for(&id)
                     .map_err(|e| format!("Cannot make the instance's user and home: {e}"))?;
-                let (child, server) = self.spawn_process(rev, &vars, md, user.as_ref()).await?;
+                let (child, server) = self
+                    .spawn_process(&argv, rev, &vars, md, user.as_ref())
+                    .await?;
                 (child, vec![server], None, user)
             }
-            Launch::Container(oci, image) => {
+            Launch::Container(oci, root) => {
                 let s = oci
-                    .start(&id, &image, rev, &vars, md, self.ca_bundle.as_deref())
+                    .start(&id, &root, rev, &vars, md, self.ca_bundle.as_deref())
                     .await?;
                 (s.child, s.servers, Some(s.container), None)
             }
@@ -606,6 +635,7 @@ impl Supervisor {
     /// `user` when instances have users of their own.
     async fn spawn_process(
         &self,
+        argv: &[String],
         rev: &RevisionSpec,
         vars: &[(&str, String)],
         md: axum::Router,
@@ -639,8 +669,8 @@ impl Supervisor {
             .await;
         });
 
-        let mut cmd = Command::new(&rev.command[0]);
-        cmd.args(&rev.command[1..]).args(&rev.args);
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
         // Only what Cloud Run gives a container, not the server's own environment.
         cmd.env_clear();
         for k in ["PATH", "HOME", "LANG", "TZ"] {
@@ -704,7 +734,7 @@ impl Supervisor {
                     ),
                     _ => String::new(),
                 };
-                Err(format!("Cannot start {:?}: {e}{hint}", rev.command[0]))
+                Err(format!("Cannot start {:?}: {e}{hint}", argv[0]))
             }
         }
     }

@@ -111,7 +111,27 @@ pub struct Oci {
     dir: PathBuf,
     /// Runpool's API and proxy, served inside each instance's network namespace.
     api: Router,
+    /// The program of the stand-in for Google's sample image (this binary).
+    sample_binary: PathBuf,
 }
+
+/// What a container runs: an image's root, and host files bound into it read-only.
+pub struct Root {
+    pub image: Image,
+    binds: Vec<(PathBuf, String)>,
+}
+
+impl From<Image> for Root {
+    fn from(image: Image) -> Root {
+        Root {
+            image,
+            binds: vec![],
+        }
+    }
+}
+
+/// Where the stand-in's program is inside its container.
+const SAMPLE_PROGRAM: &str = "/runpool";
 
 /// A running container instance.
 pub struct Started {
@@ -132,10 +152,73 @@ pub struct Container {
 }
 
 impl Oci {
-    pub fn new(tools: Tools, dir: PathBuf, api: Router) -> std::io::Result<Oci> {
+    /// `sample_binary` is the program of the stand-in for Google's sample image.
+    pub fn new(
+        tools: Tools,
+        dir: PathBuf,
+        api: Router,
+        sample_binary: PathBuf,
+    ) -> std::io::Result<Oci> {
         std::fs::create_dir_all(dir.join("instances"))?;
         std::fs::create_dir_all(dir.join("runc"))?;
-        Ok(Oci { tools, dir, api })
+        Ok(Oci {
+            tools,
+            dir,
+            api,
+            sample_binary,
+        })
+    }
+
+    /// The stand-in for Google's sample image, which needs no import: this binary, run with
+    /// `args`, and the machine's own `/usr` (its libraries) bound read-only under an
+    /// otherwise empty root.
+    pub fn sample(&self, args: &[String]) -> Result<Root, String> {
+        let rootfs = self.dir.join("sample-root");
+        let io = |e: std::io::Error| format!("Cannot make the sample image's root: {e}");
+        for d in ["usr", "etc", "tmp", "proc", "dev", "sys"] {
+            std::fs::create_dir_all(rootfs.join(d)).map_err(io)?;
+        }
+        // The mount point of the program (made once: lower layers of running overlays stay
+        // untouched).
+        let program = rootfs.join(SAMPLE_PROGRAM.trim_start_matches('/'));
+        if !program.exists() {
+            std::fs::write(&program, "").map_err(io)?;
+        }
+        let mut binds = vec![
+            (PathBuf::from("/usr"), "/usr".to_string()),
+            (self.sample_binary.clone(), SAMPLE_PROGRAM.to_string()),
+        ];
+        // As the host has them: links into /usr (merged /usr), or directories bound too.
+        for top in ["bin", "sbin", "lib", "lib64"] {
+            let host = Path::new("/").join(top);
+            let inside = rootfs.join(top);
+            match std::fs::read_link(&host) {
+                Ok(target) => {
+                    if std::fs::read_link(&inside).ok() != Some(target.clone()) {
+                        let _ = std::fs::remove_file(&inside);
+                        std::os::unix::fs::symlink(&target, &inside).map_err(io)?;
+                    }
+                }
+                Err(_) if host.is_dir() => {
+                    std::fs::create_dir_all(&inside).map_err(io)?;
+                    binds.push((host, format!("/{top}")));
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(Root {
+            image: Image {
+                id: "runpool:sample-worker".into(),
+                rootfs,
+                config: ImageConfig {
+                    entrypoint: std::iter::once(SAMPLE_PROGRAM.to_string())
+                        .chain(args.iter().cloned())
+                        .collect(),
+                    ..Default::default()
+                },
+            },
+            binds,
+        })
     }
 
     fn container(&self, id: &str) -> Container {
@@ -167,14 +250,14 @@ impl Oci {
     pub async fn start(
         &self,
         id: &str,
-        image: &Image,
+        root: &Root,
         rev: &RevisionSpec,
         vars: &[(&str, String)],
         metadata: Router,
         ca_bundle: Option<&str>,
     ) -> Result<Started, String> {
         let c = self.container(id);
-        match self.launch(&c, image, rev, vars, metadata, ca_bundle).await {
+        match self.launch(&c, root, rev, vars, metadata, ca_bundle).await {
             Ok((child, servers)) => Ok(Started {
                 child,
                 servers,
@@ -190,12 +273,13 @@ impl Oci {
     async fn launch(
         &self,
         c: &Container,
-        image: &Image,
+        root: &Root,
         rev: &RevisionSpec,
         vars: &[(&str, String)],
         metadata: Router,
         ca_bundle: Option<&str>,
     ) -> Result<(Child, Vec<JoinHandle<()>>), String> {
+        let image = &root.image;
         let io = |what: &str| {
             let what = what.to_string();
             move |e: std::io::Error| format!("Cannot {what}: {e}")
@@ -260,15 +344,13 @@ impl Oci {
         let mut env_vars = vars.to_vec();
         env_vars.push(("RUNPOOL_ENDPOINT", endpoint.clone()));
         // The API's port in the namespace is the proxy too, as on the host.
-        let ca_file = match ca_bundle {
-            Some(bundle) => {
-                let file = c.dir.join("ca-bundle.pem");
-                std::fs::write(&file, bundle).map_err(io("write the CA bundle"))?;
-                env_vars.extend(crate::proxy_env(&endpoint, CA_BUNDLE));
-                Some(file)
-            }
-            None => None,
-        };
+        let mut binds = root.binds.clone();
+        if let Some(bundle) = ca_bundle {
+            let file = c.dir.join("ca-bundle.pem");
+            std::fs::write(&file, bundle).map_err(io("write the CA bundle"))?;
+            env_vars.extend(crate::proxy_env(&endpoint, CA_BUNDLE));
+            binds.push((file, CA_BUNDLE.to_string()));
+        }
         let spec = runtime_spec(&Process {
             args: process_args(&rev.command, &rev.args, &image.config),
             env: environment(&image.config.env, &rev.env, &env_vars),
@@ -281,7 +363,7 @@ impl Oci {
             gid,
             netns: netns_path,
             hosts: c.dir.join("hosts"),
-            ca_bundle: ca_file,
+            binds,
         });
         std::fs::write(
             c.dir.join("config.json"),
@@ -520,8 +602,8 @@ struct Process {
     gid: u32,
     netns: PathBuf,
     hosts: PathBuf,
-    /// Mounted read-only at [`CA_BUNDLE`].
-    ca_bundle: Option<PathBuf>,
+    /// Host paths bound read-only into the container: (source, destination).
+    binds: Vec<(PathBuf, String)>,
 }
 
 /// The bundle's `config.json` (OCI runtime spec 1.0): runc's default container, with
@@ -583,11 +665,13 @@ fn runtime_spec(p: &Process) -> Value {
             ],
         },
     });
-    if let (Some(file), Some(mounts)) = (&p.ca_bundle, spec["mounts"].as_array_mut()) {
-        mounts.push(
-            json!({"destination": CA_BUNDLE, "type": "bind", "source": file,
-                           "options": ["rbind", "ro"]}),
-        );
+    if let Some(mounts) = spec["mounts"].as_array_mut() {
+        for (source, destination) in &p.binds {
+            mounts.push(
+                json!({"destination": destination, "type": "bind", "source": source,
+                               "options": ["rbind", "ro"]}),
+            );
+        }
     }
     spec
 }

@@ -2,6 +2,7 @@
 
 pub mod images;
 pub mod logs;
+pub mod sample_worker;
 pub mod terraform;
 pub mod worker_pools;
 
