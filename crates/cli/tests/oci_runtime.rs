@@ -386,6 +386,7 @@ fn an_imported_image_runs_under_runc_and_reaches_its_metadata_server_at_the_stan
     let c = w.wait_condition("missing", "CONDITION_FAILED", 20);
     let message = c["message"].as_str().unwrap();
     assert!(message.contains("Image 'nothere:1' not found"), "{c}");
+    assert_eq!(c["reason"], "CONTAINER_MISSING", "Cloud Run's reason: {c}");
 
     let mut server = w.session.server;
     assert!(

@@ -727,6 +727,7 @@ fn a_container_without_command_fails_the_pool_with_container_missing_command() {
             .starts_with("ContainerMissingCommand: "),
         "{c}"
     );
+    assert_eq!(c["reason"], "CONTAINER_MISSING", "Cloud Run's reason: {c}");
     assert!(w.log_entries("wp").is_empty(), "nothing ran");
 
     let mark = w.mark("missing-fixed");

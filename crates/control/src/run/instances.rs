@@ -242,6 +242,11 @@ impl Control {
             c.last_transition_time = Some(since.unwrap_or_else(crate::base::time::now));
             if !ready {
                 c.severity = condition::Severity::Error;
+                // Cloud Run's reason for a revision whose container it cannot find or start
+                // with no command to run.
+                if matches!(reason, "ImageNotFound" | "ContainerMissingCommand") {
+                    c = c.set_reason(condition::CommonReason::ContainerMissing);
+                }
             }
             p.terminal_condition = Some(c);
             Ok((vec![Change::WorkerPool(name.to_string(), Some(p))], ()))

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 const LAUNCH_STAGE: EnumName = named::<google_cloud_api::model::LaunchStage>;
 const CONDITION_STATE: EnumName = named::<run::condition::State>;
 const SEVERITY: EnumName = named::<run::condition::Severity>;
+const REASON: EnumName = named::<run::condition::CommonReason>;
 const SPLIT_TYPE: EnumName = named::<run::InstanceSplitAllocationType>;
 const REVOCATION: EnumName = named::<run::EncryptionKeyRevocationAction>;
 const EGRESS: EnumName = named::<run::vpc_access::VpcEgress>;
@@ -29,8 +30,10 @@ const ENUMS: Enums = &[
     ("launchStage", LAUNCH_STAGE),
     ("terminalCondition.state", CONDITION_STATE),
     ("terminalCondition.severity", SEVERITY),
+    ("terminalCondition.reason", REASON),
     ("conditions.state", CONDITION_STATE),
     ("conditions.severity", SEVERITY),
+    ("conditions.reason", REASON),
     ("instanceSplits.type", SPLIT_TYPE),
     ("instanceSplitStatuses.type", SPLIT_TYPE),
     ("template.encryptionKeyRevocationAction", REVOCATION),
