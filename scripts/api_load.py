@@ -2,23 +2,13 @@
 """Load figures for the worker pool API, from a second process on loopback:
 deploys per second (v2 create → operation done), and get/list latency under load (wrk).
 Usage: api_load.py PATH/TO/runpool"""
-import http.client, json, os, re, subprocess, sys, tempfile, threading, time
+import http.client, json, re, subprocess, sys, threading, time
+
+from benchserver import serve
 
 def main():
     binary = sys.argv[1]
-    cfg = tempfile.mkdtemp()
-    env = dict(os.environ, RUNPOOL_CONFIG=cfg)
-    srv = subprocess.Popen([binary, "serve", "--port", "0", "--ephemeral"], stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, env=env, text=True)
-    try:
-        url = srv.stdout.readline().strip().removeprefix("Listening on ")
-        host, port = url.removeprefix("http://").split(":")
-        record = json.load(open(os.path.join(cfg, "servers", f"{port}.json")))
-        cred = open(record["adminCredentialFile"]).read().strip()
-        c = http.client.HTTPConnection(host, int(port))
-        c.request("POST", "/runpool/v1/tokens", json.dumps({"principal": "admin@example.com"}),
-                  {"Authorization": f"Bearer {cred}", "Content-Type": "application/json"})
-        token = json.loads(c.getresponse().read())["access_token"]
+    with serve(binary) as (url, host, port, token):
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         base = "/v2/projects/demo-project/locations/us-central1/workerPools"
         body = json.dumps({"template": {"containers": [{"image": "img", "command": ["/w"]}]},
@@ -45,8 +35,6 @@ def main():
             p99 = re.search(r"99%\s+(\S+)", out).group(1)
             rps = re.search(r"Requests/sec:\s+(\S+)", out).group(1)
             print(f"{what} under load (wrk, 16 connections): p50 {p50}, p99 {p99}, {float(rps):.0f} req/s")
-    finally:
-        srv.terminate(); srv.wait(timeout=10)
 
 if __name__ == "__main__":
     main()

@@ -7,6 +7,8 @@ handshake for a Google host name (CONNECT, then TLS 1.3 against the local CA), a
 Usage: wire_bench.py PATH/TO/runpool"""
 import http.client, json, os, shutil, ssl, socket, statistics, subprocess, sys, tempfile, time
 
+from benchserver import serve
+
 
 def percentile(values, q):
     values = sorted(values)
@@ -36,20 +38,8 @@ def main():
     for tool in ("h2load",):
         if not shutil.which(tool):
             sys.exit(f"{tool} is needed: apt-get install nghttp2-client")
-    cfg = tempfile.mkdtemp()
-    env = dict(os.environ, RUNPOOL_CONFIG=cfg)
-    srv = subprocess.Popen([binary, "serve", "--port", "0", "--ephemeral"], stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, env=env, text=True)
-    try:
-        url = srv.stdout.readline().strip().removeprefix("Listening on ")
-        host, port = url.removeprefix("http://").split(":")
-        port = int(port)
-        record = json.load(open(os.path.join(cfg, "servers", f"{port}.json")))
-        cred = open(record["adminCredentialFile"]).read().strip()
+    with serve(binary) as (url, host, port, token):
         c = http.client.HTTPConnection(host, port)
-        c.request("POST", "/runpool/v1/tokens", json.dumps({"principal": "admin@example.com"}),
-                  {"Authorization": f"Bearer {cred}", "Content-Type": "application/json"})
-        token = json.loads(c.getresponse().read())["access_token"]
         c.request("GET", "/runpool/v1/ca")
         ca = json.loads(c.getresponse().read())["pem"]
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
@@ -115,8 +105,6 @@ def main():
                   f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, {rps:.0f} req/s")
         ratio = statistics.median(r[2] for r in results["rest"]) / statistics.median(r[2] for r in results["grpc"])
         print(f"GetWorkerPool: REST req/s over gRPC req/s = {ratio:.2f}")
-    finally:
-        srv.terminate(); srv.wait(timeout=10)
 
 
 if __name__ == "__main__":
