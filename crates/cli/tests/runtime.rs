@@ -729,6 +729,35 @@ fn a_container_without_command_fails_the_pool_with_container_missing_command() {
     );
     assert_eq!(c["reason"], "CONTAINER_MISSING", "Cloud Run's reason: {c}");
     assert!(w.log_entries("wp").is_empty(), "nothing ran");
+    // The revision says so too, as Cloud Run's revisions do.
+    let first = w.pool("wp")["latestCreatedRevision"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ready = |revision: &str| -> Value {
+        let (s, r) = w.api.get(&w.admin, &format!("/v2/{revision}"));
+        assert_eq!(s, 200, "{r}");
+        r["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready").cloned())
+            .unwrap_or(Value::Null)
+    };
+    let rc = wait_for("the revision's Ready condition to fail", 20, || {
+        let rc = ready(&first);
+        if rc["state"] == "CONDITION_FAILED" {
+            Ok(rc)
+        } else {
+            Err(rc.to_string())
+        }
+    });
+    assert_eq!(rc["reason"], "CONTAINER_MISSING", "{rc}");
+    assert!(
+        rc["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("The container has no command"),
+        "{rc}"
+    );
 
     let mark = w.mark("missing-fixed");
     let (s, op) = w.api.patch(
@@ -739,6 +768,17 @@ fn a_container_without_command_fails_the_pool_with_container_missing_command() {
     assert_eq!(s, 200, "{op}");
     wait_procs(&mark, 1, 20);
     w.wait_condition("wp", "CONDITION_SUCCEEDED", 20);
+    let second = w.pool("wp")["latestCreatedRevision"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(second, first);
+    assert_eq!(ready(&second)["state"], "CONDITION_SUCCEEDED");
+    assert_eq!(
+        ready(&first)["state"],
+        "CONDITION_FAILED",
+        "a revision that failed stays failed"
+    );
 }
 
 #[test]

@@ -23,7 +23,7 @@ pub mod oci;
 
 use runpool_artifacts::logs::LogStore;
 use runpool_control::Control;
-use runpool_control::run::instances::{PoolSpec, RevisionSpec};
+use runpool_control::run::instances::{PoolSpec, PoolStatus, Problem, RevisionSpec};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -388,7 +388,8 @@ impl Supervisor {
         }
         self.reap();
         // Start what should run (new revisions first), then stop what should not.
-        let mut problems: HashMap<String, (String, String)> = HashMap::new();
+        // By pool: the revision whose instances cannot run, the reason and the message.
+        let mut problems: HashMap<String, (String, String, String)> = HashMap::new();
         for (slot, (pool, rev)) in &wanted {
             // A slot that keeps crashing stays a crash loop while its latest instance is up,
             // until that instance proves stable (then `reap` clears the record).
@@ -398,6 +399,7 @@ impl Supervisor {
                 problems.insert(
                     pool.name.clone(),
                     (
+                        rev.revision.clone(),
                         "CrashLoopBackOff".into(),
                         format!(
                             "Instance of revision {} keeps exiting ({}); restarting with backoff.",
@@ -411,8 +413,8 @@ impl Supervisor {
             }
             let launch = match self.launch(rev) {
                 Ok(l) => l,
-                Err(problem) => {
-                    problems.insert(pool.name.clone(), problem);
+                Err((reason, message)) => {
+                    problems.insert(pool.name.clone(), (rev.revision.clone(), reason, message));
                     continue;
                 }
             };
@@ -433,7 +435,10 @@ impl Supervisor {
                     b.quick_exits += 1;
                     b.last_exit = e.clone();
                     b.next_start = Some(Instant::now() + backoff_delay(b.quick_exits));
-                    problems.insert(pool.name.clone(), ("ContainerFailedToStart".into(), e));
+                    problems.insert(
+                        pool.name.clone(),
+                        (rev.revision.clone(), "ContainerFailedToStart".into(), e),
+                    );
                 }
             }
         }
@@ -455,15 +460,18 @@ impl Supervisor {
             *running.entry(pool.as_str()).or_default() += 1;
         }
         for p in &pools {
-            let (ready, reason, message) = match problems.get(&p.name) {
-                Some((r, m)) => (false, r.as_str(), m.as_str()),
-                None => (true, "", ""),
+            let status = PoolStatus {
+                revisions: p.revisions.iter().map(|r| r.revision.as_str()).collect(),
+                problem: problems
+                    .get(&p.name)
+                    .map(|(revision, reason, message)| Problem {
+                        revision,
+                        reason,
+                        message,
+                    }),
+                running: running.get(p.name.as_str()).copied().unwrap_or(0),
             };
-            let n = running.get(p.name.as_str()).copied().unwrap_or(0);
-            if let Err(e) = self
-                .control
-                .set_pool_status(&p.name, ready, reason, message, n)
-            {
+            if let Err(e) = self.control.set_pool_status(&p.name, &status) {
                 tracing::warn!(pool = %p.name, error = %e, "cannot record pool status");
             }
         }

@@ -198,60 +198,109 @@ impl Control {
     }
 
     /// Record what the runtime sees on a pool: its `Ready` condition (and whether a crash
-    /// loop or missing command keeps it from running) and how many of its instances run now.
-    /// Not a change of the pool's spec: the generation and etag stay.
+    /// loop or missing command keeps it from running), how many of its instances run now, and
+    /// the `Ready` condition of each revision it runs (the one `status.problem` names failed,
+    /// the others ready). Not a change of the pool's spec: the generation and etag stay.
     ///
     /// Cloud Run's v2 `WorkerPool` has no field for the running count; it goes where Cloud
     /// Run puts what it observes, the `Ready` condition's message (see [`running_message`]),
     /// so the wire shapes stay Google's. The transition time moves only when the state does.
-    pub fn set_pool_status(
-        &self,
-        name: &str,
-        ready: bool,
-        reason: &str,
-        message: &str,
-        running: usize,
-    ) -> Result<()> {
+    pub fn set_pool_status(&self, name: &str, status: &PoolStatus) -> Result<()> {
         self.write(|st| {
             let Some(mut p) = st.worker_pools.get(name).cloned() else {
                 return Ok((vec![], ()));
             };
-            let state = if ready {
-                condition::State::ConditionSucceeded
-            } else {
-                condition::State::ConditionFailed
+            let mut changes = vec![];
+            let count = running_message(status.running);
+            let shown = match status.problem {
+                None => count,
+                Some(Problem {
+                    reason, message, ..
+                }) => {
+                    let end = if message.ends_with('.') { "" } else { "." };
+                    format!("{reason}: {message}{end} {count}")
+                }
             };
-            let count = running_message(running);
-            let shown = if ready {
-                count
-            } else {
-                let end = if message.ends_with('.') { "" } else { "." };
-                format!("{reason}: {message}{end} {count}")
-            };
-            let current = p.terminal_condition.as_ref();
-            if current.is_some_and(|c| c.state == state && c.message == shown) {
-                return Ok((vec![], ()));
+            let problem = status.problem.map(|pr| (pr.reason, pr.message));
+            if let Some(c) = ready_condition(p.terminal_condition.as_ref(), problem, shown) {
+                p.terminal_condition = Some(c);
+                changes.push(Change::WorkerPool(name.to_string(), Some(p)));
             }
-            let since = current
-                .filter(|c| c.state == state)
-                .and_then(|c| c.last_transition_time);
-            let mut c = Condition::new();
-            c.r#type = "Ready".to_string();
-            c.state = state;
-            c.message = shown;
-            c.last_transition_time = Some(since.unwrap_or_else(crate::base::time::now));
-            if !ready {
-                c.severity = condition::Severity::Error;
-                // Cloud Run's reason for a revision whose container it cannot find or start
-                // with no command to run.
-                if matches!(reason, "ImageNotFound" | "ContainerMissingCommand") {
-                    c = c.set_reason(condition::CommonReason::ContainerMissing);
+            for revision in &status.revisions {
+                let full = format!("{name}/revisions/{revision}");
+                let Some(mut r) = st.revisions.get(&full).cloned() else {
+                    continue;
+                };
+                let (problem, shown) = match status.problem {
+                    Some(pr) if pr.revision == *revision => {
+                        (Some((pr.reason, pr.message)), pr.message.to_string())
+                    }
+                    _ => (None, String::new()),
+                };
+                let at = r.conditions.iter().position(|c| c.r#type == "Ready");
+                if let Some(c) = ready_condition(at.map(|i| &r.conditions[i]), problem, shown) {
+                    match at {
+                        Some(i) => r.conditions[i] = c,
+                        None => r.conditions.insert(0, c),
+                    }
+                    changes.push(Change::Revision(full, Some(r)));
                 }
             }
-            p.terminal_condition = Some(c);
-            Ok((vec![Change::WorkerPool(name.to_string(), Some(p))], ()))
+            Ok((changes, ()))
         })
     }
+}
+
+/// What the runtime reports of a pool ([`Control::set_pool_status`]).
+pub struct PoolStatus<'a> {
+    /// The revisions it runs instances of (short names).
+    pub revisions: Vec<&'a str>,
+    /// Why an instance of one of them cannot run.
+    pub problem: Option<Problem<'a>>,
+    /// How many of its instances run.
+    pub running: usize,
+}
+
+/// Why instances of `revision` cannot run: the runtime's reason and message.
+#[derive(Clone, Copy)]
+pub struct Problem<'a> {
+    pub revision: &'a str,
+    pub reason: &'a str,
+    pub message: &'a str,
+}
+
+/// The `Ready` condition a pool or revision should now carry (`problem`: the runtime's
+/// reason and message; `shown`: the message to show), or `None` if `current` already says it.
+fn ready_condition(
+    current: Option<&Condition>,
+    problem: Option<(&str, &str)>,
+    shown: String,
+) -> Option<Condition> {
+    let state = if problem.is_none() {
+        condition::State::ConditionSucceeded
+    } else {
+        condition::State::ConditionFailed
+    };
+    if current.is_some_and(|c| c.state == state && c.message == shown) {
+        return None;
+    }
+    let since = current
+        .filter(|c| c.state == state)
+        .and_then(|c| c.last_transition_time);
+    let mut c = Condition::new();
+    c.r#type = "Ready".to_string();
+    c.state = state;
+    c.message = shown;
+    c.last_transition_time = Some(since.unwrap_or_else(crate::base::time::now));
+    if let Some((reason, _)) = problem {
+        c.severity = condition::Severity::Error;
+        // Cloud Run's reason for a revision whose container it cannot find, or that has
+        // nothing to run.
+        if matches!(reason, "ImageNotFound" | "ContainerMissingCommand") {
+            c = c.set_reason(condition::CommonReason::ContainerMissing);
+        }
+    }
+    Some(c)
 }
 
 /// How the `Ready` condition's message says how many instances run: `1 instance running.`,
