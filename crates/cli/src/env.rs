@@ -42,15 +42,28 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// The config dir's `env/`, where `env` and `gcloud init` keep what they hand out.
+pub fn env_dir() -> Result<PathBuf> {
+    let dir = runpool_control::base::local::config_dir().join("env");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Write the server's CA bundle (this machine's roots plus Runpool's CA) to `env/ca-bundle.pem`
+/// and return its path.
+pub async fn write_bundle(endpoint: &str) -> Result<PathBuf> {
+    let v = ca(endpoint).await?;
+    let file = env_dir()?.join("ca-bundle.pem");
+    std::fs::write(&file, v["bundle"].as_str().unwrap_or_default())
+        .with_context(|| format!("writing {}", file.display()))?;
+    Ok(file)
+}
+
 /// `runpool env`
 pub async fn run_env(ctx: &Ctx) -> Result<()> {
     let endpoint = ctx.endpoint();
-    let v = ca(&endpoint).await?;
-    let bundle = v["bundle"].as_str().unwrap_or_default();
-    let dir = runpool_control::base::local::config_dir().join("env");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let bundle_file = dir.join("ca-bundle.pem");
-    std::fs::write(&bundle_file, bundle)?;
+    let bundle_file = write_bundle(&endpoint).await?;
+    let dir = env_dir()?;
     let path = |p: &PathBuf| shell_quote(&p.display().to_string());
     let mut lines: Vec<String> =
         runpool_runtime::proxy_env(&endpoint, &bundle_file.display().to_string())

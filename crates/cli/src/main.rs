@@ -24,6 +24,7 @@ mod auth;
 mod config;
 mod console;
 mod env;
+mod gcloud;
 mod iam;
 mod intelligence;
 mod resourcemanager;
@@ -95,6 +96,9 @@ enum Command {
     /// Print the `export` lines that send this shell's programs to Runpool by Google's own host
     /// names: proxy, CA bundle, Application Default Credentials (`eval "$(runpool env)"`).
     Env,
+    /// Send Google's own gcloud to this server (`gcloud init`: a gcloud configuration `runpool`).
+    #[command(subcommand)]
+    Gcloud(gcloud::GcloudCmd),
     /// Manage projects.
     #[command(subcommand)]
     Projects(resourcemanager::projects::ProjectsCmd),
@@ -351,6 +355,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Console(a) => console::run(&ctx()?, a).await,
         Command::Ca => env::run_ca(&ctx()?).await,
         Command::Env => env::run_env(&ctx()?).await,
+        Command::Gcloud(c) => gcloud::run(&ctx()?, c).await,
         Command::SampleWorker => run::sample_worker::run().await,
         Command::Projects(c) => resourcemanager::projects::run(&ctx()?, c).await,
         Command::Organizations(c) => resourcemanager::organizations::run(&ctx()?, c).await,

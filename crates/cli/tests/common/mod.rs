@@ -73,6 +73,7 @@ fn command(config: &Path, data: &Path) -> Command {
         .env_remove("RUNPOOL_CORE_PROJECT")
         .env_remove("RUNPOOL_CORE_ACCOUNT")
         .env_remove("RUNPOOL_CORE_API_ENDPOINT")
+        .env_remove("CLOUDSDK_CONFIG")
         .stdin(Stdio::null());
     c
 }

@@ -75,7 +75,8 @@ fn query_terms(query: &str) -> Result<Vec<(String, String)>> {
     for ch in query.chars() {
         match ch {
             '"' => quoted = !quoted,
-            c if c.is_whitespace() && !quoted => {
+            // gcloud wraps its terms in parentheses (`lifecycleState:ACTIVE AND (id:x)`).
+            c if (c.is_whitespace() || c == '(' || c == ')') && !quoted => {
                 if !cur.is_empty() {
                     tokens.push(std::mem::take(&mut cur));
                 }
@@ -95,6 +96,11 @@ fn query_terms(query: &str) -> Result<Vec<(String, String)>> {
         .into_iter()
         .filter(|t| !t.eq_ignore_ascii_case("AND"))
         .map(|t| {
+            if t == "OR" || t == "NOT" {
+                return Err(Error::invalid(format!(
+                    "Invalid query '{query}': only terms joined by AND are supported."
+                )));
+            }
             let (k, v) = t
                 .split_once(':')
                 .or_else(|| t.split_once('='))
@@ -162,6 +168,18 @@ impl Control {
         Ok(self.read().projects[&node.name].clone())
     }
 
+    /// The project and its ancestors, nearest first, up to its organization (v1's
+    /// `getAncestry`, which needs the project's `get`).
+    pub fn project_ancestry(&self, caller: &Caller, name: &str) -> Result<Vec<String>> {
+        let node = self.authorized_node(caller, name, "get")?;
+        let st = self.read();
+        let mut chain = vec![node.name];
+        while let Some(parent) = chain.last().and_then(|n| st.parent_of(n)) {
+            chain.push(parent.to_string());
+        }
+        Ok(chain)
+    }
+
     /// The direct children of `parent` of one kind, for `folders.list` / `projects.list`.
     pub fn list_children(
         &self,
@@ -215,12 +233,12 @@ impl Control {
             };
             self.allowed(caller, &perm, &node.target())
         };
-        let matches = |fields: &[(&str, &str)]| {
+        // A term matches a field exactly, or by prefix when it ends with `*` (`labels.k:*`:
+        // the label is there). Field names are case-insensitive.
+        let matches = |field: &dyn Fn(&str) -> Option<String>| {
             terms.iter().all(|(k, v)| {
-                fields.iter().any(|(fk, fv)| {
-                    fk.eq_ignore_ascii_case(k)
-                        && (fv == v
-                            || (v.ends_with('*') && fv.starts_with(v.trim_end_matches('*'))))
+                field(&k.to_ascii_lowercase()).is_some_and(|fv| {
+                    *fv == **v || (v.ends_with('*') && fv.starts_with(v.trim_end_matches('*')))
                 })
             })
         };
@@ -229,29 +247,40 @@ impl Control {
         match kind {
             Kind::Folder => {
                 for f in st.folders.values() {
-                    let state = f.state.name().unwrap_or_default();
-                    let fields = [
-                        ("parent", f.parent.as_str()),
-                        ("displayName", &f.display_name),
-                        ("state", state),
-                    ];
-                    if matches(&fields) && visible(&f.name) {
+                    let field = |k: &str| -> Option<String> {
+                        Some(match k {
+                            "parent" => f.parent.clone(),
+                            "displayname" => f.display_name.clone(),
+                            "state" | "lifecyclestate" => {
+                                f.state.name().unwrap_or_default().to_string()
+                            }
+                            _ => return None,
+                        })
+                    };
+                    if matches(&field) && visible(&f.name) {
                         folders.push(f.clone());
                     }
                 }
             }
             Kind::Project => {
                 for p in st.projects.values() {
-                    let state = p.state.name().unwrap_or_default();
-                    let fields = [
-                        ("parent", p.parent.as_str()),
-                        ("id", &p.project_id),
-                        ("projectId", &p.project_id),
-                        ("displayName", &p.display_name),
-                        ("name", &p.display_name),
-                        ("state", state),
-                    ];
-                    if matches(&fields) && visible(&p.name) {
+                    // v3's query and v1's filter name the same fields (`name` is the display
+                    // name in both; v1 says `lifecycleState` and `parent.type`/`parent.id`).
+                    let (parent_type, parent_id) = p.parent.split_once('/').unwrap_or_default();
+                    let field = |k: &str| -> Option<String> {
+                        Some(match k {
+                            "parent" => p.parent.clone(),
+                            "parent.type" => parent_type.trim_end_matches('s').to_string(),
+                            "parent.id" => parent_id.to_string(),
+                            "id" | "projectid" => p.project_id.clone(),
+                            "displayname" | "name" => p.display_name.clone(),
+                            "state" | "lifecyclestate" => {
+                                p.state.name().unwrap_or_default().to_string()
+                            }
+                            _ => p.labels.get(k.strip_prefix("labels.")?)?.clone(),
+                        })
+                    };
+                    if matches(&field) && visible(&p.name) {
                         projects.push(p.clone());
                     }
                 }

@@ -3,6 +3,7 @@
 
 pub mod orgpolicy;
 pub mod tags;
+pub mod v1;
 
 use crate::wire::operation::{Interface, Op, iam_ops, serves};
 use crate::wire::{

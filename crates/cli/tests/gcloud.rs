@@ -1,0 +1,316 @@
+//! Google's own `gcloud` (the Cloud SDK on PATH; these tests fail, never skip, without it)
+//! against a live server, sent there by `runpool gcloud init` and nothing else: the seed's
+//! worker pool commands verbatim, with their identity rule, and gcloud's project commands
+//! over Resource Manager v1.
+
+mod common;
+
+use common::Run;
+use common::session::{Session, act_as_denied, sa_base};
+use common::world::{IMG, Org, app_project};
+use serde_json::Value;
+use std::process::{Command, Stdio};
+
+struct W(Session);
+
+common::session::deref_session!(W, 0);
+
+/// A server whose `app-project` has dev@example.com as a Cloud Run developer, the CLI logged
+/// in as dev and as the org admin (active), and gcloud configured by `runpool gcloud init`.
+fn world() -> W {
+    let w = Session::start(&Org::new().project(app_project().developer()).yaml());
+    w.server.login_dev_and_admin("app-project");
+    let r = w.server.ok(&["gcloud", "init"]);
+    assert!(
+        r.stderr.contains("Created gcloud configuration [runpool]"),
+        "{r:?}"
+    );
+    assert!(
+        r.stderr
+            .contains("Accounts given to gcloud: admin@example.com, dev@example.com."),
+        "{r:?}"
+    );
+    W(w)
+}
+
+impl W {
+    /// Run Google's `gcloud ARGS` as a user of this machine would after `runpool gcloud init`:
+    /// the same home (so the same gcloud configuration dir), no `CLOUDSDK_*` overrides from
+    /// the test's environment, and no proxy of its own.
+    fn gcloud(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new("gcloud");
+        cmd.args(args)
+            .env("HOME", self.server.data_dir())
+            .env_remove("HTTPS_PROXY")
+            .env_remove("https_proxy")
+            .env_remove("HTTP_PROXY")
+            .env_remove("http_proxy")
+            .stdin(Stdio::null());
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("CLOUDSDK_") {
+                cmd.env_remove(k);
+            }
+        }
+        // Unrelated to Runpool: keep gcloud from looking for updates or reporting usage.
+        cmd.env("CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK", "true")
+            .env("CLOUDSDK_CORE_DISABLE_USAGE_REPORTING", "true");
+        let out = cmd.output().unwrap_or_else(|e| {
+            panic!("Google's gcloud must be on PATH for these tests (the Cloud SDK): {e}")
+        });
+        // gcloud prints names in bold (`\x1b[1m…\x1b[m`) even to a pipe.
+        let text = |b: &[u8]| {
+            let s = String::from_utf8_lossy(b);
+            let mut out = String::new();
+            let mut rest = s.as_ref();
+            while let Some(i) = rest.find('\x1b') {
+                out.push_str(&rest[..i]);
+                rest = &rest[i..];
+                rest = rest.find('m').map_or("", |m| &rest[m + 1..]);
+            }
+            out + rest
+        };
+        Run {
+            code: out.status.code(),
+            stdout: text(&out.stdout),
+            stderr: text(&out.stderr),
+        }
+    }
+
+    fn gcloud_ok(&self, args: &[&str]) -> Run {
+        let r = self.gcloud(args);
+        assert!(r.ok(), "gcloud {}: {r:?}", args.join(" "));
+        r
+    }
+
+    fn pool_account(&self, id: &str) -> String {
+        let (s, p) = self.pool(id);
+        assert_eq!(s, 200, "{p}");
+        p["template"]["serviceAccount"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+#[test]
+fn the_seeds_worker_pool_commands_run_verbatim_in_googles_gcloud() {
+    let w = world();
+    let worker = w.create_sa("app-project", "worker-id");
+    let other = w.create_sa("app-project", "other-id");
+    w.gcloud_ok(&["config", "set", "account", "dev@example.com"]);
+
+    // The seed's rule: a deployer who may not act as the account is refused, in Google's words.
+    let deploy = [
+        "beta",
+        "run",
+        "worker-pools",
+        "deploy",
+        "my-pool",
+        "--image",
+        IMG,
+        "--service-account",
+        &worker,
+    ];
+    let r = w.gcloud(&deploy);
+    assert!(!r.ok(), "{r:?}");
+    assert!(
+        r.stderr
+            .contains(&format!("403 {}", act_as_denied(&worker))),
+        "{r:?}"
+    );
+    assert_eq!(w.pool("my-pool").0, 404, "nothing was created");
+
+    w.grant(
+        &sa_base(&worker),
+        "roles/iam.serviceAccountUser",
+        "user:dev@example.com",
+    );
+    let r = w.gcloud_ok(&deploy);
+    assert!(
+        r.stderr
+            .contains("Worker pool [my-pool] revision [my-pool-00001-")
+            && r.stderr.contains("] has been deployed."),
+        "{r:?}"
+    );
+    assert_eq!(w.pool_account("my-pool"), worker);
+
+    // update --service-account: the same rule, then the change.
+    let update = [
+        "beta",
+        "run",
+        "worker-pools",
+        "update",
+        "my-pool",
+        "--service-account",
+        &other,
+    ];
+    let r = w.gcloud(&update);
+    assert!(
+        !r.ok() && r.stderr.contains(&act_as_denied(&other)),
+        "{r:?}"
+    );
+    w.grant(
+        &sa_base(&other),
+        "roles/iam.serviceAccountUser",
+        "user:dev@example.com",
+    );
+    w.gcloud_ok(&update);
+    assert_eq!(w.pool_account("my-pool"), other);
+
+    // describe --format export > workerpool.yaml, edit serviceAccountName, replace.
+    let r = w.gcloud_ok(&[
+        "beta",
+        "run",
+        "worker-pools",
+        "describe",
+        "my-pool",
+        "--format",
+        "export",
+    ]);
+    let exported: Value = serde_yaml_ng::from_str(&r.stdout).unwrap();
+    assert_eq!(exported["kind"], "WorkerPool", "{}", r.stdout);
+    assert_eq!(
+        exported["spec"]["template"]["spec"]["serviceAccountName"], other,
+        "{}",
+        r.stdout
+    );
+    let edited = r.stdout.replace(
+        &format!("serviceAccountName: {other}"),
+        &format!("serviceAccountName: {worker}"),
+    );
+    assert_ne!(edited, r.stdout);
+    let file = w.server.data_dir().join("workerpool.yaml");
+    std::fs::write(&file, edited).unwrap();
+    let r = w.gcloud_ok(&[
+        "beta",
+        "run",
+        "worker-pools",
+        "replace",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        r.stderr
+            .contains("New configuration has been applied to worker pool [my-pool]."),
+        "{r:?}"
+    );
+    assert_eq!(w.pool_account("my-pool"), worker);
+
+    // gcloud's own view of the pool.
+    let r = w.gcloud_ok(&["beta", "run", "worker-pools", "describe", "my-pool"]);
+    assert!(
+        r.stdout
+            .contains("WorkerPool my-pool in region us-central1")
+            && r.stdout.contains(&format!("Service account: {worker}")),
+        "{r:?}"
+    );
+    let r = w.gcloud_ok(&["beta", "run", "worker-pools", "list"]);
+    let row = r.stdout.lines().find(|l| l.contains("my-pool"));
+    assert!(
+        row.is_some_and(|l| l.contains("us-central1") && l.contains("dev@example.com")),
+        "{r:?}"
+    );
+    let r = w.gcloud_ok(&[
+        "beta",
+        "run",
+        "worker-pools",
+        "delete",
+        "my-pool",
+        "--quiet",
+    ]);
+    assert!(r.stderr.contains("Deleted worker pool [my-pool]."), "{r:?}");
+    assert_eq!(w.pool("my-pool").0, 404);
+}
+
+#[test]
+fn gclouds_project_commands_read_and_edit_the_same_projects_over_v1() {
+    let w = world();
+    let r = w.gcloud_ok(&["projects", "describe", "app-project"]);
+    let p: Value = serde_yaml_ng::from_str(&r.stdout).unwrap();
+    assert_eq!(p["projectId"], "app-project", "{}", r.stdout);
+    assert_eq!(p["projectNumber"], common::world::APP_NUMBER);
+    assert_eq!(p["lifecycleState"], "ACTIVE");
+    assert_eq!(p["parent"]["type"], "organization");
+    assert_eq!(p["parent"]["id"], common::world::ORG_ID);
+
+    let r = w.gcloud_ok(&["projects", "list", "--filter", "projectId:app-*"]);
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("app-project") && l.contains(common::world::APP_NUMBER)),
+        "{r:?}"
+    );
+
+    // add-iam-policy-binding writes what v3 then reads; remove-… takes it away.
+    let member = "user:carol@example.com";
+    let r = w.gcloud_ok(&[
+        "projects",
+        "add-iam-policy-binding",
+        "app-project",
+        &format!("--member={member}"),
+        "--role=roles/viewer",
+    ]);
+    assert!(
+        r.stderr
+            .contains("Updated IAM policy for project [app-project]."),
+        "{r:?}"
+    );
+    let has = |w: &W| {
+        let (s, pol) = w.api.post(
+            &w.admin,
+            "/v3/projects/app-project:getIamPolicy",
+            serde_json::json!({}),
+        );
+        assert_eq!(s, 200, "{pol}");
+        pol["bindings"].as_array().unwrap().iter().any(|b| {
+            b["role"] == "roles/viewer"
+                && b["members"].as_array().unwrap().iter().any(|m| m == member)
+        })
+    };
+    assert!(has(&w), "the v1 write is seen through v3");
+    let r = w.gcloud_ok(&["projects", "get-iam-policy", "app-project", "--format=json"]);
+    assert!(r.stdout.contains(member), "{r:?}");
+    w.gcloud_ok(&[
+        "projects",
+        "remove-iam-policy-binding",
+        "app-project",
+        &format!("--member={member}"),
+        "--role=roles/viewer",
+    ]);
+    assert!(!has(&w));
+
+    // A user without access, and a project that does not exist, read as on Google.
+    w.gcloud_ok(&["config", "set", "account", "dev@example.com"]);
+    let r = w.gcloud(&["projects", "describe", "no-such-project"]);
+    assert!(
+        !r.ok()
+            && r.stderr.contains(
+                "[dev@example.com] does not have permission to access projects instance \
+                 [no-such-project] (or it may not exist): The caller does not have permission"
+            ),
+        "{r:?}"
+    );
+    let r = w.gcloud_ok(&["projects", "get-ancestors", "app-project"]);
+    let rows: Vec<&str> = r.stdout.lines().skip(1).collect();
+    assert_eq!(
+        rows.iter()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .collect::<Vec<_>>(),
+        vec![
+            vec!["app-project", "project"],
+            vec![common::world::ORG_ID, "organization"]
+        ],
+        "{r:?}"
+    );
+
+    // Run again, init updates the one configuration; gcloud's own default stays Google's.
+    let r = w.server.ok(&["gcloud", "init"]);
+    assert!(
+        r.stderr.contains("Updated gcloud configuration [runpool]"),
+        "{r:?}"
+    );
+    w.gcloud_ok(&["config", "configurations", "activate", "default"]);
+    let r = w.gcloud_ok(&["config", "get", "proxy/address"]);
+    assert_eq!(r.stdout.trim(), "", "{r:?}");
+    let r = w.gcloud_ok(&["config", "get", "proxy/address", "--configuration=runpool"]);
+    assert_eq!(r.stdout.trim(), "127.0.0.1", "{r:?}");
+}
