@@ -7,7 +7,7 @@ mod common;
 
 use common::Run;
 use common::session::{Session, act_as_denied, sa_base};
-use common::world::{IMG, Org, app_project};
+use common::world::{AGENT, IMG, ORG_ADMIN, Org, POLICY_ADMIN, app_project, shared_folder};
 use serde_json::Value;
 use std::process::{Command, Stdio};
 
@@ -18,7 +18,12 @@ common::session::deref_session!(W, 0);
 /// A server whose `app-project` has dev@example.com as a Cloud Run developer, the CLI logged
 /// in as dev and as the org admin (active), and gcloud configured by `runpool gcloud init`.
 fn world() -> W {
-    let w = Session::start(&Org::new().project(app_project().developer()).yaml());
+    world_of(Org::new())
+}
+
+/// [`world`] in `org` (`app-project` added to it).
+fn world_of(org: Org) -> W {
+    let w = Session::start(&org.project(app_project().developer()).yaml());
     w.server.login_dev_and_admin("app-project");
     let r = w.server.ok(&["gcloud", "init"]);
     assert!(
@@ -313,4 +318,154 @@ fn gclouds_project_commands_read_and_edit_the_same_projects_over_v1() {
     assert_eq!(r.stdout.trim(), "", "{r:?}");
     let r = w.gcloud_ok(&["config", "get", "proxy/address", "--configuration=runpool"]);
     assert_eq!(r.stdout.trim(), "127.0.0.1", "{r:?}");
+}
+
+#[test]
+fn the_seeds_cross_project_walk_through_gcloud_refuses_each_missing_condition() {
+    let w = world_of(
+        Org::new()
+            .admin(ORG_ADMIN)
+            .admin(POLICY_ADMIN)
+            .folder(shared_folder()),
+    );
+    w.gcloud_ok(&[
+        "iam",
+        "service-accounts",
+        "create",
+        "shared-worker",
+        "--project=identity-project",
+    ]);
+    let sa = "shared-worker@identity-project.iam.gserviceaccount.com";
+    let deploy = |w: &W| {
+        w.gcloud(&[
+            "beta",
+            "run",
+            "worker-pools",
+            "deploy",
+            "my-pool",
+            "--image",
+            IMG,
+            "--service-account",
+            sa,
+            "--account=dev@example.com",
+        ])
+    };
+    let bind = |member: &str, role: &str| {
+        w.gcloud_ok(&[
+            "iam",
+            "service-accounts",
+            "add-iam-policy-binding",
+            sa,
+            &format!("--member={member}"),
+            &format!("--role={role}"),
+            "--project=identity-project",
+        ]);
+    };
+
+    // 1. No roles/iam.serviceAccountUser on the account.
+    let r = deploy(&w);
+    assert!(!r.ok() && r.stderr.contains(&act_as_denied(sa)), "{r:?}");
+    bind("user:dev@example.com", "roles/iam.serviceAccountUser");
+
+    // 2. The constraint, enforced by default on the account's project.
+    let r = deploy(&w);
+    assert!(
+        !r.ok()
+            && r.stderr
+                .contains("iam.disableCrossProjectServiceAccountUsage")
+            && r.stderr.contains("identity-project"),
+        "{r:?}"
+    );
+    let constraint = "iam.disableCrossProjectServiceAccountUsage";
+    let effective = |w: &W| -> Value {
+        let r = w.gcloud_ok(&[
+            "resource-manager",
+            "org-policies",
+            "describe",
+            constraint,
+            "--project=identity-project",
+            "--effective",
+        ]);
+        serde_yaml_ng::from_str(&r.stdout).unwrap()
+    };
+    assert_eq!(
+        effective(&w)["booleanPolicy"]["enforced"],
+        true,
+        "enforced by default"
+    );
+    let r = w.gcloud_ok(&[
+        "resource-manager",
+        "org-policies",
+        "disable-enforce",
+        constraint,
+        "--project=identity-project",
+    ]);
+    let set: Value = serde_yaml_ng::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        set["constraint"],
+        format!("constraints/{constraint}"),
+        "{r:?}"
+    );
+    assert!(
+        set["booleanPolicy"]
+            .as_object()
+            .is_some_and(|m| m.is_empty()),
+        "{r:?}"
+    );
+    assert!(set["etag"].is_string(), "{r:?}");
+    assert!(effective(&w)["booleanPolicy"]["enforced"].is_null());
+    // The same fact through Org Policy v2, which `gcloud org-policies` calls.
+    let r = w.gcloud_ok(&[
+        "org-policies",
+        "describe",
+        constraint,
+        "--project=identity-project",
+        "--effective",
+    ]);
+    let v2: Value = serde_yaml_ng::from_str(&r.stdout).unwrap();
+    assert_eq!(v2["spec"]["rules"][0]["enforce"], false, "{r:?}");
+
+    // 3. The pool project's Cloud Run service agent may not mint the account's tokens.
+    let r = deploy(&w);
+    assert!(
+        !r.ok()
+            && r.stderr.contains(
+                "Google Cloud Run Service Agent does not have permission to get access tokens for the service account"
+            ),
+        "{r:?}"
+    );
+    bind(AGENT, "roles/iam.serviceAccountTokenCreator");
+
+    // All three hold.
+    let r = deploy(&w);
+    assert!(r.ok() && r.stderr.contains("has been deployed."), "{r:?}");
+    assert_eq!(w.pool_account("my-pool"), sa);
+
+    // And back: enable-enforce through v1 refuses the next change of identity.
+    w.gcloud_ok(&[
+        "resource-manager",
+        "org-policies",
+        "enable-enforce",
+        constraint,
+        "--project=identity-project",
+    ]);
+    assert_eq!(effective(&w)["booleanPolicy"]["enforced"], true);
+    let r = w.gcloud_ok(&[
+        "resource-manager",
+        "org-policies",
+        "list",
+        "--project=identity-project",
+    ]);
+    assert!(
+        r.stdout.contains(&format!("constraints/{constraint}")),
+        "{r:?}"
+    );
+    let r = w.gcloud_ok(&[
+        "resource-manager",
+        "org-policies",
+        "delete",
+        constraint,
+        "--project=identity-project",
+    ]);
+    assert!(r.stderr.contains("Deleted [<Empty>]."), "{r:?}");
 }

@@ -775,3 +775,95 @@ fn a_project_tag_key_is_namespaced_by_the_project_id_and_binds_only_inside_it() 
         assert!(w.enforced("projects/identity-dev"), "{ns}");
     }
 }
+
+#[test]
+fn resource_manager_v1_org_policies_are_the_same_facts_as_v2() {
+    let w = world();
+    let v1 = |node: &str, verb: &str, body: Value| {
+        w.api.post(&w.admin, &format!("/v1/{node}:{verb}"), body)
+    };
+    let constraint = json!({"constraint": format!("constraints/{C}")});
+
+    // A v2 rule with a condition: v1 cannot say it, and marks the policy `version: 2`; the
+    // effective policy is still evaluated over the project's tags.
+    w.tag_identity_dev_under_dev_rule();
+    let org = format!("organizations/{ORG}");
+    let (s, p) = v1(&org, "getOrgPolicy", constraint.clone());
+    assert_eq!(s, 200, "{p}");
+    assert_eq!(p["version"], 2, "{p}");
+    assert_eq!(p["booleanPolicy"]["enforced"], true, "{p}");
+    let (_, e) = v1(
+        "projects/identity-dev",
+        "getEffectiveOrgPolicy",
+        constraint.clone(),
+    );
+    assert_eq!(
+        e,
+        json!({"constraint": format!("constraints/{C}"), "booleanPolicy": {}})
+    );
+    let (_, e) = v1(
+        "projects/identity-prod",
+        "getEffectiveOrgPolicy",
+        constraint.clone(),
+    );
+    assert_eq!(e["booleanPolicy"]["enforced"], true, "{e}");
+
+    // v1 writes are seen by v2; the etag guards them.
+    let (s, set) = v1(
+        "projects/identity-prod",
+        "setOrgPolicy",
+        json!({"policy": {"constraint": format!("constraints/{C}"), "booleanPolicy": {"enforced": false}}}),
+    );
+    assert_eq!(s, 200, "{set}");
+    assert!(!w.enforced("projects/identity-prod"));
+    let (s, err) = v1(
+        "projects/identity-prod",
+        "setOrgPolicy",
+        json!({"policy": {"constraint": format!("constraints/{C}"), "booleanPolicy": {"enforced": true}, "etag": "c3RhbGU="}}),
+    );
+    assert_eq!(s, 409, "a stale etag: {err}");
+    assert!(!w.enforced("projects/identity-prod"), "nothing written");
+
+    // Bad policies: Google's 400, nothing written.
+    for bad in [
+        json!({"constraint": format!("constraints/{C}")}),
+        json!({"constraint": format!("constraints/{C}"), "booleanPolicy": {}, "restoreDefault": {}}),
+        json!({"constraint": format!("constraints/{C}"), "listPolicy": {"allValues": "ALLOW"}}),
+        json!({"constraint": format!("constraints/{C}"), "booleanPolicy": {"enforced": "yes"}}),
+    ] {
+        let (s, err) = v1(
+            "projects/identity-prod",
+            "setOrgPolicy",
+            json!({"policy": bad}),
+        );
+        assert_eq!(
+            (s, err["error"]["status"].as_str()),
+            (400, Some("INVALID_ARGUMENT")),
+            "{bad}: {err}"
+        );
+    }
+    assert!(!w.enforced("projects/identity-prod"), "nothing written");
+
+    // clear → the inherited (org) policy applies again; clearing again is no error.
+    for _ in 0..2 {
+        let (s, r) = v1(
+            "projects/identity-prod",
+            "clearOrgPolicy",
+            constraint.clone(),
+        );
+        assert_eq!((s, r), (200, json!({})));
+    }
+    assert!(w.enforced("projects/identity-prod"));
+    let (s, list) = v1("projects/identity-prod", "listOrgPolicies", json!({}));
+    assert_eq!((s, list), (200, json!({})), "nothing set there now");
+    let (s, list) = v1(&org, "listAvailableOrgPolicyConstraints", json!({}));
+    assert_eq!(s, 200, "{list}");
+    let c = list["constraints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == format!("constraints/{C}"))
+        .cloned()
+        .unwrap();
+    assert_eq!(c["booleanConstraint"], json!({}), "{c}");
+}

@@ -5,7 +5,9 @@
 //!
 //! v1 names a project by its id (`/v1/projects/my-project`; a number works too) and shapes it
 //! differently: `projectNumber`, `lifecycleState`, `name` for the display name and
-//! `parent: {type, id}`.
+//! `parent: {type, id}`. `orgpolicy` is v1's org policy methods on all three kinds.
+
+pub mod orgpolicy;
 
 use crate::wire::operation::{Interface, Op, iam_ops, serves};
 use crate::wire::{ApiError, ApiResult, Auth, Body, Params, page, split_verb, unknown_verb};
@@ -29,8 +31,15 @@ static ORGANIZATIONS: Interface = Interface {
     service: SERVICE,
     name: "google.cloudresourcemanager.v1.Organizations",
 };
+static FOLDERS: Interface = Interface {
+    service: SERVICE,
+    name: "google.cloudresourcemanager.v1.Folders",
+};
 const PROJECTS_IAM: [Op; 3] = iam_ops(&PROJECTS, "POST");
 const ORGANIZATIONS_IAM: [Op; 3] = iam_ops(&ORGANIZATIONS, "POST");
+const PROJECTS_ORG_POLICY: [Op; 6] = orgpolicy::ops(&PROJECTS);
+const FOLDERS_ORG_POLICY: [Op; 6] = orgpolicy::ops(&FOLDERS);
+const ORGANIZATIONS_ORG_POLICY: [Op; 6] = orgpolicy::ops(&ORGANIZATIONS);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -51,10 +60,15 @@ pub fn router() -> Router<AppState> {
                             Op::read("POST", "getAncestry", &PROJECTS, "GetAncestry"),
                         ],
                         &PROJECTS_IAM,
+                        &PROJECTS_ORG_POLICY,
                     ]
                 },
                 get(get_project).post(post_project),
             ),
+        )
+        .route(
+            "/v1/folders/{seg}",
+            serves(const { &[&FOLDERS_ORG_POLICY] }, post(post_folder)),
         )
         .route(
             "/v1/organizations:search",
@@ -77,6 +91,7 @@ pub fn router() -> Router<AppState> {
                     &[
                         &[Op::read("GET", "", &ORGANIZATIONS, "GetOrganization")],
                         &ORGANIZATIONS_IAM,
+                        &ORGANIZATIONS_ORG_POLICY,
                     ]
                 },
                 get(get_organization).post(post_organization),
@@ -188,7 +203,20 @@ async fn post_project(
         }
         return Ok(Json(json!({"ancestor": ancestor})).into_response());
     }
-    iam_verbs(&s, &c, &p, &name, verb, body).unwrap_or_else(|| Err(unknown_verb(verb)))
+    orgpolicy::verb(&s, &c, &name, verb, &body)
+        .or_else(|| iam_verbs(&s, &c, &p, &name, verb, body))
+        .unwrap_or_else(|| Err(unknown_verb(verb)))
+}
+
+async fn post_folder(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(seg): Path<String>,
+    Body(body): Body<Value>,
+) -> ApiResult {
+    let (id, verb) = split_verb(&seg);
+    orgpolicy::verb(&s, &c, &format!("folders/{id}"), verb, &body)
+        .unwrap_or_else(|| Err(unknown_verb(verb)))
 }
 
 async fn search_organizations(
@@ -227,6 +255,8 @@ async fn post_organization(
     Body(body): Body<Value>,
 ) -> ApiResult<Response> {
     let (id, verb) = split_verb(&seg);
-    iam_verbs(&s, &c, &p, &format!("organizations/{id}"), verb, body)
+    let name = format!("organizations/{id}");
+    orgpolicy::verb(&s, &c, &name, verb, &body)
+        .or_else(|| iam_verbs(&s, &c, &p, &name, verb, body))
         .unwrap_or_else(|| Err(unknown_verb(verb)))
 }
