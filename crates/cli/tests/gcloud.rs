@@ -469,3 +469,114 @@ fn the_seeds_cross_project_walk_through_gcloud_refuses_each_missing_condition() 
     ]);
     assert!(r.stderr.contains("Deleted [<Empty>]."), "{r:?}");
 }
+
+#[test]
+fn gclouds_services_commands_and_a_new_projects_first_deploy_asks_for_cloud_run() {
+    let w = world_of(Org::new().admin("roles/resourcemanager.projectCreator"));
+    let names = |r: &Run| -> Vec<String> {
+        r.stdout
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next().map(String::from))
+            .collect()
+    };
+    // A declared world's project has the APIs Runpool serves enabled.
+    let r = w.gcloud_ok(&["services", "list"]);
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("run.googleapis.com") && l.ends_with("Cloud Run Admin API")),
+        "{r:?}"
+    );
+
+    // A new project starts with what Google enables on one: no Cloud Run.
+    let (s, op) = w.api.post(
+        &w.admin,
+        "/v3/projects",
+        serde_json::json!({"projectId": "fresh-project", "parent": format!("organizations/{}", common::world::ORG_ID)}),
+    );
+    assert_eq!(s, 200, "{op}");
+    let fresh = ["--project=fresh-project"];
+    let listed = |w: &W| names(&w.gcloud_ok(&["services", "list", fresh[0]]));
+    let before = listed(&w);
+    assert!(
+        before.contains(&"serviceusage.googleapis.com".to_string()),
+        "{before:?}"
+    );
+    assert!(
+        before.contains(&"bigquery.googleapis.com".to_string()),
+        "{before:?}"
+    );
+    assert!(
+        !before.contains(&"run.googleapis.com".to_string()),
+        "{before:?}"
+    );
+
+    // gcloud's deploy asks to enable it first (and, answered by default, enables it).
+    let r = w.gcloud(&[
+        "beta",
+        "run",
+        "worker-pools",
+        "deploy",
+        "first-pool",
+        "--image",
+        IMG,
+        fresh[0],
+    ]);
+    assert!(
+        r.stderr
+            .contains("The following APIs are not enabled on project [fresh-project]:")
+            && r.stderr
+                .contains("Enabling APIs on project [fresh-project]..."),
+        "{r:?}"
+    );
+    assert!(listed(&w).contains(&"run.googleapis.com".to_string()));
+    let r = w.gcloud(&[
+        "beta",
+        "run",
+        "worker-pools",
+        "deploy",
+        "first-pool",
+        "--image",
+        IMG,
+        fresh[0],
+    ]);
+    assert!(
+        r.ok() && !r.stderr.contains("not enabled"),
+        "asked once: {r:?}"
+    );
+
+    // enable / disable / an unknown service / a caller who may not.
+    w.gcloud_ok(&["services", "disable", "run.googleapis.com", fresh[0]]);
+    assert!(!listed(&w).contains(&"run.googleapis.com".to_string()));
+    w.gcloud_ok(&[
+        "services",
+        "enable",
+        "run.googleapis.com",
+        "iam.googleapis.com",
+        fresh[0],
+    ]);
+    let after = listed(&w);
+    assert!(
+        after.contains(&"run.googleapis.com".to_string())
+            && after.contains(&"iam.googleapis.com".to_string()),
+        "{after:?}"
+    );
+    let r = w.gcloud(&["services", "enable", "nope.googleapis.com", fresh[0]]);
+    assert!(
+        !r.ok()
+            && r.stderr
+                .contains("Not found or permission denied for service(s): nope.googleapis.com."),
+        "{r:?}"
+    );
+    let r = w.gcloud(&[
+        "services",
+        "enable",
+        "orgpolicy.googleapis.com",
+        "--account=dev@example.com",
+    ]);
+    assert!(
+        !r.ok() && r.stderr.contains("serviceusage.services.enable"),
+        "{r:?}"
+    );
+}

@@ -17,6 +17,7 @@ pub mod iam;
 pub mod intelligence;
 pub mod resourcemanager;
 pub mod run;
+pub mod serviceusage;
 pub mod world;
 
 /// Each service's part in a new project, in the order its grants appear in the project's
@@ -25,6 +26,7 @@ pub mod world;
 pub(crate) const PROJECT_PROVISIONERS: &[base::hierarchy::Provisioner] = &[
     run::provision_project,
     iam::serviceaccounts::provision_project,
+    serviceusage::provision_project,
 ];
 
 use arc_swap::ArcSwap;

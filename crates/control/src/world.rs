@@ -328,6 +328,9 @@ impl Seeder {
         ) {
             self.push(c);
         }
+        for c in crate::serviceusage::world_services(&p) {
+            self.push(c);
+        }
         self.tags(&p.name, &spec.tags)
     }
 

@@ -11,6 +11,7 @@ mod intelligence;
 pub mod proxy;
 mod resourcemanager;
 mod run;
+mod serviceusage;
 pub mod wire;
 
 use axum::Router;
@@ -69,6 +70,7 @@ fn rest_router(control: Arc<Control>) -> Router {
         .merge(intelligence::troubleshooter::router())
         .merge(intelligence::logging::router())
         .merge(run::images::router())
+        .merge(serviceusage::router())
         .merge(console::router())
         .route("/runpool/v1/status", axum::routing::get(status))
         .fallback(not_found)

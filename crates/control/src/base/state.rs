@@ -115,6 +115,8 @@ pub struct State {
     pub tokens: HashMap<String, TokenRecord>,
     pub operations: HashMap<String, Operation>,
     pub settings: BTreeMap<String, String>,
+    /// The services enabled on each project: `projects/NUMBER/services/NAME`.
+    pub enabled_services: std::collections::BTreeSet<String>,
     /// Recommendations once marked (claimed, succeeded, failed, dismissed), by name: their
     /// content frozen as it was.
     pub recommendations: BTreeMap<String, Recommendation>,
@@ -154,6 +156,8 @@ pub enum Change {
     TagValue(String, Option<TagValue>),
     TagBinding(String, Option<TagBinding>),
     DenyPolicy(String, Option<DenyPolicy>),
+    /// `projects/NUMBER/services/NAME`, enabled (true) or not.
+    Service(String, bool),
 }
 
 fn json<T: Serialize>(v: &T) -> String {
@@ -238,6 +242,11 @@ impl Change {
                 kind: "deny_policy",
                 key: n.clone(),
             },
+            Change::Service(n, true) => put("enabled_service", n, "true".into()),
+            Change::Service(n, false) => Write::Delete {
+                kind: "enabled_service",
+                key: n.clone(),
+            },
         }
     }
 
@@ -268,6 +277,7 @@ impl Change {
             "tag_value" => Change::TagValue(row.key.clone(), Some(parse(row)?)),
             "tag_binding" => Change::TagBinding(row.key.clone(), Some(parse(row)?)),
             "deny_policy" => Change::DenyPolicy(row.key.clone(), Some(parse(row)?)),
+            "enabled_service" => Change::Service(row.key.clone(), true),
             other => return Err(Error::internal(format!("unknown stored kind {other}"))),
         })
     }
@@ -379,6 +389,13 @@ impl State {
             }
             Change::Setting(k, v) => {
                 self.settings.insert(k, v);
+            }
+            Change::Service(n, enabled) => {
+                if enabled {
+                    self.enabled_services.insert(n);
+                } else {
+                    self.enabled_services.remove(&n);
+                }
             }
             Change::Recommendation(n, r) => {
                 self.recommendations.insert(n, r);
