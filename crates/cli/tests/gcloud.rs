@@ -580,3 +580,125 @@ fn gclouds_services_commands_and_a_new_projects_first_deploy_asks_for_cloud_run(
         "{r:?}"
     );
 }
+
+#[test]
+fn gclouds_folder_key_impersonation_and_recommender_commands() {
+    let w = world_of(
+        Org::new()
+            .admin(ORG_ADMIN)
+            .admin(common::world::FOLDER_ADMIN),
+    );
+    let org = format!("--organization={}", common::world::ORG_ID);
+
+    // Folders over Resource Manager v2: create (an operation gcloud waits for), list, rename.
+    let r = w.gcloud_ok(&[
+        "resource-manager",
+        "folders",
+        "create",
+        "--display-name=team",
+        &org,
+    ]);
+    assert!(
+        r.stderr.contains("Created [<Folder") && r.stderr.contains("displayName: 'team'"),
+        "{r:?}"
+    );
+    let r = w.gcloud_ok(&[
+        "resource-manager",
+        "folders",
+        "list",
+        &org,
+        "--format=value(ID,DISPLAY_NAME)",
+    ]);
+    let (id, name) = r.stdout.trim().split_once('\t').expect("one folder");
+    assert_eq!(name, "team", "{r:?}");
+    let r = w.gcloud_ok(&[
+        "resource-manager",
+        "folders",
+        "update",
+        id,
+        "--display-name=team-2",
+    ]);
+    assert!(
+        r.stderr
+            .contains("LifecycleStateValueValuesEnum(ACTIVE, 1)"),
+        "{r:?}"
+    );
+    let (s, f) = w.api.get(&w.admin, &format!("/v3/folders/{id}"));
+    assert_eq!(
+        (s, f["displayName"].as_str()),
+        (200, Some("team-2")),
+        "seen through v3: {f}"
+    );
+
+    // A key file and an impersonated token, for a service account gcloud created.
+    w.gcloud_ok(&["iam", "service-accounts", "create", "robot-one"]);
+    let sa = "robot-one@app-project.iam.gserviceaccount.com";
+    let key = w.server.data_dir().join("robot-one.json");
+    w.gcloud_ok(&[
+        "iam",
+        "service-accounts",
+        "keys",
+        "create",
+        key.to_str().unwrap(),
+        &format!("--iam-account={sa}"),
+    ]);
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&key).unwrap()).unwrap();
+    assert_eq!(
+        (file["type"].as_str(), file["client_email"].as_str()),
+        (Some("service_account"), Some(sa))
+    );
+    let impersonate = [
+        "auth",
+        "print-access-token",
+        &format!("--impersonate-service-account={sa}"),
+    ];
+    let r = w.gcloud(&impersonate);
+    assert!(
+        !r.ok() && r.stderr.contains("iam.serviceAccounts.getAccessToken"),
+        "owner is not enough: {r:?}"
+    );
+    w.gcloud_ok(&[
+        "iam",
+        "service-accounts",
+        "add-iam-policy-binding",
+        sa,
+        "--member=user:admin@example.com",
+        "--role=roles/iam.serviceAccountTokenCreator",
+    ]);
+    let r = w.gcloud_ok(&impersonate);
+    let (s, info) = w.api.get_with(
+        None,
+        &format!("/tokeninfo?access_token={}", r.stdout.trim()),
+    );
+    assert_eq!(s, 200, "{info}");
+    assert_eq!(info["email"], sa, "{info}");
+
+    // The recommender: the default compute account's unused editor role.
+    let rec = [
+        "--project=app-project",
+        "--location=global",
+        "--recommender=google.iam.policy.Recommender",
+    ];
+    let mut list = vec![
+        "recommender",
+        "recommendations",
+        "list",
+        "--format=value(name,etag)",
+    ];
+    list.extend(rec);
+    let r = w.gcloud_ok(&list);
+    let (name, etag) = r
+        .stdout
+        .lines()
+        .next()
+        .and_then(|l| l.split_once('\t'))
+        .expect("a recommendation");
+    let id = name.rsplit('/').next().unwrap();
+    let mut claim = vec!["recommender", "recommendations", "mark-claimed", id];
+    let etag = format!("--etag={etag}");
+    claim.push(&etag);
+    claim.extend(rec);
+    let r = w.gcloud_ok(&claim);
+    let claimed: Value = serde_yaml_ng::from_str(&r.stdout).unwrap();
+    assert_eq!(claimed["stateInfo"]["state"], "CLAIMED", "{r:?}");
+}

@@ -58,6 +58,7 @@ fn rest_router(control: Arc<Control>) -> Router {
     Router::new()
         .merge(resourcemanager::router())
         .merge(resourcemanager::v1::router())
+        .merge(resourcemanager::v2::router())
         .merge(resourcemanager::tags::router())
         .merge(resourcemanager::orgpolicy::router())
         .merge(iam::roles::router())

@@ -19,6 +19,15 @@ const ENUMS: Enums = &[
     ("response.service.state", STATE),
     ("response.services.state", STATE),
 ];
+/// An operation from this path may be Resource Manager's, carrying a v3 folder or project.
+const OPERATION: Enums = &[
+    ("response.service.state", STATE),
+    ("response.services.state", STATE),
+    (
+        "response.state",
+        named::<google_cloud_resourcemanager_v3::model::project::State>,
+    ),
+];
 
 static SERVICE_USAGE: Interface = Interface {
     service: "serviceusage.googleapis.com",
@@ -176,6 +185,6 @@ async fn get_operation(
     Ok(reply(
         &p,
         &s.control.get_operation(&format!("operations/{rest}"))?,
-        ENUMS,
+        OPERATION,
     ))
 }

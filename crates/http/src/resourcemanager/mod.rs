@@ -4,6 +4,7 @@
 pub mod orgpolicy;
 pub mod tags;
 pub mod v1;
+pub mod v2;
 
 use crate::wire::operation::{Interface, Op, iam_ops, serves};
 use crate::wire::{
