@@ -396,18 +396,35 @@ def unique_id():
     return "t" + uuid.uuid4().hex[:12]
 
 
+# The APIs a new project starts without (Google enables neither on one) that the tests use.
+PROJECT_APIS = ["run.googleapis.com", "iam.googleapis.com"]
+
+
+def create_project(server, parent: str, project_id: str, display_name: str):
+    """Create a project as admin and enable Cloud Run and IAM on it (Service Usage's
+    ``batchEnable``), as one does on Google before using them there."""
+    import requests
+    from google.cloud import resourcemanager_v3
+
+    created = server.client(resourcemanager_v3.ProjectsClient).create_project(
+        project=resourcemanager_v3.Project(
+            project_id=project_id, display_name=display_name, parent=parent
+        )
+    ).result(timeout=30)
+    r = requests.post(
+        f"{server.endpoint}/v1/projects/{project_id}/services:batchEnable",
+        json={"serviceIds": PROJECT_APIS},
+        headers={"Authorization": f"Bearer {server.token}"},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    return created
+
+
 @pytest.fixture
 def new_project(server, org_name, unique_id):
     """A fresh project under the organization, for tests that mutate its policies."""
-    from google.cloud import resourcemanager_v3
-
-    client = server.client(resourcemanager_v3.ProjectsClient)
-    op = client.create_project(
-        project=resourcemanager_v3.Project(
-            project_id=f"p-{unique_id}", display_name="conformance", parent=org_name
-        )
-    )
-    return op.result(timeout=30)
+    return create_project(server, org_name, f"p-{unique_id}", "conformance")
 
 
 @pytest.fixture

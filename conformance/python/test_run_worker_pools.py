@@ -29,6 +29,7 @@ from conftest import (
     ALICE,
     CROSS_PROJECT,
     client_fixture,
+    create_project,
     create_service_account,
     detail_types,
     error_info,
@@ -697,12 +698,7 @@ def test_missing_account_is_refused(pools, project):
 
 @pytest.fixture
 def other_project(server, org_name):
-    client = server.client(resourcemanager_v3.ProjectsClient)
-    return client.create_project(
-        project=resourcemanager_v3.Project(
-            project_id=f"o-{uuid.uuid4().hex[:12]}", display_name="account home", parent=org_name
-        )
-    ).result(timeout=30)
+    return create_project(server, org_name, f"o-{uuid.uuid4().hex[:12]}", "account home")
 
 
 @pytest.fixture
@@ -888,11 +884,7 @@ def test_cross_project_grants_and_policy_inherited(server, iam_v1, pools, projec
     folder = server.client(resourcemanager_v3.FoldersClient).create_folder(
         folder=resourcemanager_v3.Folder(parent=org_name, display_name=f"F {uuid.uuid4().hex[:8]}")
     ).result(timeout=30)
-    home = server.client(resourcemanager_v3.ProjectsClient).create_project(
-        project=resourcemanager_v3.Project(
-            project_id=f"h-{uuid.uuid4().hex[:12]}", display_name="account home", parent=folder.name
-        )
-    ).result(timeout=30)
+    home = create_project(server, folder.name, f"h-{uuid.uuid4().hex[:12]}", "account home")
     account = create_service_account(iam_v1, home.project_id, f"h-{uuid.uuid4().hex[:10]}")
     grant_on_project(server, home.name, "roles/iam.serviceAccountUser", f"user:{user}")
     grant_on_project(

@@ -549,6 +549,49 @@ fn gclouds_services_commands_and_a_new_projects_first_deploy_asks_for_cloud_run(
     // enable / disable / an unknown service / a caller who may not.
     w.gcloud_ok(&["services", "disable", "run.googleapis.com", fresh[0]]);
     assert!(!listed(&w).contains(&"run.googleapis.com".to_string()));
+    // Disabled, Cloud Run refuses the project's calls, on every wire, in Google's words; gcloud
+    // offers to enable it (no, unattended) and prints Google's error.
+    let number = op["response"]["name"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("projects/")
+        .to_string();
+    let disabled = format!(
+        "Cloud Run Admin API has not been used in project {number} before or it is disabled. \
+         Enable it by visiting https://console.developers.google.com/apis/api/run.googleapis.com/overview?project={number} then retry."
+    );
+    let (s, err) = w.api.get(
+        &w.admin,
+        "/v2/projects/fresh-project/locations/us-central1/workerPools",
+    );
+    assert_eq!(s, 403, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&disabled),
+        "{err}"
+    );
+    let info = &err["error"]["details"][0];
+    assert_eq!(info["reason"], "SERVICE_DISABLED", "{err}");
+    assert_eq!(info["metadata"]["consumer"], format!("projects/{number}"));
+    assert_eq!(info["metadata"]["service"], "run.googleapis.com");
+    // gcloud names its quota project (`X-Goog-User-Project`, core/project unless
+    // `--billing-project`), and that is the project whose enablement counts, as on Google.
+    let billed = "--billing-project=fresh-project";
+    let r = w.gcloud(&["beta", "run", "worker-pools", "list", fresh[0], billed]);
+    assert!(
+        !r.ok()
+            && r.stderr
+                .contains("API [run.googleapis.com] not enabled on project")
+            && r.stderr.contains(&disabled),
+        "{r:?}"
+    );
+    let r = w.gcloud(&["beta", "run", "worker-pools", "list", fresh[0]]);
+    assert!(
+        r.ok(),
+        "billed to app-project, where Cloud Run is on: {r:?}"
+    );
     w.gcloud_ok(&[
         "services",
         "enable",

@@ -85,6 +85,9 @@ pub const ENABLED_BY_DEFAULT: &[(&str, &str)] = &[
     ("storage.googleapis.com", "Cloud Storage API"),
 ];
 
+/// The APIs whose enablement [`Control::require_service`] checks.
+pub const RESOURCE_BILLED: &[&str] = &["iam.googleapis.com", "run.googleapis.com"];
+
 /// The most services one `batchEnable` takes.
 const BATCH_ENABLE_MAX: usize = 20;
 
@@ -160,7 +163,63 @@ fn unknown(services: &[&str]) -> Error {
     )
 }
 
+/// Google's front end refusing a call to a service its consumer project has not enabled.
+fn service_disabled(number: &str, service: &str) -> Error {
+    let title = title(service).unwrap_or(service);
+    let url = format!(
+        "https://console.developers.google.com/apis/api/{service}/overview?project={number}"
+    );
+    let consumer = format!("projects/{number}");
+    Error::new(
+        crate::base::error::Code::PermissionDenied,
+        format!(
+            "{title} has not been used in project {number} before or it is disabled. Enable it \
+             by visiting {url} then retry. If you enabled this API recently, wait a few minutes \
+             for the action to propagate to our systems and retry."
+        ),
+    )
+    .with_info(
+        "SERVICE_DISABLED",
+        "googleapis.com",
+        [
+            ("consumer", consumer.as_str()),
+            ("service", service),
+            ("containerInfo", number),
+            ("serviceTitle", title),
+            ("activationUrl", url.as_str()),
+        ],
+    )
+}
+
 impl Control {
+    /// The one enablement rule, applied to every call before its method runs: a call to
+    /// Cloud Run or IAM on behalf of a project (`consumer`: the request's
+    /// `x-goog-user-project`, else the project its path names) that has not enabled the API
+    /// is refused with `SERVICE_DISABLED`. A consumer that is not a known project is left to
+    /// the method.
+    ///
+    /// Only the APIs whose calls Google bills to the project they act on are checked
+    /// ([`RESOURCE_BILLED`]). Google takes the consumer of the others (Resource Manager,
+    /// Org Policy, Recommender, Logging, the troubleshooter) from the caller's credentials when
+    /// no quota project is named: a user's OAuth client project, which Runpool does not
+    /// model, so refusing those on the project in the path would refuse what Google allows.
+    pub fn require_service(&self, consumer: &str, service: &str) -> Result<()> {
+        if !RESOURCE_BILLED.contains(&service) {
+            return Ok(());
+        }
+        let st = self.read();
+        let Some(node) = st.resolve(consumer).filter(|n| n.kind == Kind::Project) else {
+            return Ok(());
+        };
+        if st.enabled_services.contains(&key(&node.name, service)) {
+            return Ok(());
+        }
+        Err(service_disabled(
+            node.name.trim_start_matches("projects/"),
+            service,
+        ))
+    }
+
     /// The project a Service Usage call acts on (`projects/ID` or `projects/NUMBER`), by its
     /// canonical name, once `permission` on it is granted.
     fn consumer(&self, caller: &Caller, parent: &str, permission: &str) -> Result<String> {

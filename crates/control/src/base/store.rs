@@ -46,6 +46,22 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL,
         PRIMARY KEY (kind, key)
      ) WITHOUT ROWID;",
+    // 2: the projects of a store written before Service Usage had every API Runpool then
+    // served enabled (the list is what was served then, whatever is served later).
+    "INSERT OR IGNORE INTO rows (kind, key, value)
+     SELECT 'enabled_service', p.key || '/services/' || s.name, 'true'
+     FROM rows p, (
+        SELECT 'cloudresourcemanager.googleapis.com' AS name
+        UNION ALL SELECT 'iam.googleapis.com'
+        UNION ALL SELECT 'iamcredentials.googleapis.com'
+        UNION ALL SELECT 'logging.googleapis.com'
+        UNION ALL SELECT 'orgpolicy.googleapis.com'
+        UNION ALL SELECT 'policytroubleshooter.googleapis.com'
+        UNION ALL SELECT 'recommender.googleapis.com'
+        UNION ALL SELECT 'run.googleapis.com'
+        UNION ALL SELECT 'serviceusage.googleapis.com'
+     ) s
+     WHERE p.kind = 'project';",
 ];
 
 /// SQLite in WAL mode with `synchronous=FULL`: a commit that returned is on disk.
@@ -227,6 +243,40 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(v as usize, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn a_store_from_before_service_usage_has_its_projects_apis_enabled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.pragma_update(None, "application_id", APPLICATION_ID)
+                .unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+            c.execute(
+                "INSERT INTO rows VALUES ('project', 'projects/42', '{}')",
+                [],
+            )
+            .unwrap();
+        }
+        let mut s = SqliteStore::open(&path).unwrap();
+        let enabled: Vec<String> = s
+            .load()
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.kind == "enabled_service")
+            .map(|r| r.key)
+            .collect();
+        let served: Vec<String> = crate::serviceusage::SERVED
+            .iter()
+            .map(|(n, _)| format!("projects/42/services/{n}"))
+            .collect();
+        assert_eq!(
+            enabled, served,
+            "every API served when the store was written"
+        );
     }
 
     #[test]

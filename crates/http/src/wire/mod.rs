@@ -116,6 +116,13 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let caller = state.control.authenticate(bearer(&parts.headers))?;
+        if let Some(op) = parts.extensions.get::<&'static operation::Op>()
+            && let Some(project) = consumer(parts)
+        {
+            state
+                .control
+                .require_service(&project, op.interface.service)?;
+        }
         Ok(Auth(
             match parts
                 .extensions
@@ -126,6 +133,26 @@ impl FromRequestParts<AppState> for Auth {
             },
         ))
     }
+}
+
+/// The project a call is made on behalf of, as Google's front end takes it: the
+/// `x-goog-user-project` the client names (gcloud sends its project), else the project the
+/// path names (`projects/P/…`, Cloud Run v1's `namespaces/P/…`; `projects/-` names none).
+fn consumer(parts: &Parts) -> Option<String> {
+    if let Some(p) = parts
+        .headers
+        .get("x-goog-user-project")
+        .and_then(|v| v.to_str().ok())
+        .filter(|p| !p.is_empty())
+    {
+        return Some(format!("projects/{p}"));
+    }
+    let segs: Vec<&str> = parts.uri.path().split('/').collect();
+    segs.windows(2)
+        .find(|w| w[0] == "projects" || w[0] == "namespaces")
+        .map(|w| w[1].split(':').next().unwrap_or_default())
+        .filter(|p| !p.is_empty() && *p != "-")
+        .map(|p| format!("projects/{p}"))
 }
 
 /// The query string, system parameters included (repeated parameters keep every value). Google's system parameters (`$alt`, `alt`,

@@ -136,6 +136,9 @@ async fn name_call(ops: &'static [&'static [Op]], req: Request, next: Next) -> R
         };
         return ApiError(Error::not_found(message)).into_response();
     };
+    // The method is known before any handler runs: `Auth` reads it for the enablement rule.
+    let mut req = req;
+    req.extensions_mut().insert(op);
     let mut resp = next.run(req).await;
     resp.extensions_mut().insert(op);
     resp
