@@ -513,16 +513,19 @@ fn gclouds_services_commands_and_a_new_projects_first_deploy_asks_for_cloud_run(
     );
 
     // gcloud's deploy asks to enable it first (and, answered by default, enables it).
-    let r = w.gcloud(&[
-        "beta",
-        "run",
-        "worker-pools",
-        "deploy",
-        "first-pool",
-        "--image",
-        IMG,
-        fresh[0],
-    ]);
+    let deploy_fresh = |w: &W| {
+        w.gcloud(&[
+            "beta",
+            "run",
+            "worker-pools",
+            "deploy",
+            "first-pool",
+            "--image",
+            IMG,
+            fresh[0],
+        ])
+    };
+    let r = deploy_fresh(&w);
     assert!(
         r.stderr
             .contains("The following APIs are not enabled on project [fresh-project]:")
@@ -531,16 +534,7 @@ fn gclouds_services_commands_and_a_new_projects_first_deploy_asks_for_cloud_run(
         "{r:?}"
     );
     assert!(listed(&w).contains(&"run.googleapis.com".to_string()));
-    let r = w.gcloud(&[
-        "beta",
-        "run",
-        "worker-pools",
-        "deploy",
-        "first-pool",
-        "--image",
-        IMG,
-        fresh[0],
-    ]);
+    let r = deploy_fresh(&w);
     assert!(
         r.ok() && !r.stderr.contains("not enabled"),
         "asked once: {r:?}"

@@ -169,13 +169,16 @@ impl Control {
     }
 
     /// The project and its ancestors, nearest first, up to its organization (v1's
-    /// `getAncestry`, which needs the project's `get`).
+    /// `getAncestry`, which needs the project's `get`). v1 names the project by its id
+    /// (`projects/my-project`), its ancestors by number.
     pub fn project_ancestry(&self, caller: &Caller, name: &str) -> Result<Vec<String>> {
         let node = self.authorized_node(caller, name, "get")?;
         let st = self.read();
-        let mut chain = vec![node.name];
-        while let Some(parent) = chain.last().and_then(|n| st.parent_of(n)) {
+        let mut chain = vec![format!("projects/{}", st.projects[&node.name].project_id)];
+        let mut cursor = st.parent_of(&node.name);
+        while let Some(parent) = cursor {
             chain.push(parent.to_string());
+            cursor = st.parent_of(parent);
         }
         Ok(chain)
     }

@@ -195,12 +195,6 @@ async fn post_project(
             .iter()
             .map(|n| json!({"resourceId": resource_id(n)}))
             .collect();
-        // v1 names the project itself by its id.
-        let mut ancestor = ancestor;
-        if let Some(first) = ancestor.first_mut() {
-            let pr = s.control.get_project(&c, &name)?;
-            first["resourceId"]["id"] = json!(pr.project_id);
-        }
         return Ok(Json(json!({"ancestor": ancestor})).into_response());
     }
     orgpolicy::verb(&s, &c, &name, verb, &body)
