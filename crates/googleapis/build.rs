@@ -29,6 +29,7 @@ const FILES: &[&str] = &[
     "google/cloud/recommender/v1/recommender_service.proto",
     "google/cloud/policytroubleshooter/iam/v3/troubleshooter.proto",
     "google/cloud/policytroubleshooter/v1/checker.proto",
+    "google/api/serviceusage/v1/serviceusage.proto",
     "google/rpc/status.proto",
     "google/rpc/code.proto",
     "google/rpc/error_details.proto",

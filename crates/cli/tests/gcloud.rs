@@ -471,6 +471,95 @@ fn the_seeds_cross_project_walk_through_gcloud_refuses_each_missing_condition() 
 }
 
 #[test]
+fn gclouds_project_create_update_delete_and_undelete_over_v1() {
+    let w = world_of(Org::new().admin("roles/resourcemanager.projectCreator"));
+    let org = format!("--organization={}", common::world::ORG_ID);
+    let v3 = |w: &W| {
+        let (s, p) = w.api.get(&w.admin, "/v3/projects/made-by-gcloud");
+        assert_eq!(s, 200, "{p}");
+        p
+    };
+
+    // create: an operation gcloud waits for, then its enabling of the Cloud APIs.
+    let create = [
+        "projects",
+        "create",
+        "made-by-gcloud",
+        "--name=Made by gcloud",
+        &org,
+    ];
+    let r = w.gcloud_ok(&create);
+    for said in [
+        "Create in progress for [https://cloudresourcemanager.googleapis.com/v1/projects/made-by-gcloud].",
+        "Waiting for [operations/cp.",
+        "Enabling service [cloudapis.googleapis.com] on project [made-by-gcloud]...",
+    ] {
+        assert!(r.stderr.contains(said), "{said}: {r:?}");
+    }
+    let p = v3(&w);
+    assert_eq!(
+        (&p["displayName"], &p["parent"], &p["state"]),
+        (
+            &Value::from("Made by gcloud"),
+            &Value::from(format!("organizations/{}", common::world::ORG_ID)),
+            &Value::from("ACTIVE")
+        ),
+        "seen through v3: {p}"
+    );
+    let r = w.gcloud(&create);
+    assert!(
+        !r.ok()
+            && r.stderr.contains(
+                "Project creation failed. The project ID you specified is already in use by another project."
+            ),
+        "{r:?}"
+    );
+
+    // update: gcloud reads the v1 project and writes it back whole.
+    let r = w.gcloud_ok(&["projects", "update", "made-by-gcloud", "--name=Renamed"]);
+    assert!(
+        r.stderr.contains(
+            "Updated [https://cloudresourcemanager.googleapis.com/v1/projects/made-by-gcloud]."
+        ),
+        "{r:?}"
+    );
+    assert_eq!(v3(&w)["displayName"], "Renamed");
+
+    // delete and undelete.
+    let r = w.gcloud_ok(&["projects", "delete", "made-by-gcloud", "--quiet"]);
+    assert!(
+        r.stderr.contains(
+            "Deleted [https://cloudresourcemanager.googleapis.com/v1/projects/made-by-gcloud]."
+        ),
+        "{r:?}"
+    );
+    let r = w.gcloud_ok(&[
+        "projects",
+        "describe",
+        "made-by-gcloud",
+        "--format=value(lifecycleState)",
+    ]);
+    assert_eq!(r.stdout.trim(), "DELETE_REQUESTED", "{r:?}");
+    assert_eq!(v3(&w)["state"], "DELETE_REQUESTED");
+    let r = w.gcloud_ok(&["projects", "undelete", "made-by-gcloud", "--quiet"]);
+    assert!(
+        r.stderr.contains("Restored project [https://cloudresourcemanager.googleapis.com/v1/projects/made-by-gcloud]."),
+        "{r:?}"
+    );
+    assert_eq!(v3(&w)["state"], "ACTIVE");
+
+    // A user who may not create projects in the organization is refused in Google's words.
+    w.gcloud_ok(&["config", "set", "account", "dev@example.com"]);
+    let r = w.gcloud(&["projects", "create", "not-by-dev", &org]);
+    assert!(
+        !r.ok() && r.stderr.contains("resourcemanager.projects.create"),
+        "{r:?}"
+    );
+    let (s, _) = w.api.get(&w.admin, "/v3/projects/not-by-dev");
+    assert_eq!(s, 403, "nothing was created");
+}
+
+#[test]
 fn gclouds_services_commands_and_a_new_projects_first_deploy_asks_for_cloud_run() {
     let w = world_of(Org::new().admin("roles/resourcemanager.projectCreator"));
     let names = |r: &Run| -> Vec<String> {
@@ -636,8 +725,11 @@ fn gclouds_folder_key_impersonation_and_recommender_commands() {
         &org,
     ]);
     assert!(
-        r.stderr.contains("Created [<Folder") && r.stderr.contains("displayName: 'team'"),
-        "{r:?}"
+        r.stderr.contains("Created [<Folder")
+            && r.stderr.contains("displayName: 'team'")
+            && r.stderr
+                .contains("lifecycleState: LifecycleStateValueValuesEnum(ACTIVE, 1)"),
+        "the operation carries the v2 folder: {r:?}"
     );
     let r = w.gcloud_ok(&[
         "resource-manager",

@@ -856,6 +856,27 @@ fn resource_manager_v1_org_policies_are_the_same_facts_as_v2() {
     assert!(w.enforced("projects/identity-prod"));
     let (s, list) = v1("projects/identity-prod", "listOrgPolicies", json!({}));
     assert_eq!((s, list), (200, json!({})), "nothing set there now");
+
+    // v1 has no dry-run spec: a v1 write keeps the one v2 set.
+    let node = "projects/identity-dev";
+    let (s, p) = w.api.patch(
+        &w.admin,
+        &format!("/v2/{node}/policies/{C}"),
+        json!({"name": format!("{node}/policies/{C}"), "dryRunSpec": {"rules": [{"enforce": false}]}}),
+    );
+    assert_eq!(s, 200, "{p}");
+    let (s, set) = v1(
+        node,
+        "setOrgPolicy",
+        json!({"policy": {"constraint": format!("constraints/{C}"), "booleanPolicy": {"enforced": true}}}),
+    );
+    assert_eq!(s, 200, "{set}");
+    let (_, p) = w.api.get(&w.admin, &format!("/v2/{node}/policies/{C}"));
+    assert_eq!(
+        (&p["spec"]["rules"], &p["dryRunSpec"]["rules"]),
+        (&json!([{"enforce": true}]), &json!([{"enforce": false}])),
+        "{p}"
+    );
     let (s, list) = v1(&org, "listAvailableOrgPolicyConstraints", json!({}));
     assert_eq!(s, 200, "{list}");
     let c = list["constraints"]

@@ -27,6 +27,7 @@ pub const SERVICES: &[&str] = &[
     "google.cloud.recommender.v1.Recommender",
     "google.cloud.policytroubleshooter.iam.v3.PolicyTroubleshooter",
     "google.cloud.policytroubleshooter.v1.IamChecker",
+    "google.api.serviceusage.v1.ServiceUsage",
 ];
 
 /// The pool, decoded on first use (a few milliseconds, paid by the first gRPC call rather

@@ -6,9 +6,10 @@ use crate::wire::operation::{Interface, Op, serves};
 use crate::wire::{
     ApiResult, Auth, Body, EnumName, Enums, Params, named, page, reply, split_verb, unknown_verb,
 };
-use axum::Router;
 use axum::extract::{Path, State};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use axum::{Json, Router};
 use google_cloud_api_serviceusage_v1::model as su;
 use serde_json::Value;
 
@@ -90,7 +91,7 @@ pub fn router() -> Router<AppState> {
             ),
         )
         // Resource Manager's v1 operations share this path on their own host; both are
-        // answered from the one operation store.
+        // answered from the one operation store, a Resource Manager one in v1's shape.
         .route(
             "/v1/operations/{*rest}",
             serves(
@@ -182,9 +183,9 @@ async fn get_operation(
     p: Params,
     Path(rest): Path<String>,
 ) -> ApiResult {
-    Ok(reply(
-        &p,
-        &s.control.get_operation(&format!("operations/{rest}"))?,
-        OPERATION,
-    ))
+    let op = s.control.get_operation(&format!("operations/{rest}"))?;
+    Ok(match crate::resourcemanager::older_operation(&op) {
+        Some(v) => Json(v).into_response(),
+        None => reply(&p, &op, OPERATION),
+    })
 }

@@ -105,7 +105,10 @@ struct Method {
 /// service configuration (`http.rules`), not in `operations.proto`. These are the bindings of
 /// the APIs Runpool serves whose operations can be read: Cloud Run Admin API v2
 /// (`run_v2.yaml`) and Resource Manager v3 (`cloudresourcemanager_v3.yaml`). Their name
-/// patterns do not overlap, so one list serves every host.
+/// patterns do not overlap, so one list serves every host. Service Usage's
+/// (`serviceusage_v1.yaml`, `/v1/{name=operations/*}`) names its operations as Resource
+/// Manager does, and one operation store answers both, so the `operations/**` binding is
+/// its too.
 const OPERATIONS: &[(&str, &str, &str, Option<&str>)] = &[
     (
         "ListOperations",

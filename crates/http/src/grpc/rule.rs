@@ -184,15 +184,20 @@ impl Binding {
 
 #[cfg(test)]
 impl Binding {
-    /// A value for each path field that fits its pattern (`x1` for each wildcard).
+    /// A value for each path field that fits its pattern (`x1` for each wildcard). A pattern
+    /// that leaves even the collection open (Service Usage's `{parent=*/*}`, for projects,
+    /// folders and organizations alike) is given a project, the one Runpool serves.
     pub fn example(&self) -> Vec<(Vec<String>, String)> {
-        let pattern_text = |p: &[Pattern]| -> String {
-            if p.is_empty() {
+        let pattern_text = |parts: &[Pattern]| -> String {
+            if parts.is_empty() {
                 return "x1".into();
             }
-            p.iter()
-                .map(|p| match p {
+            parts
+                .iter()
+                .enumerate()
+                .map(|(i, p)| match p {
                     Pattern::Literal(l) => l.as_str(),
+                    Pattern::One if i == 0 && parts.len() > 1 => "projects",
                     Pattern::One | Pattern::Any => "x1",
                 })
                 .collect::<Vec<_>>()

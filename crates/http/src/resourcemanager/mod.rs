@@ -16,6 +16,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
+use google_cloud_longrunning::model::{Operation, operation};
 use google_cloud_resourcemanager_v3::model as rm;
 use runpool_control::resourcemanager::Kind;
 use serde_json::Value;
@@ -27,6 +28,25 @@ const MANY: Enums = &[
     ("folders.state", STATE),
     ("organizations.state", STATE),
 ];
+
+/// An operation as v1 and v2 read it: a v3 project or folder in its response is shown in
+/// v1's project (v2's folder) shape, as those versions' own operations carry it; gcloud
+/// polls every Resource Manager operation through v1 and prints that response.
+pub(crate) fn older_operation(op: &Operation) -> Option<Value> {
+    let Some(operation::Result::Response(any)) = &op.result else {
+        return None;
+    };
+    let (kind, mut shown) = if let Ok(p) = any.to_msg::<rm::Project>() {
+        ("google.cloudresourcemanager.v1.Project", v1::project(&p))
+    } else {
+        let f = any.to_msg::<rm::Folder>().ok()?;
+        ("google.cloudresourcemanager.v2.Folder", v2::folder(&f))
+    };
+    shown["@type"] = Value::String(format!("type.googleapis.com/{kind}"));
+    let mut v = serde_json::to_value(op).ok()?;
+    v["response"] = shown;
+    Some(v)
+}
 
 const SERVICE: &str = "cloudresourcemanager.googleapis.com";
 static ORGANIZATIONS: Interface = Interface {

@@ -4,15 +4,14 @@
 //! operation, as v3's do.
 
 use crate::wire::operation::{Interface, Op, iam_ops, serves};
-use crate::wire::{
-    ApiError, ApiResult, Auth, Body, Enums, Params, named, page, reply, split_verb, unknown_verb,
-};
+use crate::wire::{ApiError, ApiResult, Auth, Body, Params, page, split_verb, unknown_verb};
 use crate::{AppState, iam_verbs};
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use google_cloud_longrunning::model::Operation;
 use google_cloud_resourcemanager_v3::model as rm;
 use runpool_control::Caller;
 use runpool_control::resourcemanager::Kind;
@@ -23,8 +22,6 @@ static FOLDERS: Interface = Interface {
     name: "google.cloud.resourcemanager.v2.Folders",
 };
 const FOLDERS_IAM: [Op; 3] = iam_ops(&FOLDERS, "POST");
-/// The v3 folder an operation carries.
-const OPERATION: Enums = &[("response.state", named::<rm::folder::State>)];
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -68,7 +65,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A v3 folder in v2's shape.
-fn folder(f: &rm::Folder) -> Value {
+pub(super) fn folder(f: &rm::Folder) -> Value {
     let mut v = json!({
         "name": f.name,
         "parent": f.parent,
@@ -127,7 +124,17 @@ async fn create(
             "parent is required, e.g. organizations/123 or folders/456.",
         )));
     }
-    Ok(reply(&p, &s.control.create_folder(&c, f)?, OPERATION))
+    operation(&s.control.create_folder(&c, f)?)
+}
+
+/// v2's operations carry the v2 folder.
+fn operation(op: &Operation) -> ApiResult {
+    let v = super::older_operation(op).ok_or_else(|| {
+        ApiError(runpool_control::Error::internal(
+            "a folder operation without its folder",
+        ))
+    })?;
+    Ok(Json(v).into_response())
 }
 
 /// The folder as it is now, in v2's shape.
@@ -179,7 +186,7 @@ async fn post_one(
                     "destination_parent is required.",
                 )));
             }
-            Ok(reply(&p, &s.control.move_node(&c, &name, dest)?, OPERATION))
+            operation(&s.control.move_node(&c, &name, dest)?)
         }
         _ => iam_verbs(&s, &c, &p, &name, verb, body).unwrap_or_else(|| Err(unknown_verb(verb))),
     }

@@ -427,17 +427,6 @@ pub fn unknown_verb(verb: &str) -> ApiError {
     ApiError(Error::not_found(format!("Method '{verb}' not found.")))
 }
 
-/// Proto3 JSON's `bytes` may come in either base64 alphabet, and gcloud's REST client sends
-/// the URL-safe one (`-`, `_`); the model crates read the standard one only. Turn the `bytes`
-/// field at `pointer` (a JSON pointer) into the standard alphabet before parsing.
-pub fn standard_base64(body: &mut Value, pointer: &str) {
-    if let Some(Value::String(s)) = body.pointer_mut(pointer)
-        && s.contains(['-', '_'])
-    {
-        *s = s.replace('-', "+").replace('_', "/");
-    }
-}
-
 /// Parse a JSON value into a model type, with Google's error for a bad payload.
 pub fn parse<T: DeserializeOwned>(v: Value) -> ApiResult<T> {
     serde_json::from_value(v).map_err(|e| {

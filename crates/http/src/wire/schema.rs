@@ -15,6 +15,9 @@ use crate::wire::ApiError;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use runpool_control::Error;
 use runpool_control::base::error::FieldViolation;
 use serde::Deserialize;
@@ -191,21 +194,24 @@ pub fn method(verb: &str, path: &str) -> Option<BodyMethod> {
 pub struct BodyMethod(&'static Method);
 
 impl BodyMethod {
-    /// Check a body against the method's request message.
-    pub fn check(&self, body: &Value) -> Result<(), Error> {
+    /// Check a body against the method's request message, and put each `bytes` field in
+    /// the standard base64 alphabet. Answers whether the body was rewritten.
+    pub fn check(&self, body: &mut Value) -> Result<bool, Error> {
         let api = &schemas().apis[self.0.api];
         let Some(schema) = api.get(&self.0.request) else {
-            return Ok(());
+            return Ok(false);
         };
         let mut faults = vec![];
         let mut walk = Walk {
             api,
             faults: &mut faults,
             depth: 0,
+            rewritten: false,
         };
         walk.value(schema, body, &body_field(&self.0.request));
+        let rewritten = walk.rewritten;
         if faults.is_empty() {
-            return Ok(());
+            return Ok(rewritten);
         }
         let message = faults
             .iter()
@@ -224,15 +230,17 @@ pub async fn layer(req: Request, next: Next) -> Response {
         return next.run(req).await;
     };
     let (parts, body) = req.into_parts();
-    let bytes = match crate::wire::read_body(body).await {
+    let mut bytes = match crate::wire::read_body(body).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
     // A body that is not JSON at all is left to the handler's parser, which says where.
-    if let Ok(v) = serde_json::from_slice::<Value>(&bytes)
-        && let Err(e) = m.check(&v)
-    {
-        return ApiError(e).into_response();
+    if let Ok(mut v) = serde_json::from_slice::<Value>(&bytes) {
+        match m.check(&mut v) {
+            Err(e) => return ApiError(e).into_response(),
+            Ok(true) => bytes = serde_json::to_vec(&v).unwrap_or_default().into(),
+            Ok(false) => {}
+        }
     }
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
         .await
@@ -305,6 +313,12 @@ fn camel(s: &str) -> String {
     out
 }
 
+/// Proto3 JSON `bytes` as Google reads them: padding optional.
+const BYTES: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
 /// The deepest message nesting followed; deeper bodies are refused (JSON itself is already
 /// bounded at 128 levels by the parser).
 const MAX_DEPTH: usize = 64;
@@ -313,6 +327,8 @@ struct Walk<'a> {
     api: &'a HashMap<String, Prop>,
     faults: &'a mut Vec<FieldViolation>,
     depth: usize,
+    /// A `bytes` field was turned into the standard base64 alphabet.
+    rewritten: bool,
 }
 
 fn join(path: &str, field: &str) -> String {
@@ -347,8 +363,13 @@ impl Walk<'_> {
         self.fault(path, format!("Invalid value at '{path}' ({ty}), {v}"));
     }
 
-    fn message(&mut self, fields: &BTreeMap<String, Prop>, obj: &Map<String, Value>, path: &str) {
-        for (k, v) in obj {
+    fn message(
+        &mut self,
+        fields: &BTreeMap<String, Prop>,
+        obj: &mut Map<String, Value>,
+        path: &str,
+    ) {
+        for (k, v) in obj.iter_mut() {
             // A message taken from an operation's `response` (an `Any`) carries its type;
             // sending it back as it came is harmless.
             if k == "@type" && v.is_string() {
@@ -381,7 +402,7 @@ impl Walk<'_> {
         }
     }
 
-    fn value(&mut self, p: &Prop, v: &Value, path: &str) {
+    fn value(&mut self, p: &Prop, v: &mut Value, path: &str) {
         if v.is_null() || self.full() {
             return;
         }
@@ -442,10 +463,10 @@ impl Walk<'_> {
                 }
             }
             "boolean" if !v.is_boolean() => self.invalid(path, "TYPE_BOOL", v),
-            "array" => match v.as_array() {
+            "array" => match v.as_array_mut() {
                 Some(items) => {
                     if let Some(item) = &p.i {
-                        for (n, x) in items.iter().enumerate() {
+                        for (n, x) in items.iter_mut().enumerate() {
                             self.value(item, x, &format!("{path}[{n}]"));
                         }
                     }
@@ -463,7 +484,7 @@ impl Walk<'_> {
                     self.invalid(path, ty, v)
                 }
             },
-            "object" => match v.as_object() {
+            "object" => match v.as_object_mut() {
                 Some(obj) => {
                     self.depth += 1;
                     if self.depth > MAX_DEPTH {
@@ -475,7 +496,7 @@ impl Walk<'_> {
                         self.message(fields, obj, path);
                     } else if let Some(val) = &p.m {
                         // Google names a map entry by its position: `labels[0].value`.
-                        for (n, x) in obj.values().enumerate() {
+                        for (n, x) in obj.values_mut().enumerate() {
                             self.value(val, x, &format!("{path}[{n}].value"));
                         }
                     }
@@ -487,8 +508,34 @@ impl Walk<'_> {
         }
     }
 
-    fn string(&mut self, p: &Prop, v: &Value, path: &str) {
+    fn string(&mut self, p: &Prop, v: &mut Value, path: &str) {
         match p.f.as_deref() {
+            // Proto3 JSON's `bytes` come in either base64 alphabet, padded or not, and gcloud's
+            // REST client sends the URL-safe one; the model crates read the standard one only.
+            Some("byte") => {
+                match v {
+                    Value::String(s) => match BYTES.decode(s.replace('-', "+").replace('_', "/")) {
+                        Ok(raw) => {
+                            let standard = STANDARD.encode(raw);
+                            if standard != *s {
+                                *s = standard;
+                                self.rewritten = true;
+                            }
+                        }
+                        Err(_) => {
+                            let shown = format!("{s:?}");
+                            self.fault(
+                                path,
+                                format!(
+                                    "Invalid value at '{path}' (TYPE_BYTES), Base64 decoding failed for {shown}"
+                                ),
+                            );
+                        }
+                    },
+                    _ => self.invalid(path, "TYPE_BYTES", v),
+                }
+                return;
+            }
             Some("int64") => {
                 if !int_of(v).is_some_and(|n| (i64::MIN as i128..=i64::MAX as i128).contains(&n)) {
                     self.invalid(path, "TYPE_INT64", v);
@@ -503,7 +550,7 @@ impl Walk<'_> {
             }
             _ => {}
         }
-        match (v, &p.e) {
+        match (&*v, &p.e) {
             (Value::String(s), Some(names)) => {
                 if !names.iter().any(|n| n == s) {
                     self.invalid(path, "TYPE_ENUM", v);
@@ -545,9 +592,31 @@ mod tests {
 
     fn check(verb: &str, path: &str, body: &Value) -> Result<(), Error> {
         match method(verb, path) {
-            Some(m) => m.check(body),
+            Some(m) => m.check(&mut body.clone()).map(|_| ()),
             None => Ok(()),
         }
+    }
+
+    #[test]
+    fn bytes_come_in_either_base64_alphabet_and_nothing_else() {
+        let m = method("POST", "/v3/projects/p:setIamPolicy").expect("a body method");
+        // gcloud sends `BwY-_w==` for the etag Google gave as `BwY+/w==`; unpadded is fine too.
+        for sent in ["BwY-_w==", "BwY-_w", "BwY+/w=="] {
+            let mut body = json!({"policy": {"etag": sent, "bindings": []}});
+            let rewritten = m.check(&mut body).unwrap();
+            assert_eq!(rewritten, sent != "BwY+/w==", "{sent}");
+            let req: google_cloud_iam_v1::model::SetIamPolicyRequest =
+                crate::wire::parse(body).unwrap();
+            assert_eq!(req.policy.unwrap().etag.as_ref(), [0x07, 0x06, 0x3e, 0xff]);
+        }
+        let err = m
+            .check(&mut json!({"policy": {"etag": "not base64!"}}))
+            .unwrap_err();
+        assert_eq!(
+            err.message,
+            "Invalid value at 'policy.etag' (TYPE_BYTES), Base64 decoding failed for \"not base64!\""
+        );
+        assert_eq!(err.field_violations[0].field, "policy.etag");
     }
 
     fn create(body: Value) -> Result<(), Error> {

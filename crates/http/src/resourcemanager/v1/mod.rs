@@ -46,8 +46,13 @@ pub fn router() -> Router<AppState> {
         .route(
             "/v1/projects",
             serves(
-                const { &[&[Op::read("GET", "", &PROJECTS, "ListProjects")]] },
-                get(list_projects),
+                const {
+                    &[&[
+                        Op::read("GET", "", &PROJECTS, "ListProjects"),
+                        Op::write("POST", "", &PROJECTS, "CreateProject"),
+                    ]]
+                },
+                get(list_projects).post(create_project),
             ),
         )
         .route(
@@ -57,13 +62,19 @@ pub fn router() -> Router<AppState> {
                     &[
                         &[
                             Op::read("GET", "", &PROJECTS, "GetProject"),
+                            Op::write("PUT", "", &PROJECTS, "UpdateProject"),
+                            Op::write("DELETE", "", &PROJECTS, "DeleteProject"),
+                            Op::write("POST", "undelete", &PROJECTS, "UndeleteProject"),
                             Op::read("POST", "getAncestry", &PROJECTS, "GetAncestry"),
                         ],
                         &PROJECTS_IAM,
                         &PROJECTS_ORG_POLICY,
                     ]
                 },
-                get(get_project).post(post_project),
+                get(get_project)
+                    .put(update_project)
+                    .delete(delete_project)
+                    .post(post_project),
             ),
         )
         .route(
@@ -105,8 +116,40 @@ fn resource_id(name: &str) -> Value {
     json!({"type": collection.trim_end_matches('s'), "id": id})
 }
 
+/// v1's `ResourceId` parent (`{type: "folder", id: "2"}`) as a v3 name (`folders/2`).
+fn parent_name(parent: &Value) -> Result<String, ApiError> {
+    if parent.is_null() {
+        return Ok(String::new());
+    }
+    let id = parent["id"].as_str().unwrap_or_default();
+    match parent["type"].as_str().unwrap_or_default() {
+        "organization" | "folder" if !id.is_empty() => Ok(format!(
+            "{}s/{id}",
+            parent["type"].as_str().unwrap_or_default()
+        )),
+        other => Err(ApiError(runpool_control::Error::invalid(format!(
+            "Invalid parent {{type: '{other}', id: '{id}'}}: parent.type must be 'organization' or 'folder' and parent.id must be set."
+        )))),
+    }
+}
+
+/// The fields a v1 project body sets, as a v3 project.
+fn from_v1(body: &Value) -> Result<rm::Project, ApiError> {
+    let mut p = rm::Project::new();
+    p.project_id = body["projectId"].as_str().unwrap_or_default().to_string();
+    p.display_name = body["name"].as_str().unwrap_or_default().to_string();
+    p.parent = parent_name(&body["parent"])?;
+    if let Some(labels) = body["labels"].as_object() {
+        p.labels = labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect();
+    }
+    Ok(p)
+}
+
 /// A v3 project in v1's shape.
-fn project(p: &rm::Project) -> Value {
+pub(super) fn project(p: &rm::Project) -> Value {
     let mut v = Map::new();
     v.insert(
         "projectNumber".into(),
@@ -180,6 +223,47 @@ async fn get_project(
     Ok(Json(project(&pr)).into_response())
 }
 
+/// v1's `create` answers an operation whose response is the v1 project.
+async fn create_project(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Body(body): Body<Value>,
+) -> ApiResult {
+    let op = s.control.create_project(&c, from_v1(&body)?)?;
+    Ok(Json(super::older_operation(&op)).into_response())
+}
+
+/// v1's `update` replaces the project's mutable fields (its name and labels) with the
+/// body's and answers the project; a new parent moves it, as v1 allows.
+async fn update_project(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(id): Path<String>,
+    Body(body): Body<Value>,
+) -> ApiResult {
+    let name = format!("projects/{id}");
+    let want = from_v1(&body)?;
+    let now = s.control.get_project(&c, &name).map_err(v1_denied)?;
+    if !want.parent.is_empty() && want.parent != now.parent {
+        s.control.move_node(&c, &name, &want.parent)?;
+    }
+    let mask = ["display_name".to_string(), "labels".to_string()];
+    s.control.update_project(&c, &name, want, &mask)?;
+    get_project(State(s), Auth(c), Path(id)).await
+}
+
+/// v1's `delete` marks the project `DELETE_REQUESTED` and answers `{}`.
+async fn delete_project(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    s.control
+        .set_deleted(&c, &format!("projects/{id}"), true)
+        .map_err(v1_denied)?;
+    Ok(Json(json!({})).into_response())
+}
+
 async fn post_project(
     State(s): State<AppState>,
     Auth(c): Auth,
@@ -189,6 +273,10 @@ async fn post_project(
 ) -> ApiResult {
     let (id, verb) = split_verb(&seg);
     let name = format!("projects/{id}");
+    if verb == "undelete" {
+        s.control.set_deleted(&c, &name, false).map_err(v1_denied)?;
+        return Ok(Json(json!({})).into_response());
+    }
     if verb == "getAncestry" {
         let chain = s.control.project_ancestry(&c, &name).map_err(v1_denied)?;
         let ancestor: Vec<Value> = chain

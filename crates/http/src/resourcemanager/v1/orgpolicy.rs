@@ -258,7 +258,11 @@ fn answer(s: &AppState, c: &Caller, resource: &str, verb: &str, body: &Value) ->
         "setOrgPolicy" => {
             let policy = &body["policy"];
             let short = constraint_of(policy, "constraint")?;
-            let v2 = to_v2(name(&short), &short, policy)?;
+            let mut v2 = to_v2(name(&short), &short, policy)?;
+            // v1 knows only the live spec: a dry-run spec set through v2 stays as it was.
+            if let Ok(old) = s.control.get_org_policy(c, &v2.name) {
+                v2.dry_run_spec = old.dry_run_spec;
+            }
             let p = s.control.update_org_policy(c, v2, true)?;
             to_v1(&short, &p, true)
         }
