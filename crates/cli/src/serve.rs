@@ -18,6 +18,10 @@ pub struct ServeArgs {
     /// Where state is kept (default: `$RUNPOOL_DATA_DIR` or `~/.local/share/runpool`).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Keep the state in PostgreSQL (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`) instead of
+    /// SQLite in the data dir: every server given the same database serves one world.
+    #[arg(long, value_name = "URL", env = "RUNPOOL_DATABASE")]
+    database: Option<String>,
     /// Keep state in a temporary dir, removed on exit.
     #[arg(long)]
     ephemeral: bool,
@@ -91,6 +95,7 @@ pub async fn run(a: &ServeArgs) -> Result<()> {
         listen: a.listen,
         port: a.port,
         data_dir: a.data_dir.clone(),
+        database: a.database.clone(),
         ephemeral: a.ephemeral,
         world: a.world.clone(),
         log_json: a.log_format == LogFormat::Json,

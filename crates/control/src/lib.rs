@@ -79,7 +79,9 @@ pub struct Target<'a> {
 pub struct Control {
     state: RwLock<State>,
     /// Held for the whole of a mutation, so mutations are serialised.
-    store: Mutex<Box<dyn Backend>>,
+    store: Mutex<Store>,
+    /// Other servers write the store too (PostgreSQL), so reads catch up first.
+    shared: bool,
     snapshot: ArcSwap<authz::Snapshot>,
     admin_credential: std::sync::OnceLock<String>,
     endpoint: std::sync::OnceLock<String>,
@@ -96,17 +98,33 @@ pub struct Control {
     jwt_cache: Mutex<std::collections::HashMap<String, (String, i64, String)>>,
 }
 
+/// A state with no world in it yet.
+fn is_empty(st: &State) -> bool {
+    st.organizations.is_empty() && st.projects.is_empty() && st.folders.is_empty()
+}
+
+/// The backend and the version of it the memory holds.
+struct Store {
+    backend: Box<dyn Backend>,
+    seen: u64,
+}
+
 impl Control {
     /// Load the state from a store (replaying every row) and build the authorization index.
     pub fn open(mut backend: Box<dyn Backend>) -> Result<Control> {
         let mut state = State::default();
-        for row in backend.load()? {
-            state.apply(Change::from_row(&row)?);
+        let loaded = backend.load()?;
+        for row in &loaded.rows {
+            state.apply(Change::from_row(row)?);
         }
         let snapshot = build_snapshot(&state);
         Ok(Control {
             state: RwLock::new(state),
-            store: Mutex::new(backend),
+            shared: backend.shared(),
+            store: Mutex::new(Store {
+                backend,
+                seen: loaded.version,
+            }),
             snapshot: ArcSwap::from_pointee(snapshot),
             admin_credential: std::sync::OnceLock::new(),
             endpoint: std::sync::OnceLock::new(),
@@ -122,8 +140,7 @@ impl Control {
 
     /// Whether nothing was ever written (a fresh data dir).
     pub fn is_empty(&self) -> bool {
-        let st = self.read();
-        st.organizations.is_empty() && st.projects.is_empty() && st.folders.is_empty()
+        is_empty(&self.read())
     }
 
     pub(crate) fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -135,16 +152,77 @@ impl Control {
     }
 
     /// Run a mutation: `f` reads the state and returns the changes to make (or an error, in
-    /// which case nothing is written). The changes are committed in one transaction, then
-    /// applied.
+    /// which case nothing is written). The store is locked first and what other servers
+    /// committed meanwhile applied, so `f` decides on the newest state; the changes are
+    /// committed in one transaction, then applied.
     pub(crate) fn write<T>(&self, f: impl FnOnce(&State) -> Result<(Vec<Change>, T)>) -> Result<T> {
         let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
-        let (changes, out) = f(&self.read())?;
-        if changes.is_empty() {
-            return Ok(out);
+        let seen = store.seen;
+        let others = store.backend.begin(seen)?;
+        if let Err(e) = self.apply_logged(&mut store, others) {
+            store.backend.abort();
+            return Err(e);
         }
+        let (changes, out) = match f(&self.read()) {
+            Ok((changes, out)) if !changes.is_empty() => (changes, out),
+            decided => {
+                store.backend.abort();
+                return decided.map(|(_, out)| out);
+            }
+        };
         let writes: Vec<_> = changes.iter().map(Change::write).collect();
-        store.commit(&writes)?;
+        store.seen = store.backend.commit(&writes)?;
+        self.apply(changes);
+        Ok(out)
+    }
+
+    /// Catch up with what other servers committed (a store only this process writes has
+    /// nothing to catch up with): called when the store announces a commit, and before a
+    /// request is answered, so a write acknowledged by any server is read by every one.
+    pub fn catch_up(&self) -> Result<()> {
+        if !self.shared {
+            return Ok(());
+        }
+        let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = store.seen;
+        let others = store.backend.since(seen)?;
+        self.apply_logged(&mut store, others)
+    }
+
+    /// Whether other servers write the store too.
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// A channel that hears of every commit of another server (see [`Control::catch_up`]),
+    /// for a store that others write.
+    pub fn commits_elsewhere(&self) -> Result<Option<std::sync::mpsc::Receiver<u64>>> {
+        self.store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .backend
+            .subscribe()
+    }
+
+    /// Apply other servers' batches, in order, to the memory `store` stands for.
+    fn apply_logged(&self, store: &mut Store, logged: Vec<base::store::Logged>) -> Result<()> {
+        for batch in logged {
+            if batch.version <= store.seen {
+                continue;
+            }
+            let changes = batch
+                .rows
+                .iter()
+                .map(|(kind, key, value)| Change::from_stored(kind, key, value.as_deref()))
+                .collect::<Result<Vec<_>>>()?;
+            self.apply(changes);
+            store.seen = batch.version;
+        }
+        Ok(())
+    }
+
+    /// Apply committed changes to the state and the authorization snapshot.
+    fn apply(&self, changes: Vec<Change>) {
         let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
         let mut snap = (*self.snapshot.load_full()).clone();
         let roles_changed = changes.iter().any(|c| matches!(c, Change::CustomRole(_)));
@@ -176,7 +254,6 @@ impl Control {
         self.snapshot.store(Arc::new(snap));
         drop(st);
         self.changes.send_modify(|n| *n += 1);
-        Ok(out)
     }
 
     /// Where instance logs are kept (set by `serve`, inside the data dir).

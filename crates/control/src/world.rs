@@ -476,9 +476,14 @@ impl Seeder {
 }
 
 impl Control {
-    /// Seed a fresh store with a world, in one transaction.
-    pub fn seed(&self, world: &World) -> Result<()> {
+    /// Seed a fresh store with a world, in one transaction; answers whether it did (a store
+    /// that already holds a world is left as it is).
+    pub fn seed(&self, world: &World) -> Result<bool> {
         self.write(|st| {
+            // Several servers over one database may start at once: the first seeds.
+            if !crate::is_empty(st) {
+                return Ok((vec![], false));
+            }
             let mut s = Seeder {
                 state: st.clone(),
                 changes: vec![],
@@ -527,7 +532,7 @@ impl Control {
                     })?;
                 }
             }
-            Ok((s.changes, ()))
+            Ok((s.changes, true))
         })
     }
 }

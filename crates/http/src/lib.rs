@@ -15,7 +15,7 @@ mod serviceusage;
 pub mod wire;
 
 use axum::Router;
-use runpool_control::base::store::SqliteStore;
+use runpool_control::base::store::{PostgresStore, SqliteStore};
 use runpool_control::{Caller, Control, Error, base::local};
 use serde_json::Value;
 use std::net::{IpAddr, SocketAddr};
@@ -30,6 +30,9 @@ pub struct ServeOptions {
     /// 0 picks a free port; the chosen one is printed as `Listening on http://ADDR:PORT`.
     pub port: u16,
     pub data_dir: Option<PathBuf>,
+    /// `postgres://…`: the state in PostgreSQL, shared with every server given the same
+    /// database (default: SQLite in the data dir).
+    pub database: Option<String>,
     pub ephemeral: bool,
     pub world: Option<PathBuf>,
     pub log_json: bool,
@@ -291,8 +294,11 @@ impl Server {
             (None, None) => local::default_data_dir(),
         };
         private_dir(&dir)?;
-        let store = SqliteStore::open(&dir.join("runpool.db")).map_err(io_err)?;
-        let control = Control::open(Box::new(store)).map_err(io_err)?;
+        let store: Box<dyn runpool_control::base::store::Backend> = match &opts.database {
+            Some(url) => Box::new(PostgresStore::open(url).map_err(io_err)?),
+            None => Box::new(SqliteStore::open(&dir.join("runpool.db")).map_err(io_err)?),
+        };
+        let control = Control::open(store).map_err(io_err)?;
         if control.is_empty() {
             let world = match &opts.world {
                 Some(path) => {
@@ -303,11 +309,20 @@ impl Server {
                 }
                 None => runpool_control::world::World::default_world(),
             };
-            control.seed(&world).map_err(io_err)?;
+            if !control.seed(&world).map_err(io_err)? {
+                tracing::info!("another server seeded the database first");
+            }
         } else if opts.world.is_some() {
             tracing::warn!(dir = %dir.display(), "the data dir already holds a world; --world is ignored");
         }
-        let (cred, cred_path) = admin_credential(&dir)?;
+        let (mine, cred_path) = admin_credential(&dir)?;
+        // Over a shared database every server accepts the one admin credential it holds.
+        let cred = control
+            .shared_admin_credential(mine.clone())
+            .map_err(io_err)?;
+        if cred != mine {
+            write_private(&cred_path, &cred)?;
+        }
         control.set_admin_credential(cred);
         control.set_log_store(runpool_artifacts::logs::LogStore::new(dir.join("logs")));
         control.set_image_store(runpool_artifacts::images::ImageStore::open(
@@ -348,6 +363,23 @@ impl Server {
         }
         tracing::info!(%endpoint, data_dir = %dir.display(), "runpool serving");
         let control = Arc::new(control);
+        // Other servers' commits, as the database announces them: the runtime reconciles
+        // against them without waiting for a request.
+        if let Some(heard) = control.commits_elsewhere().map_err(io_err)? {
+            let weak = Arc::downgrade(&control);
+            std::thread::Builder::new()
+                .name("runpool-refresh".into())
+                .spawn(move || {
+                    for _ in heard {
+                        let Some(control) = weak.upgrade() else {
+                            return;
+                        };
+                        if let Err(e) = control.catch_up() {
+                            tracing::warn!(error = %e, "catching up with the database failed");
+                        }
+                    }
+                })?;
+        }
         let ca = proxy::ca::LocalCa::open(&dir.join("ca"))?;
         Ok(Server {
             proxy: proxy::Proxy::new(ca),

@@ -250,6 +250,38 @@ impl Change {
         }
     }
 
+    /// A row as another server's batch left it: its value, or `None` where the batch deleted
+    /// it (the deletions [`Change::write`] makes).
+    pub fn from_stored(kind: &str, key: &str, value: Option<&str>) -> Result<Change> {
+        let Some(value) = value else {
+            let key = key.to_string();
+            return Ok(match kind {
+                "org_policy" => {
+                    let (parent, c) = key
+                        .split_once('#')
+                        .ok_or_else(|| Error::internal(format!("bad org policy key {key}")))?;
+                    Change::OrgPolicy(parent.to_string(), c.to_string(), None)
+                }
+                "key" => Change::Key(key, None),
+                "worker_pool" => Change::WorkerPool(key, None),
+                "revision" => Change::Revision(key, None),
+                "token" => Change::Token(key, None),
+                "operation" => Change::OperationDeleted(key),
+                "tag_key" => Change::TagKey(key, None),
+                "tag_value" => Change::TagValue(key, None),
+                "tag_binding" => Change::TagBinding(key, None),
+                "deny_policy" => Change::DenyPolicy(key, None),
+                "enabled_service" => Change::Service(key, false),
+                other => return Err(Error::internal(format!("a deleted row of kind {other}"))),
+            });
+        };
+        Change::from_row(&Row {
+            kind: kind.to_string(),
+            key: key.to_string(),
+            value: value.to_string(),
+        })
+    }
+
     pub fn from_row(row: &Row) -> Result<Change> {
         Ok(match row.kind.as_str() {
             "organization" => Change::Organization(parse(row)?),

@@ -47,6 +47,9 @@ pub fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Where a shared store keeps the admin credential every server over it accepts.
+const ADMIN_CREDENTIAL_SETTING: &str = "admin_credential";
+
 /// A fresh admin credential (what `serve` writes into the data dir at first start).
 pub fn new_admin_credential() -> String {
     random_token("rpa.")
@@ -144,6 +147,25 @@ impl Control {
     /// Install the server's admin credential (read from or written to the data dir).
     pub fn set_admin_credential(&self, credential: String) {
         let _ = self.admin_credential.set(credential);
+    }
+
+    /// The admin credential of a store that several servers share: the one the store holds,
+    /// or `mine` (this server's), kept there for the others if it holds none yet. A store only
+    /// this server writes answers `mine`.
+    pub fn shared_admin_credential(&self, mine: String) -> Result<String> {
+        if !self.is_shared() {
+            return Ok(mine);
+        }
+        self.write(|st| match st.settings.get(ADMIN_CREDENTIAL_SETTING) {
+            Some(held) => Ok((vec![], held.clone())),
+            None => Ok((
+                vec![Change::Setting(
+                    ADMIN_CREDENTIAL_SETTING.into(),
+                    mine.clone(),
+                )],
+                mine,
+            )),
+        })
     }
 
     /// Where this server answers (e.g. `http://127.0.0.1:8484`): key files' `token_uri` and

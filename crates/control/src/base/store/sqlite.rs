@@ -1,41 +1,9 @@
-//! The durable store: every piece of state is a row `(kind, key) → JSON`, written in one
-//! transaction per mutation. The interface is this narrow on purpose (load everything, commit
-//! a batch of writes) so that another backend, e.g. PostgreSQL for several `serve` replicas,
-//! only has to implement [`Backend`].
+//! The embedded store: one SQLite file in the data dir, only this process writing it.
 
+use super::{Backend, Loaded, Logged, Row, Write};
 use crate::base::error::{Error, Result};
 use rusqlite::{Connection, params};
 use std::path::Path;
-
-/// One stored row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    pub kind: String,
-    pub key: String,
-    pub value: String,
-}
-
-/// One write of a mutation.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Write {
-    Put {
-        kind: &'static str,
-        key: String,
-        value: String,
-    },
-    Delete {
-        kind: &'static str,
-        key: String,
-    },
-}
-
-/// What a store backend must do.
-pub trait Backend: Send {
-    /// Every row, for rebuilding the in-memory state at start.
-    fn load(&mut self) -> Result<Vec<Row>>;
-    /// Apply all writes atomically and durably, or none of them.
-    fn commit(&mut self, writes: &[Write]) -> Result<()>;
-}
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -67,6 +35,9 @@ const MIGRATIONS: &[&str] = &[
 /// SQLite in WAL mode with `synchronous=FULL`: a commit that returned is on disk.
 pub struct SqliteStore {
     conn: Connection,
+    /// Mutations committed since open: only this process writes the file, so nothing is
+    /// ever committed by another.
+    version: u64,
 }
 
 /// `PRAGMA application_id` of a Runpool store ("RPL1"), so that a database file of some
@@ -125,7 +96,7 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let mut store = SqliteStore { conn };
+        let mut store = SqliteStore { conn, version: 0 };
         store.migrate()?;
         Ok(store)
     }
@@ -152,7 +123,7 @@ impl SqliteStore {
 }
 
 impl Backend for SqliteStore {
-    fn load(&mut self) -> Result<Vec<Row>> {
+    fn load(&mut self) -> Result<Loaded> {
         let mut stmt = self
             .conn
             .prepare("SELECT kind, key, value FROM rows ORDER BY kind, key")?;
@@ -165,10 +136,17 @@ impl Backend for SqliteStore {
                 })
             })?
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(rows)
+        Ok(Loaded {
+            rows,
+            version: self.version,
+        })
     }
 
-    fn commit(&mut self, writes: &[Write]) -> Result<()> {
+    fn begin(&mut self, _seen: u64) -> Result<Vec<Logged>> {
+        Ok(vec![])
+    }
+
+    fn commit(&mut self, writes: &[Write]) -> Result<u64> {
         let tx = self.conn.transaction()?;
         {
             let mut put = tx.prepare_cached(
@@ -188,7 +166,14 @@ impl Backend for SqliteStore {
             }
         }
         tx.commit()?;
-        Ok(())
+        self.version += 1;
+        Ok(self.version)
+    }
+
+    fn abort(&mut self) {}
+
+    fn since(&mut self, _seen: u64) -> Result<Vec<Logged>> {
+        Ok(vec![])
     }
 }
 
@@ -229,7 +214,7 @@ mod tests {
             .unwrap();
         }
         let mut s = SqliteStore::open(&path).unwrap();
-        let rows = s.load().unwrap();
+        let rows = s.load().unwrap().rows;
         assert_eq!(
             rows,
             vec![Row {
@@ -265,6 +250,7 @@ mod tests {
         let enabled: Vec<String> = s
             .load()
             .unwrap()
+            .rows
             .into_iter()
             .filter(|r| r.kind == "enabled_service")
             .map(|r| r.key)

@@ -1,0 +1,358 @@
+//! PostgreSQL, for several `serve` processes over one database (`serve --database
+//! postgres://…`), and so for what speaks its wire protocol.
+//!
+//! Three tables, named `runpool_*` so they sit beside anything else in the database:
+//! `runpool_rows` (the state, as SQLite's `rows`), `runpool_log` (each committed batch, by
+//! version, for the servers that have not yet seen it) and `runpool_version` (one row: the
+//! newest version). A mutation locks that row (`SELECT … FOR UPDATE`) before it is decided,
+//! so mutations from every server are one queue, each decided on the newest state; its
+//! commit writes the rows, the batch and the version in one transaction and notifies the
+//! others (`NOTIFY runpool`), which read the batch from the log rather than reload.
+//!
+//! The driver is the synchronous `postgres` crate on a thread of its own (it runs its own
+//! small runtime, which may not nest inside the server's), so a call blocks its caller for
+//! the round trips and no longer, as a SQLite commit blocks it for its `fsync`.
+
+use super::{Backend, Loaded, Logged, Row, Write};
+use crate::base::error::{Error, Result};
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::{Client, NoTls, Statement};
+use std::sync::mpsc;
+
+impl From<postgres::Error> for Error {
+    fn from(e: postgres::Error) -> Self {
+        Error::internal(format!("storage failure: {e}"))
+    }
+}
+
+/// Schema migrations, applied in order under an advisory lock (two servers starting at once
+/// migrate once); `runpool_schema` records how many ran.
+const MIGRATIONS: &[&str] = &[
+    // 1: the rows, the log of batches and the version.
+    "CREATE TABLE runpool_rows (
+        kind  TEXT NOT NULL,
+        key   TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (kind, key)
+     );
+     CREATE TABLE runpool_log (
+        version BIGINT PRIMARY KEY,
+        rows    TEXT NOT NULL
+     );
+     CREATE TABLE runpool_version (version BIGINT NOT NULL);
+     INSERT INTO runpool_version VALUES (0);",
+];
+
+/// `pg_advisory_lock` key for migrations ("RPL1", as SQLite's application id).
+const MIGRATION_LOCK: i64 = 0x5250_4C31;
+
+/// The channel commits are announced on; the payload is the new version.
+const CHANNEL: &str = "runpool";
+
+/// A connection and the statements every commit uses, prepared once.
+struct Conn {
+    client: Client,
+    put: Statement,
+    delete: Statement,
+    log: Statement,
+    bump: Statement,
+    notify: Statement,
+    since: Statement,
+}
+
+impl Conn {
+    fn open(url: &str) -> Result<Conn> {
+        let mut client = Client::connect(url, NoTls).map_err(|e| {
+            Error::failed_precondition(format!("cannot connect to the database: {e}"))
+        })?;
+        migrate(&mut client)?;
+        Ok(Conn {
+            put: client.prepare(
+                "INSERT INTO runpool_rows (kind, key, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value",
+            )?,
+            delete: client.prepare("DELETE FROM runpool_rows WHERE kind = $1 AND key = $2")?,
+            log: client.prepare("INSERT INTO runpool_log (version, rows) VALUES ($1, $2)")?,
+            bump: client.prepare("UPDATE runpool_version SET version = $1")?,
+            notify: client.prepare("SELECT pg_notify($1, $2)")?,
+            since: client.prepare(
+                "SELECT version, rows FROM runpool_log WHERE version > $1 ORDER BY version",
+            )?,
+            client,
+        })
+    }
+
+    fn since(&mut self, seen: u64) -> Result<Vec<Logged>> {
+        let rows = self.client.query(&self.since, &[&(seen as i64)])?;
+        rows.iter()
+            .map(|r| {
+                let version: i64 = r.get(0);
+                let text: &str = r.get(1);
+                Ok(Logged {
+                    version: version as u64,
+                    rows: serde_json::from_str(text).map_err(|e| {
+                        Error::internal(format!("a bad batch {version} in runpool_log: {e}"))
+                    })?,
+                })
+            })
+            .collect()
+    }
+
+    /// Run `f` in the open transaction; roll it back if `f` fails.
+    fn or_rollback<T>(&mut self, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+        let out = f(self);
+        if out.is_err() {
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
+        out
+    }
+}
+
+fn migrate(client: &mut Client) -> Result<()> {
+    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])?;
+    let out = (|| {
+        let known: Option<String> = client
+            .query_one("SELECT to_regclass('runpool_schema')::text", &[])?
+            .get(0);
+        if known.is_none() {
+            client.batch_execute("CREATE TABLE runpool_schema (version INT NOT NULL)")?;
+        }
+        let version = match client.query_opt("SELECT version FROM runpool_schema", &[])? {
+            Some(r) => r.get::<_, i32>(0) as usize,
+            None => {
+                client.execute("INSERT INTO runpool_schema VALUES (0)", &[])?;
+                0
+            }
+        };
+        if version > MIGRATIONS.len() {
+            return Err(Error::failed_precondition(format!(
+                "the database was written by a newer Runpool (schema {version}, this binary knows {})",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            let mut tx = client.transaction()?;
+            tx.batch_execute(sql)?;
+            tx.execute(
+                "UPDATE runpool_schema SET version = $1",
+                &[&((i + 1) as i32)],
+            )?;
+            tx.commit()?;
+        }
+        Ok(())
+    })();
+    client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])?;
+    out
+}
+
+type Job = Box<dyn FnOnce(&mut Conn) + Send>;
+
+/// The store; its connection lives on its own thread, which runs one job at a time.
+pub struct PostgresStore {
+    url: String,
+    jobs: mpsc::Sender<Job>,
+    /// The version [`Backend::begin`] locked, until commit or abort.
+    locked: Option<u64>,
+}
+
+impl PostgresStore {
+    /// Connect to `url` (`postgres://user:password@host:port/database`) and migrate its
+    /// schema.
+    pub fn open(url: &str) -> Result<PostgresStore> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let (opened, ready) = mpsc::channel();
+        let to = url.to_string();
+        // Connected on its own thread too: the driver may not start its runtime in the
+        // server's.
+        std::thread::Builder::new()
+            .name("runpool-postgres".into())
+            .spawn(move || {
+                let mut conn = match Conn::open(&to) {
+                    Ok(c) => {
+                        let _ = opened.send(Ok(()));
+                        c
+                    }
+                    Err(e) => return drop(opened.send(Err(e))),
+                };
+                for job in queue {
+                    job(&mut conn);
+                }
+            })
+            .map_err(|e| Error::internal(format!("cannot start the database thread: {e}")))?;
+        ready
+            .recv()
+            .map_err(|_| Error::internal("the database thread stopped"))??;
+        Ok(PostgresStore {
+            url: url.to_string(),
+            jobs,
+            locked: None,
+        })
+    }
+
+    /// Run `f` on the connection's thread and wait for its answer.
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Conn) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let gone = || Error::internal("the database connection's thread has stopped");
+        let (tx, rx) = mpsc::channel();
+        self.jobs
+            .send(Box::new(move |c| {
+                let _ = tx.send(f(c));
+            }))
+            .map_err(|_| gone())?;
+        rx.recv().map_err(|_| gone())?
+    }
+}
+
+impl Backend for PostgresStore {
+    fn load(&mut self) -> Result<Loaded> {
+        self.run(|c| {
+            let mut tx = c
+                .client
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let version: i64 = tx
+                .query_one("SELECT version FROM runpool_version", &[])?
+                .get(0);
+            let rows = tx
+                .query(
+                    "SELECT kind, key, value FROM runpool_rows ORDER BY kind, key",
+                    &[],
+                )?
+                .iter()
+                .map(|r| Row {
+                    kind: r.get(0),
+                    key: r.get(1),
+                    value: r.get(2),
+                })
+                .collect();
+            tx.commit()?;
+            Ok(Loaded {
+                rows,
+                version: version as u64,
+            })
+        })
+    }
+
+    fn begin(&mut self, seen: u64) -> Result<Vec<Logged>> {
+        let (version, logged) = self.run(move |c| {
+            c.client.batch_execute("BEGIN")?;
+            c.or_rollback(|c| {
+                let version: i64 = c
+                    .client
+                    .query_one("SELECT version FROM runpool_version FOR UPDATE", &[])?
+                    .get(0);
+                let logged = if version as u64 > seen {
+                    c.since(seen)?
+                } else {
+                    vec![]
+                };
+                Ok((version as u64, logged))
+            })
+        })?;
+        self.locked = Some(version);
+        Ok(logged)
+    }
+
+    fn commit(&mut self, writes: &[Write]) -> Result<u64> {
+        let next = self
+            .locked
+            .take()
+            .ok_or_else(|| Error::internal("commit without begin"))?
+            + 1;
+        let writes = writes.to_vec();
+        self.run(move |c| {
+            c.or_rollback(|c| {
+                let mut logged = Vec::with_capacity(writes.len());
+                for w in &writes {
+                    match w {
+                        Write::Put { kind, key, value } => {
+                            c.client.execute(&c.put, &[kind, key, value])?;
+                            logged.push((kind.to_string(), key.clone(), Some(value.clone())));
+                        }
+                        Write::Delete { kind, key } => {
+                            c.client.execute(&c.delete, &[kind, key])?;
+                            logged.push((kind.to_string(), key.clone(), None));
+                        }
+                    }
+                }
+                let batch =
+                    serde_json::to_string(&logged).map_err(|e| Error::internal(e.to_string()))?;
+                c.client.execute(&c.log, &[&(next as i64), &batch])?;
+                c.client.execute(&c.bump, &[&(next as i64)])?;
+                c.client
+                    .execute(&c.notify, &[&CHANNEL, &next.to_string()])?;
+                c.client.batch_execute("COMMIT")?;
+                Ok(next)
+            })
+        })
+    }
+
+    fn abort(&mut self) {
+        if self.locked.take().is_some() {
+            let _ = self.run(|c| Ok(c.client.batch_execute("ROLLBACK")?));
+        }
+    }
+
+    fn since(&mut self, seen: u64) -> Result<Vec<Logged>> {
+        self.run(move |c| c.since(seen))
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    /// A connection of its own that `LISTEN`s; it reconnects after a failure, and stops
+    /// when the receiver is dropped.
+    fn subscribe(&mut self) -> Result<Option<mpsc::Receiver<u64>>> {
+        let (tx, rx) = mpsc::channel();
+        let url = self.url.clone();
+        let listen = move || -> Result<Client> {
+            let mut client = Client::connect(&url, NoTls)?;
+            client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
+            Ok(client)
+        };
+        let (opened, ready) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("runpool-postgres-listen".into())
+            .spawn(move || {
+                let mut client = match listen() {
+                    Ok(c) => {
+                        let _ = opened.send(Ok(()));
+                        c
+                    }
+                    Err(e) => return drop(opened.send(Err(e))),
+                };
+                loop {
+                    let mut heard = client.notifications();
+                    let mut it = heard.blocking_iter();
+                    while let Ok(Some(n)) = it.next() {
+                        if tx.send(n.payload().parse().unwrap_or(0)).is_err() {
+                            return;
+                        }
+                    }
+                    drop(it);
+                    drop(heard);
+                    // The connection went: whatever was missed is in the log, so one
+                    // wake-up after reconnecting catches up.
+                    client = loop {
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                        if let Ok(c) = listen() {
+                            break c;
+                        }
+                    };
+                    if tx.send(0).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| Error::internal(format!("cannot start the listening thread: {e}")))?;
+        ready
+            .recv()
+            .map_err(|_| Error::internal("the listening thread stopped"))??;
+        Ok(Some(rx))
+    }
+}
