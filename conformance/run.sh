@@ -26,3 +26,10 @@ for transport in ${RUNPOOL_TRANSPORT:-rest grpc}; do
   echo "conformance: the $transport pass"
   RUNPOOL_TRANSPORT="$transport" "$VENV/bin/python" -m pytest -q "$@"
 done
+# Once more on REST, each server over PostgreSQL (a database of its own there) rather than
+# SQLite, when RUNPOOL_TEST_POSTGRES names a PostgreSQL server (scripts/postgres starts one).
+if [ -n "${RUNPOOL_TEST_POSTGRES:-}" ] && [ -z "${RUNPOOL_TRANSPORT:-}" ]; then
+  echo "conformance: the rest pass, over PostgreSQL"
+  RUNPOOL_TRANSPORT=rest RUNPOOL_CONFORMANCE_POSTGRES="$RUNPOOL_TEST_POSTGRES" \
+    "$VENV/bin/python" -m pytest -q "$@"
+fi

@@ -4,11 +4,12 @@ import contextlib, http.client, json, os, subprocess, tempfile
 
 
 @contextlib.contextmanager
-def serve(binary):
-    """Yield (url, host, port, token); the server is stopped on the way out."""
+def serve(binary, extra=()):
+    """Yield (url, host, port, token); the server is stopped on the way out. `extra`: more
+    `serve` flags (`--database URL`)."""
     cfg = tempfile.mkdtemp()
     env = dict(os.environ, RUNPOOL_CONFIG=cfg)
-    srv = subprocess.Popen([binary, "serve", "--port", "0", "--ephemeral"], stdout=subprocess.PIPE,
+    srv = subprocess.Popen([binary, "serve", "--port", "0", "--ephemeral", *extra], stdout=subprocess.PIPE,
                            stderr=subprocess.DEVNULL, env=env, text=True)
     try:
         url = srv.stdout.readline().strip().removeprefix("Listening on ")

@@ -252,6 +252,13 @@ def started_server(world: str | None = None):
     # of an instance's own cannot read: they run as the server's user. Isolation itself is
     # tested in crates/cli/tests/isolation.rs.
     args = [binary, "serve", "--port", "0", "--ephemeral", "--instance-isolation", "none"]
+    # The PostgreSQL pass: each server its own new database on that PostgreSQL server.
+    postgres = os.environ.get("RUNPOOL_CONFORMANCE_POSTGRES")
+    name = None
+    if postgres:
+        name = "conformance_" + uuid.uuid4().hex[:16]
+        subprocess.run(["psql", postgres, "-qc", f"CREATE DATABASE {name}"], check=True)
+        args += ["--database", postgres.rsplit("/", 1)[0] + "/" + name]
     if world is not None:
         world_file = Path(config_dir) / "world.yaml"
         world_file.write_text(world)
@@ -308,6 +315,8 @@ def started_server(world: str | None = None):
             proc.kill()
             proc.wait(timeout=10)
         shutil.rmtree(config_dir, ignore_errors=True)
+        if name:
+            subprocess.run(["psql", postgres, "-qc", f"DROP DATABASE IF EXISTS {name}"])
 
 
 @pytest.fixture(scope="session")

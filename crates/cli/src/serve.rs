@@ -119,21 +119,65 @@ pub async fn run(a: &ServeArgs) -> Result<()> {
             std::env::current_exe()?,
         )?),
     };
-    let runtime = runpool_runtime::start(
-        server.control.clone(),
-        server.endpoint.clone(),
-        logs,
-        pids,
-        kind,
-        Some(server.proxy.ca.bundle()),
-        // This binary itself, whoever the instance runs as: the kernel opens it through the
-        // link, not by its path (which may sit in a directory the instance cannot enter).
-        vec!["/proc/self/exe".into(), "sample-worker".into()],
-    );
+    let control = server.control.clone();
+    let endpoint = server.endpoint.clone();
+    let ca = server.proxy.ca.bundle();
+    let start = move || {
+        runpool_runtime::start(
+            control.clone(),
+            endpoint.clone(),
+            logs.clone(),
+            pids.clone(),
+            kind.clone(),
+            Some(ca.clone()),
+            // This binary itself, whoever the instance runs as: the kernel opens it through the
+            // link, not by its path (which may sit in a directory the instance cannot enter).
+            vec!["/proc/self/exe".into(), "sample-worker".into()],
+        )
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let lease = server.control.runtime_lease()?;
+    let runtime = tokio::spawn(run_instances(start, lease, stopped));
     let served = server.run(runpool_http::shutdown_signal()).await;
     // Every instance stops before the server (and an ephemeral data dir) goes.
-    runtime.shutdown().await;
+    let _ = stop.send(true);
+    let _ = runtime.await;
     drop(server);
     served?;
     Ok(())
+}
+
+/// Run the instances while this server holds the runtime's lease (always, on a store only it
+/// writes): several servers over one database run each instance once, and when the holder
+/// dies another takes the lease and reconciles, starting what the pools want. Stops the
+/// runtime, and returns, when `stopped` turns true.
+async fn run_instances(
+    start: impl Fn() -> runpool_runtime::RuntimeHandle,
+    lease: Option<tokio::sync::watch::Receiver<bool>>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    // Each wait drops the channel's guard before the next await (it is not `Send`).
+    async fn until(rx: &mut tokio::sync::watch::Receiver<bool>, want: bool) -> bool {
+        rx.wait_for(|v| *v == want).await.is_ok()
+    }
+    let Some(mut lease) = lease else {
+        let runtime = start();
+        until(&mut stopped, true).await;
+        return runtime.shutdown().await;
+    };
+    loop {
+        tokio::select! {
+            held = until(&mut lease, true) => if !held { return },
+            _ = until(&mut stopped, true) => return,
+        }
+        tracing::info!("this server holds the runtime lease: it runs the instances");
+        let runtime = start();
+        tokio::select! {
+            _ = until(&mut lease, false) => {
+                tracing::warn!("the runtime lease was lost: stopping the instances");
+                runtime.shutdown().await;
+            }
+            _ = until(&mut stopped, true) => return runtime.shutdown().await,
+        }
+    }
 }

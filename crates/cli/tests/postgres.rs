@@ -156,3 +156,149 @@ fn racing_read_modify_writes_across_three_servers_lose_no_update() {
     // They raced for real: some writes were refused as stale and retried.
     assert!(conflicts.into_inner() > 0, "no write was ever stale");
 }
+
+/// The parent of process `pid` (`/proc/PID/stat` field 4).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn the_instances_run_once_and_another_server_takes_over_when_their_server_is_killed() {
+    let url = database();
+    let mut s = servers(&url, 3);
+    let mark = common::procs::marker("failover");
+    let api = s[1].api();
+    let token = api.token("admin@example.com");
+    let script = format!("echo \"start {mark}\"; while true; do sleep 0.2; done");
+    let (st, op) = api.post(
+        &token,
+        "/v2/projects/demo-project/locations/us-central1/workerPools?workerPoolId=wp",
+        json!({
+            "template": {"containers": [{
+                "image": "us-docker.pkg.dev/cloudrun/container/worker-pool",
+                "command": ["sh", "-c", script],
+            }]},
+            "scaling": {"scalingMode": "MANUAL", "manualInstanceCount": 2},
+        }),
+    );
+    assert_eq!(st, 200, "{op}");
+    let pids: Vec<u32> = s.iter().map(Server::pid).collect();
+    // Exactly the pool's two, all under one server (the lease holder), not two per server.
+    let running = |why: &str| {
+        common::wait::wait_for(why, 30, || {
+            let p = common::procs::procs_with(&mark);
+            let parents: Vec<Option<u32>> = p.iter().map(|&x| parent_of(x)).collect();
+            match parents.first() {
+                Some(Some(first)) if p.len() == 2 && parents.iter().all(|x| *x == Some(*first)) => {
+                    Ok((p, *first))
+                }
+                _ => Err(format!("instances {p:?} under {parents:?}")),
+            }
+        })
+    };
+    let (before, holder) = running("the pool's instances under one server");
+    let holder = pids
+        .iter()
+        .position(|p| *p == holder)
+        .expect("a server runs them");
+    s[holder].kill();
+    let (after, next) = running("the instances back under another server");
+    assert!(
+        after.iter().all(|p| !before.contains(p)),
+        "the killed server's instances died with it: {before:?} then {after:?}"
+    );
+    assert_ne!(next, pids[holder], "another server runs them");
+    // And no more than the pool wants, a moment later.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(common::procs::procs_with(&mark).len(), 2);
+    common::procs::kill_ours(&mark);
+}
+
+#[test]
+fn a_token_revoked_on_one_server_is_refused_on_the_others_at_once() {
+    let url = database();
+    let s = servers(&url, 3);
+    let token = s[0].api().token("admin@example.com");
+    let info = |server: &Server| {
+        server
+            .api()
+            .get_with(None, &format!("/tokeninfo?access_token={token}"))
+            .0
+    };
+    assert_eq!(s.iter().map(info).collect::<Vec<_>>(), [200, 200, 200]);
+    let revoke = |server: &Server| {
+        let r = reqwest::blocking::Client::new()
+            .post(format!("{}/revoke", server.endpoint))
+            .form(&[("token", token.as_str())])
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().unwrap())
+    };
+    assert_eq!(revoke(&s[1]), (200, json!({})));
+    // At once: no waiting for the notification.
+    for server in &s {
+        assert_eq!(info(server), 400);
+        let (st, err) = server.api().get(&token, "/v3/projects/demo-project");
+        assert_eq!(st, 401, "{err}");
+    }
+    assert_eq!(
+        revoke(&s[2]),
+        (
+            400,
+            json!({"error": "invalid_token", "error_description": "Token expired or revoked"})
+        )
+    );
+}
+
+#[test]
+fn every_servers_audit_entries_are_read_through_any_server() {
+    let url = database();
+    let s = servers(&url, 3);
+    // Each of three callers is refused by a server of its own.
+    for (i, server) in s.iter().enumerate() {
+        let api = server.api();
+        let caller = api.token(&format!("caller-{i}@example.com"));
+        assert_eq!(api.get(&caller, "/v3/projects/demo-project").0, 403);
+    }
+    // One server's Cloud Logging lists all three refusals (the writers are asynchronous).
+    let api = s[0].api();
+    let admin = api.token("admin@example.com");
+    let callers = common::wait::wait_for("every server's audit entries", 15, || {
+        let (st, body) = api.post(
+            &admin,
+            "/v2/entries:list",
+            json!({"resourceNames": ["projects/demo-project"], "pageSize": 100}),
+        );
+        assert_eq!(st, 200, "{body}");
+        let mut callers: Vec<String> = body["entries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| e["protoPayload"]["authenticationInfo"]["principalEmail"].as_str())
+            .filter(|p| p.starts_with("caller-"))
+            .map(String::from)
+            .collect();
+        callers.sort();
+        callers.dedup();
+        if callers.len() == 3 {
+            Ok(callers)
+        } else {
+            Err(format!("{callers:?}"))
+        }
+    });
+    assert_eq!(
+        callers,
+        [
+            "caller-0@example.com",
+            "caller-1@example.com",
+            "caller-2@example.com"
+        ]
+    );
+}

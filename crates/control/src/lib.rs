@@ -189,6 +189,16 @@ impl Control {
         self.apply_logged(&mut store, others)
     }
 
+    /// The runtime's lease over a shared store (see `Backend::lease`); `None` where this
+    /// server always runs the instances.
+    pub fn runtime_lease(&self) -> Result<Option<tokio::sync::watch::Receiver<bool>>> {
+        self.store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .backend
+            .lease()
+    }
+
     /// Whether other servers write the store too.
     pub fn is_shared(&self) -> bool {
         self.shared

@@ -328,10 +328,13 @@ impl Server {
         control.set_image_store(runpool_artifacts::images::ImageStore::open(
             dir.join("images"),
         )?);
-        control.set_audit_log(
-            runpool_control::intelligence::audit::AuditLog::open(&dir.join("audit.db"))
-                .map_err(io_err)?,
-        );
+        // Over a shared database the audit log is there too, so the recommender reads every
+        // server's traffic.
+        let audit = match &opts.database {
+            Some(url) => runpool_control::intelligence::audit::AuditLog::open_postgres(url),
+            None => runpool_control::intelligence::audit::AuditLog::open(&dir.join("audit.db")),
+        };
+        control.set_audit_log(audit.map_err(io_err)?);
         control.set_enforcement(opts.enforcement);
         if opts.enforcement != runpool_control::intelligence::audit::Enforcement::Strict {
             tracing::warn!(mode = ?opts.enforcement, "IAM enforcement is not strict: denials are let through");

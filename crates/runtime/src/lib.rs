@@ -62,6 +62,7 @@ struct Instance {
 }
 
 /// How instances run.
+#[derive(Clone)]
 pub enum Runtime {
     /// As host processes (the default); `isolated`: each as a user of its own, when the
     /// server is root (see [`isolation`]).
@@ -718,11 +719,16 @@ impl Supervisor {
             .stderr(std::process::Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        // SAFETY: umask is async-signal-safe and touches nothing but the child's own mask.
-        // The server keeps its own files private (umask 077); an instance gets the usual 022.
+        // SAFETY: umask and prctl are async-signal-safe and touch nothing but the child's
+        // own mask and death signal. The server keeps its own files private (umask 077); an
+        // instance gets the usual 022. An instance dies with its server, even one killed by
+        // SIGKILL, as a container dies with its node: over a shared database another server
+        // then takes the runtime's lease and starts the pools' instances afresh, so none runs
+        // twice. (std runs this after the child's setuid, which would clear the setting.)
         unsafe {
             cmd.pre_exec(|| {
                 libc::umask(0o022);
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 Ok(())
             });
         }

@@ -65,6 +65,7 @@ const CAPABILITIES: &[&str] = &[
 ];
 
 /// The programs the OCI runtime drives.
+#[derive(Clone)]
 pub struct Tools {
     runc: PathBuf,
     ip: PathBuf,
@@ -105,6 +106,7 @@ fn which(name: &str) -> Option<PathBuf> {
 }
 
 /// Runs instances as containers.
+#[derive(Clone)]
 pub struct Oci {
     tools: Tools,
     /// `DATA_DIR/oci`

@@ -47,6 +47,14 @@ pub fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// A storage failure as the token endpoint says it.
+fn server_error(e: Error) -> OAuthError {
+    OAuthError {
+        error: "server_error",
+        error_description: e.message,
+    }
+}
+
 /// Where a shared store keeps the admin credential every server over it accepts.
 const ADMIN_CREDENTIAL_SETTING: &str = "admin_credential";
 
@@ -418,19 +426,33 @@ impl Control {
 
     /// The OAuth `refresh_token` grant.
     pub fn refresh(&self, refresh_token: &str) -> std::result::Result<TokenResponse, OAuthError> {
+        self.catch_up().map_err(server_error)?;
         let record = self.read().tokens.get(&hash(refresh_token)).cloned();
         match record {
             Some(r) if r.kind == TokenKind::Refresh && r.expires > now() => self
                 .issue_access(&r.member, ACCESS_TOKEN_SECONDS, None, false, None)
-                .map_err(|e| OAuthError {
-                    error: "server_error",
-                    error_description: e.message,
-                }),
+                .map_err(server_error),
             _ => Err(OAuthError {
                 error: "invalid_grant",
                 error_description: "Token has been expired or revoked.".to_string(),
             }),
         }
+    }
+
+    /// Google's `oauth2.googleapis.com/revoke`: the access or refresh token is no longer
+    /// accepted, by any server over the store.
+    pub fn revoke(&self, token: &str) -> std::result::Result<(), OAuthError> {
+        let h = hash(token);
+        let revoked = self
+            .write(|st| match st.tokens.contains_key(&h) {
+                true => Ok((vec![Change::Token(h.clone(), None)], true)),
+                false => Ok((vec![], false)),
+            })
+            .map_err(server_error)?;
+        revoked.then_some(()).ok_or_else(|| OAuthError {
+            error: "invalid_token",
+            error_description: "Token expired or revoked".to_string(),
+        })
     }
 
     /// The OAuth JWT-bearer grant: an assertion signed by a key of the account, for an access
@@ -481,6 +503,10 @@ impl Control {
 
     /// For `tokeninfo`: the member and remaining seconds of a live opaque access token.
     pub fn token_info(&self, token: &str) -> Option<(String, i64)> {
+        if let Err(e) = self.catch_up() {
+            tracing::warn!(error = %e, "tokeninfo cannot catch up with the database");
+            return None;
+        }
         let r = self.read().tokens.get(&hash(token)).cloned()?;
         let left = r.expires - now();
         (r.kind == TokenKind::Access
@@ -492,6 +518,9 @@ impl Control {
     /// Authenticate a request's bearer token: an opaque token Runpool issued, or a JWT
     /// self-signed by a service account key.
     pub fn authenticate(&self, bearer: Option<&str>) -> Result<Caller> {
+        // Over a shared database, what any server acknowledged (a revoked token, a deleted
+        // key) is seen before the token is judged.
+        self.catch_up()?;
         let token = bearer
             .map(str::trim)
             .filter(|t| !t.is_empty())

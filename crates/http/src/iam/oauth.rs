@@ -17,6 +17,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/token", post(token))
         .route("/oauth2/v4/token", post(token))
+        .route("/revoke", post(revoke))
         .route("/tokeninfo", get(tokeninfo).post(tokeninfo))
         .route("/oauth2/v3/tokeninfo", get(tokeninfo).post(tokeninfo))
         .route("/oauth2/v3/certs", get(jwks))
@@ -81,6 +82,21 @@ async fn token(State(s): State<AppState>, body: axum::body::Bytes) -> Response {
             axum::Json(json!({ "id_token": t.id_token })).into_response()
         }
         Ok(t) => axum::Json(t).into_response(),
+        Err(e) => oauth_error(e),
+    }
+}
+
+/// `POST /revoke?token=` (or `token` in the form), as Google's libraries call it: `{}`, or
+/// 400 `invalid_token` for a token that is not live.
+async fn revoke(State(s): State<AppState>, p: Params, body: axum::body::Bytes) -> Response {
+    let form = token_params(&body);
+    let token = form
+        .iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| p.str("token"));
+    match s.control.revoke(token) {
+        Ok(()) => axum::Json(json!({})).into_response(),
         Err(e) => oauth_error(e),
     }
 }

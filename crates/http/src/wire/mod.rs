@@ -115,9 +115,6 @@ pub struct Auth(pub Caller);
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        // Over a shared database, what any server acknowledged is seen before answering
-        // (a revoked token included).
-        state.control.catch_up()?;
         let caller = state.control.authenticate(bearer(&parts.headers))?;
         if let Some(op) = parts.extensions.get::<&'static operation::Op>()
             && let Some(project) = consumer(parts)

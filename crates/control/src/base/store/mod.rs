@@ -72,6 +72,12 @@ pub trait Backend: Send {
     fn shared(&self) -> bool {
         false
     }
+    /// The lease that one server of those sharing the store holds at a time (the one that
+    /// runs the instances): a channel that is `true` while this server holds it. `None` for a
+    /// store only this process writes, whose server always holds it.
+    fn lease(&mut self) -> Result<Option<tokio::sync::watch::Receiver<bool>>> {
+        Ok(None)
+    }
     /// A channel that hears of every batch another server commits, for a store that others
     /// write (`None` for one only this process writes).
     fn subscribe(&mut self) -> Result<Option<std::sync::mpsc::Receiver<u64>>> {

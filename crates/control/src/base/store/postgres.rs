@@ -41,10 +41,35 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE TABLE runpool_version (version BIGINT NOT NULL);
      INSERT INTO runpool_version VALUES (0);",
+    // 2: the audit log and the permission usage every server records (see
+    // `intelligence::audit`, which writes them).
+    "CREATE TABLE runpool_audit_entries (
+        id      BIGSERIAL PRIMARY KEY,
+        time    TEXT NOT NULL,
+        project TEXT NOT NULL,
+        entry   TEXT NOT NULL
+     );
+     CREATE INDEX runpool_audit_entries_project ON runpool_audit_entries (project, id);
+     CREATE TABLE runpool_usage (
+        principal    TEXT NOT NULL,
+        permission   TEXT NOT NULL,
+        resource     TEXT NOT NULL,
+        workload     TEXT NOT NULL,
+        last_granted TEXT,
+        last_soft    TEXT,
+        uses         BIGINT NOT NULL,
+        PRIMARY KEY (principal, permission, resource, workload)
+     );",
 ];
 
 /// `pg_advisory_lock` key for migrations ("RPL1", as SQLite's application id).
 const MIGRATION_LOCK: i64 = 0x5250_4C31;
+
+/// `pg_advisory_lock` key of the runtime's lease ("RPL2").
+const RUNTIME_LEASE: i64 = 0x5250_4C32;
+
+/// How often a server without the lease asks for it, and one with it checks its connection.
+const LEASE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The channel commits are announced on; the payload is the new version.
 const CHANNEL: &str = "runpool";
@@ -303,6 +328,55 @@ impl Backend for PostgresStore {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    /// A session advisory lock on a connection of its own: PostgreSQL releases it the moment
+    /// that connection ends, so when the holding server dies (even by `kill -9`) another
+    /// takes the lease within [`LEASE_POLL`]. A holder whose connection fails stops holding
+    /// it before trying again.
+    fn lease(&mut self) -> Result<Option<tokio::sync::watch::Receiver<bool>>> {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let url = self.url.clone();
+        std::thread::Builder::new()
+            .name("runpool-postgres-lease".into())
+            .spawn(move || {
+                let mut client: Option<Client> = None;
+                loop {
+                    if tx.is_closed() {
+                        return;
+                    }
+                    let c = match client.as_mut() {
+                        Some(c) => c,
+                        None => match Client::connect(&url, NoTls) {
+                            Ok(c) => client.insert(c),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "the runtime lease cannot reach the database");
+                                std::thread::sleep(LEASE_POLL);
+                                continue;
+                            }
+                        },
+                    };
+                    let asked = if *tx.borrow() {
+                        c.batch_execute("SELECT 1").map(|_| true)
+                    } else {
+                        c.query_one("SELECT pg_try_advisory_lock($1)", &[&RUNTIME_LEASE])
+                            .map(|r| r.get::<_, bool>(0))
+                    };
+                    match asked {
+                        Ok(held) => {
+                            tx.send_if_modified(|h| std::mem::replace(h, held) != held);
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the runtime lease's connection failed");
+                            client = None;
+                            tx.send_if_modified(|h| std::mem::replace(h, false));
+                        }
+                    }
+                    std::thread::sleep(LEASE_POLL);
+                }
+            })
+            .map_err(|e| Error::internal(format!("cannot start the lease thread: {e}")))?;
+        Ok(Some(rx))
     }
 
     /// A connection of its own that `LISTEN`s; it reconnects after a failure, and stops

@@ -1,8 +1,10 @@
 //! The audit log: every API call an authenticated principal makes becomes a Cloud Audit Log
 //! entry (`protoPayload` an `AuditLog`: service, method, resource, principal, each
 //! authorization decision with its outcome, status). Recording is a channel send on the
-//! request path; a writer thread batches entries into their own SQLite file and keeps a
-//! bounded history. Cloud Logging's `entries:list` reads them back.
+//! request path; a writer thread batches entries into their own SQLite file ([`sqlite`]), or
+//! into the PostgreSQL database several servers share ([`postgres`], so the recommender sees
+//! every server's traffic), and keeps a bounded history. Cloud Logging's `entries:list` reads
+//! them back, through the same thread, so a read comes after every record sent before it.
 //!
 //! No record is dropped: when the writer falls behind, senders wait for room (backpressure),
 //! and a write's own record is committed before the write is answered (the caller awaits
@@ -14,10 +16,12 @@
 //! allowed and marked in the entry (`granted: false` with `runpoolEnforcement: "soft"`), so
 //! a team can learn what a workload needs before enforcing it.
 
+mod postgres;
+mod sqlite;
+
 use crate::base::error::Result;
-use rusqlite::{Connection, params};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -201,7 +205,27 @@ const QUEUE: usize = 4_096;
 /// How long the writer lets records gather after a batch of reads.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
 
-/// The audit store: a writer thread behind a bounded channel, and a read connection.
+/// Where the log is kept. The writer thread owns it: writes, pruning and reads all run there,
+/// in the order they were sent.
+trait Db: Send {
+    /// Commit `batch` (each entry numbered after the newest, and its uses), and keep the
+    /// newest [`RETENTION_ENTRIES`]; `durable`: on disk when this returns.
+    fn write(&mut self, batch: &[Record], durable: bool) -> Result<()>;
+    /// Drop usage whose last use is before `cutoff` (a [`stamp`]).
+    fn prune(&mut self, cutoff: &str) -> Result<()>;
+    /// Every use last made at or after `since` (a [`stamp`]).
+    fn usage(&mut self, since: &str) -> Result<Vec<Usage>>;
+    /// Up to `n` entries of `project` past entry `from` (none: from the end it starts at),
+    /// newest first or oldest first: `(id, time, entry)`.
+    fn page(
+        &mut self,
+        project: &str,
+        from: Option<i64>,
+        newest_first: bool,
+        n: i64,
+    ) -> Result<Vec<(i64, String, String)>>;
+}
+
 /// What the writer thread is sent.
 enum Msg {
     /// A record, and whom to tell once it is committed (boxed: the channel's buffer is
@@ -209,47 +233,20 @@ enum Msg {
     Record(Box<Record>, Option<tokio::sync::oneshot::Sender<()>>),
     /// Answer once everything sent before is written.
     Flush(SyncSender<()>),
+    /// A read, run after everything sent before is written.
+    Ask(Ask),
 }
 
+/// A read the writer runs on its store.
+type Ask = Box<dyn FnOnce(&mut dyn Db) + Send>;
+
+/// The audit store: a writer thread behind a bounded channel.
 pub struct AuditLog {
     tx: SyncSender<Msg>,
-    path: PathBuf,
     /// Records whose commit failed.
     lost: Arc<AtomicU64>,
     /// Records committed.
     written: Arc<AtomicU64>,
-}
-
-fn open(path: &Path) -> Result<Connection> {
-    let c = Connection::open(path)?;
-    c.pragma_update(None, "journal_mode", "WAL")?;
-    // WAL with NORMAL survives a crash of the process; batches holding the record of a change
-    // are committed with FULL (see `writer`).
-    c.pragma_update(None, "synchronous", "NORMAL")?;
-    c.busy_timeout(std::time::Duration::from_secs(5))?;
-    c.execute_batch(
-        "CREATE TABLE IF NOT EXISTS entries (
-            id INTEGER PRIMARY KEY,
-            time TEXT NOT NULL,
-            project TEXT NOT NULL,
-            entry TEXT NOT NULL
-         );
-         CREATE INDEX IF NOT EXISTS entries_project ON entries (project, id);
-         -- What each principal exercised, where, and for which worker pool: the recommender's
-         -- input, kept as one row per distinct use so that it costs the same whatever the
-         -- number of entries, and outlives the entries' retention.
-         CREATE TABLE IF NOT EXISTS usage (
-            principal TEXT NOT NULL,
-            permission TEXT NOT NULL,
-            resource TEXT NOT NULL,
-            workload TEXT NOT NULL,
-            last_granted TEXT,
-            last_soft TEXT,
-            uses INTEGER NOT NULL,
-            PRIMARY KEY (principal, permission, resource, workload)
-         ) WITHOUT ROWID;",
-    )?;
-    Ok(c)
 }
 
 /// One distinct use of a permission, as the recommender reads it.
@@ -291,27 +288,38 @@ fn used_resource(d: &Decision) -> String {
     }
 }
 
-fn record_usage(ins: &mut rusqlite::CachedStatement<'_>, r: &Record) -> rusqlite::Result<()> {
+/// One use to record: principal, permission, resource, workload, and the stamp of the use
+/// as granted or as let through by soft enforcement.
+type Use = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+/// The uses of permissions a record holds: its granted (or soft-allowed) decisions.
+fn uses(r: &Record) -> impl Iterator<Item = Use> + '_ {
     let t = stamp(&r.time);
-    for d in &r.decisions {
-        if !d.granted && !d.soft {
-            continue;
-        }
-        let (granted, soft) = if d.granted {
-            (Some(&t), None)
-        } else {
-            (None, Some(&t))
-        };
-        ins.execute(params![
-            r.principal_email,
-            d.permission,
-            used_resource(d),
-            r.workload.as_deref().unwrap_or_default(),
-            granted,
-            soft
-        ])?;
-    }
-    Ok(())
+    r.decisions
+        .iter()
+        .filter(|d| d.granted || d.soft)
+        .map(move |d| {
+            let (granted, soft) = if d.granted {
+                (Some(t.clone()), None)
+            } else {
+                (None, Some(t.clone()))
+            };
+            (
+                r.principal_email.clone(),
+                d.permission.clone(),
+                used_resource(d),
+                r.workload.clone().unwrap_or_default(),
+                granted,
+                soft,
+            )
+        })
 }
 
 /// Drop usage nobody will read again: rows whose last use is older than the recommender's
@@ -320,12 +328,9 @@ fn record_usage(ins: &mut rusqlite::CachedStatement<'_>, r: &Record) -> rusqlite
 /// permissions used in the last 90 days.
 pub const OBSERVATION_DAYS: i64 = 90;
 
-fn prune_usage(conn: &Connection) {
+fn prune_usage(db: &mut dyn Db) {
     let cutoff = stamp(&(chrono::Utc::now() - chrono::Duration::days(OBSERVATION_DAYS)));
-    if let Err(e) = conn.execute(
-        "DELETE FROM usage WHERE COALESCE(last_granted, '') < ?1 AND COALESCE(last_soft, '') < ?1",
-        params![cutoff],
-    ) {
+    if let Err(e) = db.prune(&cutoff) {
         tracing::warn!(error = %e, "audit usage pruning failed");
     }
 }
@@ -333,18 +338,18 @@ fn prune_usage(conn: &Connection) {
 /// How often the writer prunes usage.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
-fn writer(conn: Connection, rx: Receiver<Msg>, lost: Arc<AtomicU64>, written: Arc<AtomicU64>) {
-    let mut conn = conn;
-    prune_usage(&conn);
+fn writer(mut db: Box<dyn Db>, rx: Receiver<Msg>, lost: Arc<AtomicU64>, written: Arc<AtomicU64>) {
+    prune_usage(db.as_mut());
     let mut pruned = std::time::Instant::now();
     while let Ok(first) = rx.recv() {
         if pruned.elapsed() > PRUNE_EVERY {
-            prune_usage(&conn);
+            prune_usage(db.as_mut());
             pruned = std::time::Instant::now();
         }
         let mut batch = vec![];
         let mut acks = vec![];
         let mut flushes = vec![];
+        let mut asks = vec![];
         let mut next = Some(first);
         while let Some(m) = next.take() {
             match m {
@@ -353,6 +358,12 @@ fn writer(conn: Connection, rx: Receiver<Msg>, lost: Arc<AtomicU64>, written: Ar
                     acks.extend(ack);
                 }
                 Msg::Flush(done) => flushes.push(done),
+                // A read waits for what came before it; what comes after it waits for the
+                // next batch.
+                Msg::Ask(ask) => {
+                    asks.push(ask);
+                    break;
+                }
             }
             if batch.len() < 1024 {
                 next = rx.try_recv().ok();
@@ -362,35 +373,11 @@ fn writer(conn: Connection, rx: Receiver<Msg>, lost: Arc<AtomicU64>, written: Ar
         // disk when the commit returns (one sync per batch, not per record). Reads need not
         // outlive a power cut.
         let durable = batch.iter().any(|r| r.activity);
-        let result: rusqlite::Result<()> = (|| {
-            conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })?;
-            let tx = conn.transaction()?;
-            {
-                let mut ins = tx.prepare_cached(
-                    "INSERT INTO entries (time, project, entry) VALUES (?1, ?2, ?3)",
-                )?;
-                let mut used = tx.prepare_cached(
-                    "INSERT INTO usage VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)
-                     ON CONFLICT DO UPDATE SET
-                       last_granted = COALESCE(excluded.last_granted, last_granted),
-                       last_soft = COALESCE(excluded.last_soft, last_soft),
-                       uses = uses + 1",
-                )?;
-                let mut id_base: i64 =
-                    tx.query_row("SELECT COALESCE(MAX(id), 0) FROM entries", [], |r| r.get(0))?;
-                for r in &batch {
-                    id_base += 1;
-                    let e = r.entry(&format!("{id_base:016x}"));
-                    ins.execute(params![r.time.to_rfc3339(), r.project, e.to_string()])?;
-                    record_usage(&mut used, r)?;
-                }
-                tx.execute(
-                    "DELETE FROM entries WHERE id <= ?1",
-                    params![id_base - RETENTION_ENTRIES],
-                )?;
-            }
-            tx.commit()
-        })();
+        let result = if batch.is_empty() {
+            Ok(())
+        } else {
+            db.write(&batch, durable)
+        };
         match result {
             Ok(()) => {
                 written.fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -407,11 +394,14 @@ fn writer(conn: Connection, rx: Receiver<Msg>, lost: Arc<AtomicU64>, written: Ar
         for done in flushes {
             let _ = done.send(());
         }
+        for ask in asks {
+            ask(db.as_mut());
+        }
         // After reads, let records gather before the next batch: a sender that finds the
         // writer parked in `recv` pays for waking it, one that finds it busy or asleep pays
         // only for the send. After a change's record, straight back: a write waits for its
         // record, and a sleep here would be its latency.
-        if !durable {
+        if !durable && !batch.is_empty() {
             std::thread::sleep(GATHER);
         }
     }
@@ -420,21 +410,52 @@ fn writer(conn: Connection, rx: Receiver<Msg>, lost: Arc<AtomicU64>, written: Ar
 impl AuditLog {
     /// Open (or create) `audit.db` at `path` and start its writer thread.
     pub fn open(path: &Path) -> Result<AuditLog> {
-        let conn = open(path)?;
+        AuditLog::start(Box::new(sqlite::Sqlite::open(path)?))
+    }
+
+    /// The audit log in the PostgreSQL database at `url`, shared by every server over it
+    /// (its tables come with the store's schema).
+    pub fn open_postgres(url: &str) -> Result<AuditLog> {
+        // Connected on the writer's own thread: the driver runs a runtime of its own.
+        let (opened, ready) = sync_channel(1);
+        let url = url.to_string();
+        AuditLog::start_with(move || match postgres::Postgres::open(&url) {
+            Ok(db) => {
+                let _ = opened.send(Ok(()));
+                Some(Box::new(db) as Box<dyn Db>)
+            }
+            Err(e) => {
+                let _ = opened.send(Err(e));
+                None
+            }
+        })
+        .and_then(|log| {
+            ready
+                .recv()
+                .map_err(|_| crate::Error::internal("the audit writer stopped"))??;
+            Ok(log)
+        })
+    }
+
+    fn start(db: Box<dyn Db>) -> Result<AuditLog> {
+        AuditLog::start_with(move || Some(db))
+    }
+
+    /// Start the writer thread on the store `db` makes there.
+    fn start_with(db: impl FnOnce() -> Option<Box<dyn Db>> + Send + 'static) -> Result<AuditLog> {
         let (tx, rx) = sync_channel(QUEUE);
         let lost = Arc::new(AtomicU64::new(0));
         let written = Arc::new(AtomicU64::new(0));
         let (l, w) = (lost.clone(), written.clone());
         std::thread::Builder::new()
             .name("runpool-audit".into())
-            .spawn(move || writer(conn, rx, l, w))
+            .spawn(move || {
+                if let Some(db) = db() {
+                    writer(db, rx, l, w)
+                }
+            })
             .map_err(|e| crate::Error::internal(format!("audit writer: {e}")))?;
-        Ok(AuditLog {
-            tx,
-            path: path.to_path_buf(),
-            lost,
-            written,
-        })
+        Ok(AuditLog { tx, lost, written })
     }
 
     /// Hand a record to the writer. When its queue is full this waits for room rather than
@@ -496,25 +517,21 @@ impl AuditLog {
     /// Every distinct use of a permission since `since` (granted, or let through by soft
     /// enforcement), however many entries recorded it.
     pub fn usage(&self, since: chrono::DateTime<chrono::Utc>) -> Result<Vec<Usage>> {
-        self.flush();
-        let conn = Connection::open(&self.path)?;
         let since = stamp(&since);
-        let mut stmt = conn.prepare(
-            "SELECT principal, permission, resource, workload,
-                    COALESCE(last_granted >= ?1, 0), COALESCE(last_soft >= ?1, 0)
-             FROM usage WHERE last_granted >= ?1 OR last_soft >= ?1",
-        )?;
-        let rows = stmt.query_map(params![since], |r| {
-            Ok(Usage {
-                principal: r.get(0)?,
-                permission: r.get(1)?,
-                resource: r.get(2)?,
-                workload: r.get(3)?,
-                granted: r.get(4)?,
-                soft: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.ask(move |db| db.usage(&since))
+    }
+
+    /// Run `f` on the writer's store after everything sent before, and wait for its answer.
+    fn ask<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn Db) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = sync_channel(1);
+        self.send(Msg::Ask(Box::new(move |db| {
+            let _ = tx.send(f(db));
+        })));
+        rx.recv()
+            .map_err(|_| crate::Error::internal("the audit writer has stopped"))?
     }
 
     /// Wait until every record sent so far is written, so a read sees the calls that came
@@ -536,34 +553,38 @@ impl AuditLog {
         newest_first: bool,
         keep: impl Fn(&Value) -> bool,
     ) -> Result<Vec<Value>> {
-        let conn = Connection::open(&self.path)?;
-        let order = if newest_first { "DESC" } else { "ASC" };
-        let mut stmt = conn.prepare(&format!(
-            "SELECT time, entry FROM entries WHERE project = ?1 ORDER BY id {order}"
-        ))?;
-        let mut rows = stmt.query(params![project])?;
         let mut out = vec![];
-        while let Some(row) = rows.next()? {
-            let time: String = row.get(0)?;
-            if let (Some(s), Ok(t)) = (since, chrono::DateTime::parse_from_rfc3339(&time))
-                && t < s
-            {
-                if newest_first {
-                    break;
+        let mut from = None;
+        loop {
+            let project = project.to_string();
+            let rows = self.ask(move |db| db.page(&project, from, newest_first, PAGE))?;
+            for (_, time, entry) in &rows {
+                if let (Some(s), Ok(t)) = (since, chrono::DateTime::parse_from_rfc3339(time))
+                    && t < s
+                {
+                    if newest_first {
+                        return Ok(out);
+                    }
+                    continue;
                 }
-                continue;
+                let e: Value = serde_json::from_str(entry).unwrap_or_default();
+                if keep(&e) {
+                    out.push(e);
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
+                }
             }
-            let e: Value = serde_json::from_str(&row.get::<_, String>(1)?).unwrap_or_default();
-            if keep(&e) {
-                out.push(e);
-                if out.len() >= limit {
-                    break;
-                }
+            match rows.last() {
+                Some((id, ..)) if rows.len() as i64 == PAGE => from = Some(*id),
+                _ => return Ok(out),
             }
         }
-        Ok(out)
     }
 }
+
+/// Entries read from the store at a time.
+const PAGE: i64 = 500;
 
 #[cfg(test)]
 mod tests {
