@@ -60,7 +60,7 @@ def reads(binary, base):
             threads = [threading.Thread(target=load, args=(i,)) for i in range(n)]
             [t.start() for t in threads]; [t.join() for t in threads]
             rps = [float(re.search(r"Requests/sec:\s+(\S+)", o).group(1)) for o in outs]
-            p50 = [re.search(r"50%\s+(\S+)", o).group(1) for o in outs]
+            p50 = [re.search(r"^\s+50%\s+(\S+)", o, re.M).group(1) for o in outs]
             print(f"  {n} server{'s' if n > 1 else ''} over PostgreSQL: {sum(rps):.0f} req/s in all "
                   f"(each: {', '.join(f'{r:.0f}' for r in rps)}; p50 {', '.join(p50)})")
     with servers(binary, 1, None) as srv:
@@ -69,8 +69,9 @@ def reads(binary, base):
              {"template": {"containers": [{"image": "img", "command": ["/w"]}]}})
         o = subprocess.run(["wrk", "-t1", "-c8", "-d6s", "--latency", "-H", f"Authorization: Bearer {token}",
                             f"{url}{POOLS}/r"], capture_output=True, text=True).stdout
-        print(f"  1 server on SQLite: {float(re.search(r'Requests/sec:\s+(\S+)', o).group(1)):.0f} req/s "
-              f"(p50 {re.search(r'50%\s+(\S+)', o).group(1)})")
+        rps = float(re.search(r"Requests/sec:\s+(\S+)", o).group(1))
+        p50 = re.search(r"50%\s+(\S+)", o).group(1)
+        print(f"  1 server on SQLite: {rps:.0f} req/s (p50 {p50})")
 
 
 def writes(binary, base, n=200):

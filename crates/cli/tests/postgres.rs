@@ -302,3 +302,35 @@ fn every_servers_audit_entries_are_read_through_any_server() {
         ]
     );
 }
+
+#[test]
+fn a_console_sign_in_code_from_one_server_is_redeemed_once_on_another() {
+    let url = database();
+    let s = servers(&url, 2);
+    let api = s[0].api();
+    let alice = api.token("alice@example.com");
+    let (st, code) = api.post(&alice, "/runpool/v1/console/codes", json!({}));
+    assert_eq!(st, 200, "{code}");
+    let redeem = |server: &Server| {
+        server.api().post(
+            "",
+            "/runpool/v1/console/sessions",
+            json!({"code": code["code"]}),
+        )
+    };
+    let (st, session) = redeem(&s[1]);
+    assert_eq!(st, 200, "{session}");
+    assert_eq!(session["principal"], "user:alice@example.com");
+    let token = session["access_token"].as_str().unwrap();
+    assert_eq!(
+        s[0].api()
+            .get_with(None, &format!("/tokeninfo?access_token={token}"))
+            .0,
+        200,
+        "the session works on the server that issued the code too"
+    );
+    for server in &s {
+        let (st, err) = redeem(server);
+        assert_eq!((st, &err["error"]), (400, &json!("invalid_grant")), "once");
+    }
+}

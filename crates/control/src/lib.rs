@@ -33,7 +33,7 @@ use arc_swap::ArcSwap;
 pub use base::error::{self, Code, Error, Result};
 use base::state::{Change, State};
 use base::store::Backend;
-use iam::{denypolicies, signin};
+use iam::denypolicies;
 use intelligence::audit;
 use runpool_authz as authz;
 use std::sync::{Arc, Mutex, RwLock};
@@ -89,8 +89,6 @@ pub struct Control {
     images: std::sync::OnceLock<runpool_artifacts::images::ImageStore>,
     enforcement: std::sync::OnceLock<audit::Enforcement>,
     audit: std::sync::OnceLock<audit::AuditLog>,
-    /// Pending one-time sign-in codes (`runpool console`).
-    signin_codes: Mutex<signin::Codes>,
     /// Bumped after every committed mutation, for whoever reconciles against the state
     /// (the runtime).
     changes: tokio::sync::watch::Sender<u64>,
@@ -134,7 +132,6 @@ impl Control {
             images: std::sync::OnceLock::new(),
             enforcement: std::sync::OnceLock::new(),
             audit: std::sync::OnceLock::new(),
-            signin_codes: Mutex::new(Default::default()),
         })
     }
 

@@ -398,7 +398,11 @@ impl Server {
     /// What the API port serves: every API, and the proxy for Google's host names. The OCI
     /// runtime serves it inside each instance's network namespace too.
     pub fn app(&self) -> Router {
-        proxy::serving(router(self.control.clone()), self.proxy.clone())
+        let api = router(self.control.clone()).merge(run::kubernetes::router(
+            self.control.clone(),
+            self.proxy.clone(),
+        ));
+        proxy::serving(api, self.proxy.clone())
     }
 
     /// Serve until `shutdown` completes.

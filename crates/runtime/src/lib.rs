@@ -600,10 +600,7 @@ impl Supervisor {
             ),
         };
         let md = metadata::router(self.control.clone(), identity);
-        let vars = [
-            ("CLOUD_RUN_WORKER_POOL", pool.id.clone()),
-            ("CLOUD_RUN_REVISION", rev.revision.clone()),
-        ];
+        let vars = rev.cloud_run_env(pool);
         let (mut child, servers, container, user) = match launch {
             Launch::Process(argv) => {
                 let user = self

@@ -35,6 +35,19 @@ pub struct TokenRecord {
     pub workload: Option<String>,
 }
 
+/// A one-time sign-in code waiting for its use (`runpool console`), kept by its SHA-256 so
+/// that whichever server the browser reaches redeems it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SigninCode {
+    pub member: String,
+    /// The session it opens may mint simulated users' tokens (it carries the admin
+    /// credential).
+    #[serde(default)]
+    pub admin: bool,
+    /// Unix seconds.
+    pub expires: i64,
+}
+
 /// A service account key (or the server's own ID-token key, `account` empty). User-managed
 /// keys keep only their public half; keys the server signs with keep their private key.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -113,6 +126,7 @@ pub struct State {
     pub revisions: BTreeMap<String, Revision>,
     /// sha256 hex → record
     pub tokens: HashMap<String, TokenRecord>,
+    pub signin_codes: HashMap<String, SigninCode>,
     pub operations: HashMap<String, Operation>,
     pub settings: BTreeMap<String, String>,
     /// The services enabled on each project: `projects/NUMBER/services/NAME`.
@@ -148,6 +162,7 @@ pub enum Change {
     WorkerPool(String, Option<WorkerPool>),
     Revision(String, Option<Revision>),
     Token(String, Option<TokenRecord>),
+    SigninCode(String, Option<SigninCode>),
     Operation(Operation),
     OperationDeleted(String),
     Setting(String, String),
@@ -211,6 +226,11 @@ impl Change {
                 key: n.clone(),
             },
             Change::Token(h, Some(t)) => put("token", h, json(t)),
+            Change::SigninCode(h, Some(c)) => put("signin_code", h, json(c)),
+            Change::SigninCode(h, None) => Write::Delete {
+                kind: "signin_code",
+                key: h.clone(),
+            },
             Change::Token(h, None) => Write::Delete {
                 kind: "token",
                 key: h.clone(),
@@ -266,6 +286,7 @@ impl Change {
                 "worker_pool" => Change::WorkerPool(key, None),
                 "revision" => Change::Revision(key, None),
                 "token" => Change::Token(key, None),
+                "signin_code" => Change::SigninCode(key, None),
                 "operation" => Change::OperationDeleted(key),
                 "tag_key" => Change::TagKey(key, None),
                 "tag_value" => Change::TagValue(key, None),
@@ -302,6 +323,7 @@ impl Change {
             "worker_pool" => Change::WorkerPool(row.key.clone(), Some(parse(row)?)),
             "revision" => Change::Revision(row.key.clone(), Some(parse(row)?)),
             "token" => Change::Token(row.key.clone(), Some(parse(row)?)),
+            "signin_code" => Change::SigninCode(row.key.clone(), Some(parse(row)?)),
             "operation" => Change::Operation(parse(row)?),
             "setting" => Change::Setting(row.key.clone(), row.value.clone()),
             "recommendation" => Change::Recommendation(row.key.clone(), parse(row)?),
@@ -411,6 +433,14 @@ impl State {
                 }
                 None => {
                     self.tokens.remove(&h);
+                }
+            },
+            Change::SigninCode(h, c) => match c {
+                Some(c) => {
+                    self.signin_codes.insert(h, c);
+                }
+                None => {
+                    self.signin_codes.remove(&h);
                 }
             },
             Change::Operation(o) => {

@@ -3,28 +3,19 @@
 //! An authenticated caller asks for a code (good for [`CODE_SECONDS`], once); whoever presents
 //! it gets a fresh session (access and refresh token) of that same principal, and nothing more.
 //! A caller that also proves it holds the server's admin credential may attach it, so that the
-//! session can mint simulated users' tokens as `runpool auth login` does. Codes live in memory
-//! only (a restart forgets them), kept as SHA-256 hashes.
+//! session can mint simulated users' tokens as `runpool auth login` does. Codes are kept in the
+//! store as SHA-256 hashes (so every server over a shared database redeems them, once), and an
+//! expired one is purged as new ones are issued.
 
 use crate::base::error::{Code, Error, Result};
+use crate::base::state::{Change, SigninCode};
+use crate::base::time::unix_now as now;
 use crate::iam::auth::{TokenResponse, hash};
 use crate::{Caller, Control};
 use base64::Engine;
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 /// How long a sign-in code may wait for its one use.
-pub const CODE_SECONDS: u64 = 300;
-
-/// A code waiting for its use.
-pub(crate) struct Pending {
-    member: String,
-    admin_credential: Option<String>,
-    expires: Instant,
-}
-
-/// Pending codes, by hash.
-pub(crate) type Codes = HashMap<String, Pending>;
+pub const CODE_SECONDS: i64 = 300;
 
 /// What a redeemed code gives: the session, whose it is, and the admin credential if the code
 /// carried it.
@@ -35,10 +26,6 @@ pub struct Session {
 }
 
 impl Control {
-    fn codes(&self) -> std::sync::MutexGuard<'_, Codes> {
-        self.signin_codes.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// A new code for the caller, with the admin credential attached when `admin_credential`
     /// is given (and is this server's).
     pub fn issue_signin_code(
@@ -47,8 +34,8 @@ impl Control {
         admin_credential: Option<&str>,
     ) -> Result<String> {
         let admin = match admin_credential.filter(|c| !c.is_empty()) {
-            None => None,
-            Some(c) if self.is_admin_credential(c) => Some(c.to_string()),
+            None => false,
+            Some(c) if self.is_admin_credential(c) => true,
             Some(_) => {
                 return Err(Error::new(
                     Code::PermissionDenied,
@@ -59,31 +46,48 @@ impl Control {
         let mut b = [0u8; 32];
         rand::Rng::fill(&mut rand::rng(), &mut b);
         let code = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-        let now = Instant::now();
-        let mut codes = self.codes();
-        codes.retain(|_, p| p.expires > now);
-        codes.insert(
-            hash(&code),
-            Pending {
-                member: caller.member.clone(),
-                admin_credential: admin,
-                expires: now + Duration::from_secs(CODE_SECONDS),
-            },
-        );
+        let t = now();
+        self.write(|st| {
+            let mut changes: Vec<Change> = st
+                .signin_codes
+                .iter()
+                .filter(|(_, c)| c.expires <= t)
+                .take(64)
+                .map(|(h, _)| Change::SigninCode(h.clone(), None))
+                .collect();
+            changes.push(Change::SigninCode(
+                hash(&code),
+                Some(SigninCode {
+                    member: caller.member.clone(),
+                    admin,
+                    expires: t + CODE_SECONDS,
+                }),
+            ));
+            Ok((changes, ()))
+        })?;
         Ok(code)
     }
 
     /// Trade a code, once, for a session of its principal; `None` for a used, expired or
     /// unknown code.
     pub fn redeem_signin_code(&self, code: &str) -> Option<Result<Session>> {
-        let p = self
-            .codes()
-            .remove(&hash(code))
-            .filter(|p| p.expires > Instant::now())?;
-        Some(self.session_token(&p.member).map(|token| Session {
+        let h = hash(code);
+        let taken = self.write(|st| match st.signin_codes.get(&h) {
+            Some(c) => Ok((vec![Change::SigninCode(h.clone(), None)], Some(c.clone()))),
+            None => Ok((vec![], None)),
+        });
+        let c = match taken {
+            Ok(c) => c.filter(|c| c.expires > now())?,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(self.session_token(&c.member).map(|token| Session {
             token,
-            member: p.member,
-            admin_credential: p.admin_credential,
+            member: c.member,
+            admin_credential: if c.admin {
+                self.admin_credential.get().cloned()
+            } else {
+                None
+            },
         }))
     }
 }
@@ -125,9 +129,17 @@ mod tests {
     fn an_expired_code_is_refused() {
         let (_dir, c, alice) = control();
         let code = c.issue_signin_code(&alice, None).unwrap();
-        c.codes().values_mut().for_each(|p| {
-            p.expires = Instant::now() - Duration::from_secs(1);
-        });
+        c.write(|st| {
+            let (h, mut p) = st
+                .signin_codes
+                .iter()
+                .next()
+                .map(|(h, p)| (h.clone(), p.clone()))
+                .unwrap();
+            p.expires = now() - 1;
+            Ok((vec![Change::SigninCode(h, Some(p))], ()))
+        })
+        .unwrap();
         assert!(c.redeem_signin_code(&code).is_none());
     }
 }

@@ -24,6 +24,16 @@ pub struct RevisionSpec {
     pub working_dir: String,
 }
 
+impl RevisionSpec {
+    /// The variables Cloud Run sets in each instance of this revision of `pool`.
+    pub fn cloud_run_env(&self, pool: &PoolSpec) -> [(&'static str, String); 2] {
+        [
+            ("CLOUD_RUN_WORKER_POOL", pool.id.clone()),
+            ("CLOUD_RUN_REVISION", self.revision.clone()),
+        ]
+    }
+}
+
 /// A worker pool as the runtime should run it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolSpec {

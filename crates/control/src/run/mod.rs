@@ -3,6 +3,7 @@
 
 pub mod identity;
 pub mod instances;
+pub mod kubernetes;
 pub mod v1;
 pub mod workerpools;
 

@@ -2,6 +2,7 @@
 //! policies and operations.
 
 pub mod images;
+pub mod kubernetes;
 pub mod v1;
 
 use crate::wire::operation::{Interface, Op, iam_ops, serves};
