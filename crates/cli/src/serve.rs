@@ -160,11 +160,9 @@ async fn run_instances(
     async fn until(rx: &mut tokio::sync::watch::Receiver<bool>, want: bool) -> bool {
         rx.wait_for(|v| *v == want).await.is_ok()
     }
-    let Some(mut lease) = lease else {
-        let runtime = start();
-        until(&mut stopped, true).await;
-        return runtime.shutdown().await;
-    };
+    // A store only this server writes: a lease held for good.
+    let (_held, always) = tokio::sync::watch::channel(true);
+    let mut lease = lease.unwrap_or(always);
     loop {
         tokio::select! {
             held = until(&mut lease, true) => if !held { return },

@@ -175,7 +175,8 @@ impl Control {
 
     /// Catch up with what other servers committed (a store only this process writes has
     /// nothing to catch up with): called when the store announces a commit, and before a
-    /// request is answered, so a write acknowledged by any server is read by every one.
+    /// token is judged (so before every authenticated request is answered), so a write
+    /// acknowledged by any server is read by every one.
     pub fn catch_up(&self) -> Result<()> {
         if !self.shared {
             return Ok(());
@@ -197,7 +198,7 @@ impl Control {
     }
 
     /// Whether other servers write the store too.
-    pub fn is_shared(&self) -> bool {
+    pub(crate) fn is_shared(&self) -> bool {
         self.shared
     }
 

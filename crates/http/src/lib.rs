@@ -294,9 +294,19 @@ impl Server {
             (None, None) => local::default_data_dir(),
         };
         private_dir(&dir)?;
-        let store: Box<dyn runpool_control::base::store::Backend> = match &opts.database {
-            Some(url) => Box::new(PostgresStore::open(url).map_err(io_err)?),
-            None => Box::new(SqliteStore::open(&dir.join("runpool.db")).map_err(io_err)?),
+        // The state, and the audit log beside it: over a shared database both are there, so
+        // every server serves one world and the recommender reads every server's traffic.
+        use runpool_control::base::store::Backend;
+        use runpool_control::intelligence::audit::AuditLog;
+        let (store, audit): (Box<dyn Backend>, _) = match &opts.database {
+            Some(url) => (
+                Box::new(PostgresStore::open(url).map_err(io_err)?),
+                AuditLog::open_postgres(url),
+            ),
+            None => (
+                Box::new(SqliteStore::open(&dir.join("runpool.db")).map_err(io_err)?),
+                AuditLog::open(&dir.join("audit.db")),
+            ),
         };
         let control = Control::open(store).map_err(io_err)?;
         if control.is_empty() {
@@ -328,12 +338,6 @@ impl Server {
         control.set_image_store(runpool_artifacts::images::ImageStore::open(
             dir.join("images"),
         )?);
-        // Over a shared database the audit log is there too, so the recommender reads every
-        // server's traffic.
-        let audit = match &opts.database {
-            Some(url) => runpool_control::intelligence::audit::AuditLog::open_postgres(url),
-            None => runpool_control::intelligence::audit::AuditLog::open(&dir.join("audit.db")),
-        };
         control.set_audit_log(audit.map_err(io_err)?);
         control.set_enforcement(opts.enforcement);
         if opts.enforcement != runpool_control::intelligence::audit::Enforcement::Strict {

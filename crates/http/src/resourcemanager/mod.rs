@@ -48,6 +48,16 @@ pub(crate) fn older_operation(op: &Operation) -> Option<Value> {
     Some(v)
 }
 
+/// The answer of a v1 or v2 method that returns the operation of a project or folder.
+fn older_reply(op: &Operation) -> ApiResult {
+    let v = older_operation(op).ok_or_else(|| {
+        ApiError(runpool_control::Error::internal(
+            "a Resource Manager operation without its project or folder",
+        ))
+    })?;
+    Ok(axum::response::IntoResponse::into_response(axum::Json(v)))
+}
+
 const SERVICE: &str = "cloudresourcemanager.googleapis.com";
 static ORGANIZATIONS: Interface = Interface {
     service: SERVICE,

@@ -11,7 +11,6 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use google_cloud_longrunning::model::Operation;
 use google_cloud_resourcemanager_v3::model as rm;
 use runpool_control::Caller;
 use runpool_control::resourcemanager::Kind;
@@ -124,17 +123,7 @@ async fn create(
             "parent is required, e.g. organizations/123 or folders/456.",
         )));
     }
-    operation(&s.control.create_folder(&c, f)?)
-}
-
-/// v2's operations carry the v2 folder.
-fn operation(op: &Operation) -> ApiResult {
-    let v = super::older_operation(op).ok_or_else(|| {
-        ApiError(runpool_control::Error::internal(
-            "a folder operation without its folder",
-        ))
-    })?;
-    Ok(Json(v).into_response())
+    super::older_reply(&s.control.create_folder(&c, f)?)
 }
 
 /// The folder as it is now, in v2's shape.
@@ -186,7 +175,7 @@ async fn post_one(
                     "destination_parent is required.",
                 )));
             }
-            operation(&s.control.move_node(&c, &name, dest)?)
+            super::older_reply(&s.control.move_node(&c, &name, dest)?)
         }
         _ => iam_verbs(&s, &c, &p, &name, verb, body).unwrap_or_else(|| Err(unknown_verb(verb))),
     }

@@ -15,7 +15,7 @@ pub mod sqlite;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-use crate::base::error::Result;
+use crate::base::error::{Error, Result};
 
 /// One stored row.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,4 +83,28 @@ pub trait Backend: Send {
     fn subscribe(&mut self) -> Result<Option<std::sync::mpsc::Receiver<u64>>> {
         Ok(None)
     }
+}
+
+/// Start thread `name`, make its `T` there with `open`, and run `body` with it; answers once
+/// `open` has, with its error if it failed. The `postgres` driver must connect on a thread of
+/// its own: it starts a runtime, which may not nest inside the server's.
+pub(crate) fn spawn_opened<T: 'static>(
+    name: &str,
+    open: impl FnOnce() -> Result<T> + Send + 'static,
+    body: impl FnOnce(T) + Send + 'static,
+) -> Result<()> {
+    let (opened, ready) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || match open() {
+            Ok(t) => {
+                let _ = opened.send(Ok(()));
+                body(t)
+            }
+            Err(e) => drop(opened.send(Err(e))),
+        })
+        .map_err(|e| Error::internal(format!("cannot start thread {name}: {e}")))?;
+    ready
+        .recv()
+        .map_err(|_| Error::internal(format!("thread {name} stopped")))?
 }

@@ -185,28 +185,16 @@ impl PostgresStore {
     /// schema.
     pub fn open(url: &str) -> Result<PostgresStore> {
         let (jobs, queue) = mpsc::channel::<Job>();
-        let (opened, ready) = mpsc::channel();
         let to = url.to_string();
-        // Connected on its own thread too: the driver may not start its runtime in the
-        // server's.
-        std::thread::Builder::new()
-            .name("runpool-postgres".into())
-            .spawn(move || {
-                let mut conn = match Conn::open(&to) {
-                    Ok(c) => {
-                        let _ = opened.send(Ok(()));
-                        c
-                    }
-                    Err(e) => return drop(opened.send(Err(e))),
-                };
+        super::spawn_opened(
+            "runpool-postgres",
+            move || Conn::open(&to),
+            move |mut conn| {
                 for job in queue {
                     job(&mut conn);
                 }
-            })
-            .map_err(|e| Error::internal(format!("cannot start the database thread: {e}")))?;
-        ready
-            .recv()
-            .map_err(|_| Error::internal("the database thread stopped"))??;
+            },
+        )?;
         Ok(PostgresStore {
             url: url.to_string(),
             jobs,
@@ -389,44 +377,31 @@ impl Backend for PostgresStore {
             client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
             Ok(client)
         };
-        let (opened, ready) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("runpool-postgres-listen".into())
-            .spawn(move || {
-                let mut client = match listen() {
-                    Ok(c) => {
-                        let _ = opened.send(Ok(()));
-                        c
-                    }
-                    Err(e) => return drop(opened.send(Err(e))),
-                };
-                loop {
-                    let mut heard = client.notifications();
-                    let mut it = heard.blocking_iter();
-                    while let Ok(Some(n)) = it.next() {
-                        if tx.send(n.payload().parse().unwrap_or(0)).is_err() {
-                            return;
-                        }
-                    }
-                    drop(it);
-                    drop(heard);
-                    // The connection went: whatever was missed is in the log, so one
-                    // wake-up after reconnecting catches up.
-                    client = loop {
-                        std::thread::sleep(std::time::Duration::from_millis(200));
-                        if let Ok(c) = listen() {
-                            break c;
-                        }
-                    };
-                    if tx.send(0).is_err() {
+        let again = listen.clone();
+        super::spawn_opened("runpool-postgres-listen", listen, move |mut client| {
+            loop {
+                let mut heard = client.notifications();
+                let mut it = heard.blocking_iter();
+                while let Ok(Some(n)) = it.next() {
+                    if tx.send(n.payload().parse().unwrap_or(0)).is_err() {
                         return;
                     }
                 }
-            })
-            .map_err(|e| Error::internal(format!("cannot start the listening thread: {e}")))?;
-        ready
-            .recv()
-            .map_err(|_| Error::internal("the listening thread stopped"))??;
+                drop(it);
+                drop(heard);
+                // The connection went: whatever was missed is in the log, so one wake-up
+                // after reconnecting catches up.
+                client = loop {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    if let Ok(c) = again() {
+                        break c;
+                    }
+                };
+                if tx.send(0).is_err() {
+                    return;
+                }
+            }
+        })?;
         Ok(Some(rx))
     }
 }

@@ -410,51 +410,24 @@ fn writer(mut db: Box<dyn Db>, rx: Receiver<Msg>, lost: Arc<AtomicU64>, written:
 impl AuditLog {
     /// Open (or create) `audit.db` at `path` and start its writer thread.
     pub fn open(path: &Path) -> Result<AuditLog> {
-        AuditLog::start(Box::new(sqlite::Sqlite::open(path)?))
+        let path = path.to_path_buf();
+        AuditLog::start(move || Ok(Box::new(sqlite::Sqlite::open(&path)?) as Box<dyn Db>))
     }
 
     /// The audit log in the PostgreSQL database at `url`, shared by every server over it
     /// (its tables come with the store's schema).
     pub fn open_postgres(url: &str) -> Result<AuditLog> {
-        // Connected on the writer's own thread: the driver runs a runtime of its own.
-        let (opened, ready) = sync_channel(1);
         let url = url.to_string();
-        AuditLog::start_with(move || match postgres::Postgres::open(&url) {
-            Ok(db) => {
-                let _ = opened.send(Ok(()));
-                Some(Box::new(db) as Box<dyn Db>)
-            }
-            Err(e) => {
-                let _ = opened.send(Err(e));
-                None
-            }
-        })
-        .and_then(|log| {
-            ready
-                .recv()
-                .map_err(|_| crate::Error::internal("the audit writer stopped"))??;
-            Ok(log)
-        })
+        AuditLog::start(move || Ok(Box::new(postgres::Postgres::open(&url)?) as Box<dyn Db>))
     }
 
-    fn start(db: Box<dyn Db>) -> Result<AuditLog> {
-        AuditLog::start_with(move || Some(db))
-    }
-
-    /// Start the writer thread on the store `db` makes there.
-    fn start_with(db: impl FnOnce() -> Option<Box<dyn Db>> + Send + 'static) -> Result<AuditLog> {
+    /// Start the writer thread on the store `open` makes there.
+    fn start(open: impl FnOnce() -> Result<Box<dyn Db>> + Send + 'static) -> Result<AuditLog> {
         let (tx, rx) = sync_channel(QUEUE);
         let lost = Arc::new(AtomicU64::new(0));
         let written = Arc::new(AtomicU64::new(0));
         let (l, w) = (lost.clone(), written.clone());
-        std::thread::Builder::new()
-            .name("runpool-audit".into())
-            .spawn(move || {
-                if let Some(db) = db() {
-                    writer(db, rx, l, w)
-                }
-            })
-            .map_err(|e| crate::Error::internal(format!("audit writer: {e}")))?;
+        crate::base::store::spawn_opened("runpool-audit", open, move |db| writer(db, rx, l, w))?;
         Ok(AuditLog { tx, lost, written })
     }
 

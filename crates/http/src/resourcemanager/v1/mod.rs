@@ -123,10 +123,7 @@ fn parent_name(parent: &Value) -> Result<String, ApiError> {
     }
     let id = parent["id"].as_str().unwrap_or_default();
     match parent["type"].as_str().unwrap_or_default() {
-        "organization" | "folder" if !id.is_empty() => Ok(format!(
-            "{}s/{id}",
-            parent["type"].as_str().unwrap_or_default()
-        )),
+        kind @ ("organization" | "folder") if !id.is_empty() => Ok(format!("{kind}s/{id}")),
         other => Err(ApiError(runpool_control::Error::invalid(format!(
             "Invalid parent {{type: '{other}', id: '{id}'}}: parent.type must be 'organization' or 'folder' and parent.id must be set."
         )))),
@@ -230,7 +227,7 @@ async fn create_project(
     Body(body): Body<Value>,
 ) -> ApiResult {
     let op = s.control.create_project(&c, from_v1(&body)?)?;
-    Ok(Json(super::older_operation(&op)).into_response())
+    super::older_reply(&op)
 }
 
 /// v1's `update` replaces the project's mutable fields (its name and labels) with the
