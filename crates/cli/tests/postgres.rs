@@ -60,6 +60,30 @@ fn three_servers_over_one_database_serve_one_world() {
         "{orgs}"
     );
 
+    // One local CA: every server's proxy signs Google's host names with the first's, so a
+    // client that trusts it reaches them through any server.
+    let ca_of = |server: &Server| server.api().get_with(None, "/runpool/v1/ca").1["pem"].clone();
+    let files = common::Files::new();
+    let ca = files.write("ca.pem", ca_of(&s[0]).as_str().expect("the CA's PEM"));
+    for (i, server) in s.iter().enumerate() {
+        assert_eq!(ca_of(server), ca_of(&s[0]), "server {i}'s CA");
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--proxy", &server.endpoint, "--cacert"])
+            .arg(&ca)
+            .args(["-H", &format!("Authorization: Bearer {}", tokens[i])])
+            .arg("https://cloudresourcemanager.googleapis.com/v3/projects/demo-project")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("https_proxy")
+            .output()
+            .expect("curl is installed (.ci/run installs it)");
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && body.contains("\"projectId\":\"demo-project\""),
+            "through server {i}'s proxy: {body} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     // A write acknowledged by one server is read through each of the others at once.
     for (i, server) in s.iter().enumerate() {
         let id = format!("written-through-{i}");
@@ -189,26 +213,36 @@ fn the_instances_run_once_and_another_server_takes_over_when_their_server_is_kil
     );
     assert_eq!(st, 200, "{op}");
     let pids: Vec<u32> = s.iter().map(Server::pid).collect();
-    // Exactly the pool's two, all under one server (the lease holder), not two per server.
-    let running = |why: &str| {
+    // Exactly the pool's two, all under one of `live` (the lease holder), not two per server.
+    // (An instance of a killed server is, until its SIGKILL lands, a child of init.)
+    let running = |why: &str, live: &[u32]| {
         common::wait::wait_for(why, 30, || {
             let p = common::procs::procs_with(&mark);
             let parents: Vec<Option<u32>> = p.iter().map(|&x| parent_of(x)).collect();
             match parents.first() {
-                Some(Some(first)) if p.len() == 2 && parents.iter().all(|x| *x == Some(*first)) => {
+                Some(Some(first))
+                    if p.len() == 2
+                        && live.contains(first)
+                        && parents.iter().all(|x| *x == Some(*first)) =>
+                {
                     Ok((p, *first))
                 }
                 _ => Err(format!("instances {p:?} under {parents:?}")),
             }
         })
     };
-    let (before, holder) = running("the pool's instances under one server");
+    let (before, holder) = running("the pool's instances under one server", &pids);
     let holder = pids
         .iter()
         .position(|p| *p == holder)
         .expect("a server runs them");
     s[holder].kill();
-    let (after, next) = running("the instances back under another server");
+    let live: Vec<u32> = pids
+        .iter()
+        .copied()
+        .filter(|p| *p != pids[holder])
+        .collect();
+    let (after, next) = running("the instances back under another server", &live);
     assert!(
         after.iter().all(|p| !before.contains(p)),
         "the killed server's instances died with it: {before:?} then {after:?}"

@@ -101,6 +101,15 @@ fn is_empty(st: &State) -> bool {
     st.organizations.is_empty() && st.projects.is_empty() && st.folders.is_empty()
 }
 
+/// The state the stored rows hold.
+fn state_of(rows: &[base::store::Row]) -> Result<State> {
+    let mut state = State::default();
+    for row in rows {
+        state.apply(Change::from_row(row)?);
+    }
+    Ok(state)
+}
+
 /// The backend and the version of it the memory holds.
 struct Store {
     backend: Box<dyn Backend>,
@@ -110,11 +119,8 @@ struct Store {
 impl Control {
     /// Load the state from a store (replaying every row) and build the authorization index.
     pub fn open(mut backend: Box<dyn Backend>) -> Result<Control> {
-        let mut state = State::default();
         let loaded = backend.load()?;
-        for row in &loaded.rows {
-            state.apply(Change::from_row(row)?);
-        }
+        let state = state_of(&loaded.rows)?;
         let snapshot = build_snapshot(&state);
         Ok(Control {
             state: RwLock::new(state),
@@ -218,6 +224,11 @@ impl Control {
             if batch.version <= store.seen {
                 continue;
             }
+            if batch.version > store.seen + 1 {
+                // The log no longer holds every batch this server missed (it keeps the newest
+                // few thousand): the rows are read again instead.
+                return self.reload(store);
+            }
             let changes = batch
                 .rows
                 .iter()
@@ -226,6 +237,22 @@ impl Control {
             self.apply(changes);
             store.seen = batch.version;
         }
+        Ok(())
+    }
+
+    /// Replace the memory with what the store holds now.
+    fn reload(&self, store: &mut Store) -> Result<()> {
+        let loaded = store.backend.load()?;
+        let state = state_of(&loaded.rows)?;
+        let snapshot = build_snapshot(&state);
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) = state;
+        self.snapshot.store(Arc::new(snapshot));
+        store.seen = loaded.version;
+        tracing::info!(
+            version = store.seen,
+            "read the state again: the log no longer held what this server missed"
+        );
+        self.changes.send_modify(|n| *n += 1);
         Ok(())
     }
 

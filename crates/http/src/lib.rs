@@ -387,7 +387,11 @@ impl Server {
                     }
                 })?;
         }
-        let ca = proxy::ca::LocalCa::open(&dir.join("ca"))?;
+        // Over a shared database every server signs with the one CA it holds, so a client
+        // trusts it once for all of them.
+        let ca = proxy::ca::LocalCa::open(&dir.join("ca"), |mine| {
+            control.shared_local_ca(mine).map_err(io_err)
+        })?;
         Ok(Server {
             proxy: proxy::Proxy::new(ca),
             control,

@@ -55,8 +55,10 @@ fn server_error(e: Error) -> OAuthError {
     }
 }
 
-/// Where a shared store keeps the admin credential every server over it accepts.
+/// Where a shared store keeps the admin credential every server over it accepts, and the
+/// local CA every server's proxy signs with.
 const ADMIN_CREDENTIAL_SETTING: &str = "admin_credential";
+const LOCAL_CA_SETTING: &str = "local_ca";
 
 /// A fresh admin credential (what `serve` writes into the data dir at first start).
 pub fn new_admin_credential() -> String {
@@ -161,18 +163,23 @@ impl Control {
     /// or `mine` (this server's), kept there for the others if it holds none yet. A store only
     /// this server writes answers `mine`.
     pub fn shared_admin_credential(&self, mine: String) -> Result<String> {
+        self.shared_setting(ADMIN_CREDENTIAL_SETTING, mine)
+    }
+
+    /// The proxy's local CA (its certificate and key, as the proxy writes them) of a store
+    /// that several servers share, as [`Control::shared_admin_credential`]: so a client that
+    /// trusts one server's CA reaches Google's host names through any of them.
+    pub fn shared_local_ca(&self, mine: String) -> Result<String> {
+        self.shared_setting(LOCAL_CA_SETTING, mine)
+    }
+
+    fn shared_setting(&self, name: &str, mine: String) -> Result<String> {
         if !self.is_shared() {
             return Ok(mine);
         }
-        self.write(|st| match st.settings.get(ADMIN_CREDENTIAL_SETTING) {
+        self.write(|st| match st.settings.get(name) {
             Some(held) => Ok((vec![], held.clone())),
-            None => Ok((
-                vec![Change::Setting(
-                    ADMIN_CREDENTIAL_SETTING.into(),
-                    mine.clone(),
-                )],
-                mine,
-            )),
+            None => Ok((vec![Change::Setting(name.into(), mine.clone())], mine)),
         })
     }
 

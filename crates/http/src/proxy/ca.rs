@@ -19,6 +19,13 @@ const SYSTEM_ROOTS: &[&str] = &[
     "/etc/pki/tls/certs/ca-bundle.crt",
 ];
 
+/// The CA as it is kept: its certificate and its key, PEM.
+#[derive(serde::Serialize, serde::Deserialize, PartialEq)]
+struct Pems {
+    cert: String,
+    key: String,
+}
+
 pub struct LocalCa {
     cert_pem: String,
     cert_path: PathBuf,
@@ -46,8 +53,13 @@ fn invalid(e: impl std::fmt::Display) -> io::Error {
 }
 
 impl LocalCa {
-    /// The CA in `dir` (`DATA_DIR/ca`), made there if it is not yet.
-    pub fn open(dir: &Path) -> io::Result<LocalCa> {
+    /// The CA in `dir` (`DATA_DIR/ca`), made there if it is not yet. `share` is handed it
+    /// (as one text) and answers the CA to sign with: over a store that several servers share,
+    /// the one the store holds, which is then kept in `dir` in place of this server's own.
+    pub fn open(
+        dir: &Path,
+        share: impl FnOnce(String) -> io::Result<String>,
+    ) -> io::Result<LocalCa> {
         let (cert_path, key_path) = (dir.join("ca.pem"), dir.join("ca-key.pem"));
         if !cert_path.exists() {
             std::fs::create_dir_all(dir)?;
@@ -55,15 +67,25 @@ impl LocalCa {
             let cert = ca_params()?.self_signed(&key).map_err(invalid)?;
             // The key first, private from its first byte; the certificate last, so a crash
             // between the two leaves no certificate without its key.
-            write_private(&key_path, key.serialize_pem().as_bytes())?;
+            crate::write_private(&key_path, &key.serialize_pem())?;
             std::fs::write(&cert_path, cert.pem())?;
         }
-        let cert_pem = std::fs::read_to_string(&cert_path)?;
-        let key = KeyPair::from_pem(&std::fs::read_to_string(&key_path)?).map_err(invalid)?;
+        let mine = Pems {
+            cert: std::fs::read_to_string(&cert_path)?,
+            key: std::fs::read_to_string(&key_path)?,
+        };
+        let held: Pems =
+            serde_json::from_str(&share(serde_json::to_string(&mine).map_err(invalid)?)?)
+                .map_err(invalid)?;
+        if held != mine {
+            crate::write_private(&key_path, &held.key)?;
+            std::fs::write(&cert_path, &held.cert)?;
+        }
+        let key = KeyPair::from_pem(&held.key).map_err(invalid)?;
         // The issuer is the certificate's own parameters (they are fixed) with its key.
         let issuer = Issuer::new(ca_params()?, key);
         Ok(LocalCa {
-            cert_pem,
+            cert_pem: held.cert,
             cert_path,
             issuer,
             configs: Mutex::new(HashMap::new()),
@@ -128,16 +150,4 @@ impl LocalCa {
             .insert(host.to_string(), config.clone());
         Ok(config)
     }
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
 }

@@ -71,6 +71,12 @@ const RUNTIME_LEASE: i64 = 0x5250_4C32;
 /// How often a server without the lease asks for it, and one with it checks its connection.
 const LEASE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// How many of the newest batches the log keeps: a commit deletes the one this many before
+/// it. A server catches up at every notification and before every token it judges, so it is
+/// rarely more than a few behind; one that falls further (its notifications lost while it
+/// served nothing) finds a gap and reads the rows again (see `Control::catch_up`).
+const LOG_KEPT: u64 = 10_000;
+
 /// The channel commits are announced on; the payload is the new version.
 const CHANNEL: &str = "runpool";
 
@@ -80,6 +86,7 @@ struct Conn {
     put: Statement,
     delete: Statement,
     log: Statement,
+    prune: Statement,
     bump: Statement,
     notify: Statement,
     since: Statement,
@@ -98,6 +105,7 @@ impl Conn {
             )?,
             delete: client.prepare("DELETE FROM runpool_rows WHERE kind = $1 AND key = $2")?,
             log: client.prepare("INSERT INTO runpool_log (version, rows) VALUES ($1, $2)")?,
+            prune: client.prepare("DELETE FROM runpool_log WHERE version <= $1")?,
             bump: client.prepare("UPDATE runpool_version SET version = $1")?,
             notify: client.prepare("SELECT pg_notify($1, $2)")?,
             since: client.prepare(
@@ -178,6 +186,8 @@ pub struct PostgresStore {
     jobs: mpsc::Sender<Job>,
     /// The version [`Backend::begin`] locked, until commit or abort.
     locked: Option<u64>,
+    /// How many batches the log keeps ([`LOG_KEPT`]).
+    log_kept: u64,
 }
 
 impl PostgresStore {
@@ -199,7 +209,14 @@ impl PostgresStore {
             url: url.to_string(),
             jobs,
             locked: None,
+            log_kept: LOG_KEPT,
         })
+    }
+
+    /// Keep only the newest `batches` in the log (at least one), rather than [`LOG_KEPT`].
+    pub fn keeping_log(mut self, batches: u64) -> PostgresStore {
+        self.log_kept = batches.max(1);
+        self
     }
 
     /// Run `f` on the connection's thread and wait for its answer.
@@ -219,34 +236,43 @@ impl PostgresStore {
 }
 
 impl Backend for PostgresStore {
+    /// Under the write lock (a server that found a gap in the log while deciding a mutation)
+    /// no other server can commit, so the open transaction reads one version; otherwise the
+    /// rows are read in a snapshot of their own.
     fn load(&mut self) -> Result<Loaded> {
-        self.run(|c| {
-            let mut tx = c
-                .client
-                .build_transaction()
-                .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()?;
-            let version: i64 = tx
-                .query_one("SELECT version FROM runpool_version", &[])?
-                .get(0);
-            let rows = tx
-                .query(
-                    "SELECT kind, key, value FROM runpool_rows ORDER BY kind, key",
-                    &[],
-                )?
-                .iter()
-                .map(|r| Row {
-                    kind: r.get(0),
-                    key: r.get(1),
-                    value: r.get(2),
+        let own = self.locked.is_none();
+        self.run(move |c| {
+            if own {
+                c.client
+                    .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+            }
+            let loaded = c.or_rollback(|c| {
+                let version: i64 = c
+                    .client
+                    .query_one("SELECT version FROM runpool_version", &[])?
+                    .get(0);
+                let rows = c
+                    .client
+                    .query(
+                        "SELECT kind, key, value FROM runpool_rows ORDER BY kind, key",
+                        &[],
+                    )?
+                    .iter()
+                    .map(|r| Row {
+                        kind: r.get(0),
+                        key: r.get(1),
+                        value: r.get(2),
+                    })
+                    .collect();
+                Ok(Loaded {
+                    rows,
+                    version: version as u64,
                 })
-                .collect();
-            tx.commit()?;
-            Ok(Loaded {
-                rows,
-                version: version as u64,
-            })
+            })?;
+            if own {
+                c.client.batch_execute("COMMIT")?;
+            }
+            Ok(loaded)
         })
     }
 
@@ -277,6 +303,7 @@ impl Backend for PostgresStore {
             .ok_or_else(|| Error::internal("commit without begin"))?
             + 1;
         let writes = writes.to_vec();
+        let pruned = next.saturating_sub(self.log_kept) as i64;
         self.run(move |c| {
             c.or_rollback(|c| {
                 let mut logged = Vec::with_capacity(writes.len());
@@ -295,6 +322,9 @@ impl Backend for PostgresStore {
                 let batch =
                     serde_json::to_string(&logged).map_err(|e| Error::internal(e.to_string()))?;
                 c.client.execute(&c.log, &[&(next as i64), &batch])?;
+                if pruned > 0 {
+                    c.client.execute(&c.prune, &[&pruned])?;
+                }
                 c.client.execute(&c.bump, &[&(next as i64)])?;
                 c.client
                     .execute(&c.notify, &[&CHANNEL, &next.to_string()])?;
