@@ -136,6 +136,14 @@ enum Command {
     /// instance.
     #[command(hide = true)]
     SampleWorker,
+    /// Runs one container of `serve --runtime oci` and removes it should the server go.
+    #[command(hide = true, name = runpool_runtime::oci::GUARD_COMMAND)]
+    OciGuard {
+        runc: std::path::PathBuf,
+        root: std::path::PathBuf,
+        id: String,
+        bundle: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -357,6 +365,12 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Env => env::run_env(&ctx()?).await,
         Command::Gcloud(c) => gcloud::run(&ctx()?, c).await,
         Command::SampleWorker => run::sample_worker::run().await,
+        Command::OciGuard {
+            runc,
+            root,
+            id,
+            bundle,
+        } => runpool_runtime::oci::guard(runc, root, id, bundle),
         Command::Projects(c) => resourcemanager::projects::run(&ctx()?, c).await,
         Command::Organizations(c) => resourcemanager::organizations::run(&ctx()?, c).await,
         Command::ResourceManager(ResourceManagerCmd::Folders(c)) => {

@@ -448,7 +448,7 @@ while true; do sleep 1; done"#;
 }
 
 #[test]
-fn a_killed_server_leaves_nothing_once_it_starts_again() {
+fn a_killed_servers_containers_go_with_it_and_its_next_start_leaves_nothing() {
     require_oci!();
     let data = tempfile::tempdir().unwrap();
     let w = Oci::start(Some(data.path()));
@@ -463,10 +463,17 @@ fn a_killed_server_leaves_nothing_once_it_starts_again() {
     assert!(kill.success());
     let mut server = w.session.server;
     assert!(server.terminate(Duration::from_secs(10)).is_some());
-    assert!(
-        !procs_with(&mark).is_empty(),
-        "a container outlives a killed server (which is why the next one cleans up)"
+    // Its guard removes the container, which `runc run` alone would leave running.
+    wait_for(
+        "the container gone with its server",
+        10,
+        || match procs_with(&mark) {
+            p if p.is_empty() => Ok(()),
+            p => Err(format!("{p:?}")),
+        },
     );
+    // Its mounts and namespace are for the next start to remove.
+    assert!(netns_exists(&first));
 
     let w = Oci::start(Some(data.path()));
     let second = wait_for("a new instance", 60, || {

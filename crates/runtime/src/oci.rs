@@ -16,9 +16,10 @@
 //! (`rw/`, above: Cloud Run's filesystem is writable and in memory). Its network namespace is
 //! `runpool-ID` (`/var/run/netns`), and runc keeps its state under `DATA_DIR/oci/runc`. The
 //! instance's directory is made before anything else of it and removed after everything else,
-//! so a server that was killed finds in `instances/` what it left (containers, mounts,
-//! namespaces) and removes it at its next start, as the process runtime does with its pids
-//! file.
+//! so a server that was killed finds in `instances/` what it left (mounts, namespaces, a
+//! container its guard had no time to delete) and removes it at its next start, as the
+//! process runtime does with its pids file. The containers themselves go with their server
+//! (see [`guard`]).
 //!
 //! runc, not crun: crun 1.8 (Debian 12) refuses hosts with hybrid cgroups.
 
@@ -113,8 +114,9 @@ pub struct Oci {
     dir: PathBuf,
     /// Runpool's API and proxy, served inside each instance's network namespace.
     api: Router,
-    /// The program of the stand-in for Google's sample image (this binary).
-    sample_binary: PathBuf,
+    /// This binary: the program of the stand-in for Google's sample image, and each
+    /// container's [`guard`].
+    runpool: PathBuf,
 }
 
 /// What a container runs: an image's root, and host files bound into it read-only.
@@ -154,20 +156,16 @@ pub struct Container {
 }
 
 impl Oci {
-    /// `sample_binary` is the program of the stand-in for Google's sample image.
-    pub fn new(
-        tools: Tools,
-        dir: PathBuf,
-        api: Router,
-        sample_binary: PathBuf,
-    ) -> std::io::Result<Oci> {
+    /// `runpool` is this binary (the stand-in for Google's sample image runs it, and so does
+    /// each container's guard).
+    pub fn new(tools: Tools, dir: PathBuf, api: Router, runpool: PathBuf) -> std::io::Result<Oci> {
         std::fs::create_dir_all(dir.join("instances"))?;
         std::fs::create_dir_all(dir.join("runc"))?;
         Ok(Oci {
             tools,
             dir,
             api,
-            sample_binary,
+            runpool,
         })
     }
 
@@ -188,7 +186,7 @@ impl Oci {
         }
         let mut binds = vec![
             (PathBuf::from("/usr"), "/usr".to_string()),
-            (self.sample_binary.clone(), SAMPLE_PROGRAM.to_string()),
+            (self.runpool.clone(), SAMPLE_PROGRAM.to_string()),
         ];
         // As the host has them: links into /usr (merged /usr), or directories bound too.
         for top in ["bin", "sbin", "lib", "lib64"] {
@@ -394,20 +392,19 @@ impl Oci {
                 })
             })
             .collect();
-        // Foreground `runc run`: it stays the parent of the container, which writes
-        // straight into these pipes, and it exits with the container's status.
-        let child = Command::new(&c.runc)
-            .arg("--root")
+        // `runc run` under the container's guard (see [`guard`]), which holds the other end
+        // of the pipe on its stdin: so the container goes with the server, however the server
+        // goes, and the guard, never killed on a drop, is left to remove it.
+        let child = Command::new(&self.runpool)
+            .arg(GUARD_COMMAND)
+            .arg(&c.runc)
             .arg(&c.state)
-            .arg("run")
-            .arg("--bundle")
-            .arg(&c.dir)
             .arg(&c.id)
-            .stdin(Stdio::null())
+            .arg(&c.dir)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
-            .kill_on_drop(true)
             .spawn();
         match child {
             Ok(child) => Ok((child, servers)),
@@ -415,10 +412,64 @@ impl Oci {
                 for s in servers {
                     s.abort();
                 }
-                Err(format!("Cannot start {}: {e}", c.runc.display()))
+                Err(format!("Cannot start {}: {e}", self.runpool.display()))
             }
         }
     }
+}
+
+/// The hidden command of this binary that runs one container for the server
+/// (`runpool oci-guard RUNC RUNC_ROOT ID BUNDLE`).
+pub const GUARD_COMMAND: &str = "oci-guard";
+
+/// Run container `id` and remove it should the server go first: `runc run` in the foreground,
+/// a child that writes the container's output straight into this process's stdout and stderr
+/// (the server's pipes into the instance's log) and exits with the container's status, with
+/// which this process exits. The guard's stdin is a pipe whose other end only the server holds, so it reads
+/// end-of-file exactly when the server is gone, even by `kill -9`. `runc run` would outlive it,
+/// and its container too (runc gives a container's init no parent-death signal), so the guard
+/// then deletes the container, as a node's containers go with the node: over a shared database
+/// another server runs the pool's instances next, and none runs twice. A server that
+/// stops the instance itself does so through runc, and the guard ends with `runc run`.
+pub fn guard(runc: &Path, root: &Path, id: &str, bundle: &Path) -> ! {
+    use std::io::Read as _;
+    let mut run = match std::process::Command::new(runc)
+        .arg("--root")
+        .arg(root)
+        .arg("run")
+        .arg("--bundle")
+        .arg(bundle)
+        .arg(id)
+        .stdin(Stdio::null())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!("Cannot start {}: {e}", runc.display());
+            std::process::exit(1);
+        }
+    };
+    let (runc, root, id) = (runc.to_path_buf(), root.to_path_buf(), id.to_string());
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while matches!(std::io::stdin().read(&mut buf), Ok(n) if n > 0) {}
+        let _ = std::process::Command::new(&runc)
+            .arg("--root")
+            .arg(&root)
+            .args(["delete", "--force", &id])
+            .stdin(Stdio::null())
+            .status();
+    });
+    let status = run.wait();
+    use std::os::unix::process::ExitStatusExt as _;
+    let code = match status {
+        Ok(s) => s
+            .code()
+            .or_else(|| s.signal().map(|sig| 128 + sig))
+            .unwrap_or(1),
+        Err(_) => 1,
+    };
+    std::process::exit(code)
 }
 
 impl Container {
