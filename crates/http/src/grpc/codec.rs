@@ -1,7 +1,6 @@
 //! Messages by descriptor on tonic's gRPC framing: the request decoded as its method's input
-//! type, the answer encoded from its output type.
+//! type; the answer arrives already encoded (see `transcode`).
 
-use prost::Message as _;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use tonic::Status;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -11,7 +10,7 @@ pub struct DynamicCodec {
 }
 
 impl Codec for DynamicCodec {
-    type Encode = DynamicMessage;
+    type Encode = Vec<u8>;
     type Decode = DynamicMessage;
     type Encoder = DynamicEncoder;
     type Decoder = DynamicDecoder;
@@ -28,13 +27,11 @@ impl Codec for DynamicCodec {
 pub struct DynamicEncoder;
 
 impl Encoder for DynamicEncoder {
-    type Item = DynamicMessage;
+    type Item = Vec<u8>;
     type Error = Status;
 
-    fn encode(&mut self, item: DynamicMessage, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        // `encode` would first size the whole message to check the room left, and the buffer
-        // grows anyway; sizing a dynamic message walks all of it, so it is skipped.
-        item.encode_raw(dst);
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        bytes::BufMut::put_slice(dst, &item);
         Ok(())
     }
 }

@@ -6,12 +6,14 @@
 //! `grpc-status-details-bin` with the same `google.rpc.Status` and `ErrorInfo` the REST body
 //! carries). So a REST method is a gRPC method for free and no rule is written twice.
 //!
-//! Messages are read and written by descriptor (`runpool-googleapis`, compiled from Google's
-//! `.proto` files); tonic does the framing, size limits and status trailers. Served on the
+//! Messages are read by descriptor (`runpool-googleapis`, compiled from Google's `.proto`
+//! files), and answers written from their JSON straight as protobuf ([`transcode`]); tonic
+//! does the framing, size limits and status trailers. Served on the
 //! API port in plaintext HTTP/2 (h2c) and on every proxy tunnel over TLS.
 
 mod codec;
 mod rule;
+mod transcode;
 
 use crate::wire::{MAX_BODY, operation::Op};
 use axum::Router;
@@ -20,7 +22,7 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use codec::DynamicCodec;
-use prost_reflect::{DeserializeOptions, DynamicMessage, MethodDescriptor, Value};
+use prost_reflect::{DynamicMessage, MethodDescriptor, Value};
 use rule::Binding;
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -197,10 +199,10 @@ struct Call {
 }
 
 impl tonic::server::UnaryService<DynamicMessage> for Call {
-    type Response = DynamicMessage;
-    type Future = std::pin::Pin<
-        Box<dyn Future<Output = Result<tonic::Response<DynamicMessage>, Status>> + Send>,
-    >;
+    /// The response message, encoded.
+    type Response = Vec<u8>;
+    type Future =
+        std::pin::Pin<Box<dyn Future<Output = Result<tonic::Response<Vec<u8>>, Status>> + Send>>;
 
     fn call(&mut self, request: tonic::Request<DynamicMessage>) -> Self::Future {
         let method = self.method;
@@ -290,39 +292,33 @@ fn rest_request(
     Ok(req)
 }
 
-/// The method's response message from a REST answer, or Google's status from its error.
-async fn answer(method: &Method, mut resp: Response) -> Result<DynamicMessage, Status> {
+/// The method's response message (encoded) from a REST answer, or Google's status from its
+/// error.
+async fn answer(method: &Method, mut resp: Response) -> Result<Vec<u8>, Status> {
     let status = resp.status();
     let served = resp.extensions().get::<&'static Op>().is_some();
-    let options = DeserializeOptions::new().deny_unknown_fields(false);
-    let invalid = |e: &dyn std::fmt::Display| {
-        tracing::error!(method = method.desc.full_name(), error = %e, "a REST answer is not its gRPC response");
-        Status::internal("Internal error encountered.")
-    };
     let output = method.desc.output();
-    if let Some(crate::wire::Answer(mut json)) = resp.extensions_mut().remove() {
-        empty_in_any(&mut json);
-        return DynamicMessage::deserialize_with_options(output, json, &options)
-            .map_err(|e| invalid(&e));
+    let encode = |json: &serde_json::Value| {
+        transcode::encode(&output, json).map_err(|e| {
+            tracing::error!(method = method.desc.full_name(), error = %e, "a REST answer is not its gRPC response");
+            Status::internal("Internal error encountered.")
+        })
+    };
+    if let Some(crate::wire::Answer(json)) = resp.extensions_mut().remove() {
+        return encode(&json);
     }
     let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
         .await
         .map_err(|e| Status::internal(format!("reading the answer: {e}")))?;
     if status.is_success() {
         if bytes.is_empty() {
-            return Ok(DynamicMessage::new(output));
+            return Ok(vec![]);
         }
-        // Straight from the bytes, but for the rare answer that needs an `Any` mended.
-        if !bytes.windows(EMPTY.len()).any(|w| w == EMPTY.as_bytes()) {
-            let mut de = serde_json::Deserializer::from_slice(&bytes);
-            return DynamicMessage::deserialize_with_options(output, &mut de, &options)
-                .map_err(|e| invalid(&e));
-        }
-        let mut json: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| invalid(&e))?;
-        empty_in_any(&mut json);
-        return DynamicMessage::deserialize_with_options(output, json, &options)
-            .map_err(|e| invalid(&e));
+        let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            tracing::error!(method = method.desc.full_name(), error = %e, "a REST answer that is not JSON");
+            Status::internal("Internal error encountered.")
+        })?;
+        return encode(&json);
     }
     if !served && matches!(status.as_u16(), 404 | 405) {
         return Err(Status::unimplemented(format!(
@@ -331,28 +327,6 @@ async fn answer(method: &Method, mut resp: Response) -> Result<DynamicMessage, S
         )));
     }
     Err(status_of(status, &bytes))
-}
-
-const EMPTY: &str = "/google.protobuf.Empty";
-
-/// An `Any` holding `google.protobuf.Empty` is `{"@type": ".../google.protobuf.Empty"}` on
-/// Google's REST wire (protobuf's own JSON printers give Empty no special form); prost-reflect
-/// reads Empty as a well-known type whose `Any` form has a `value`, so it is given one.
-fn empty_in_any(json: &mut serde_json::Value) {
-    match json {
-        serde_json::Value::Object(o) => {
-            let empty = o
-                .get("@type")
-                .and_then(|t| t.as_str())
-                .is_some_and(|t| t.ends_with(EMPTY));
-            if empty {
-                o.entry("value").or_insert_with(|| serde_json::json!({}));
-            }
-            o.values_mut().for_each(empty_in_any);
-        }
-        serde_json::Value::Array(a) => a.iter_mut().for_each(empty_in_any),
-        _ => {}
-    }
 }
 
 /// Google's error body as a gRPC status: the code by name, the message, and the body's own

@@ -586,7 +586,7 @@ fn int_of(v: &Value) -> Option<i128> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
@@ -740,11 +740,12 @@ mod tests {
         assert_eq!(body_field("GoogleIamV1SetIamPolicyRequest"), "");
     }
 
-    mod fuzz {
+    pub(crate) mod fuzz {
         use super::*;
         use proptest::prelude::*;
 
-        fn json() -> impl Strategy<Value = Value> {
+        /// Any JSON, its objects keyed mostly by the fields of the APIs' messages.
+        pub(crate) fn json() -> impl Strategy<Value = Value> {
             let leaf = prop_oneof![
                 Just(Value::Null),
                 any::<bool>().prop_map(Value::Bool),
@@ -777,6 +778,14 @@ mod tests {
                             "expression",
                             "bogus",
                             "account_id",
+                            "@type",
+                            "metadata",
+                            "response",
+                            "content",
+                            "overview",
+                            "etag",
+                            "createTime",
+                            "version",
                         ])
                         .prop_map(str::to_string),
                         inner,
