@@ -1,9 +1,12 @@
-//! Worker pool instance logs: each instance's stdout and stderr, one file per instance under
-//! `DATA_DIR/logs/POOL_KEY/REVISION/INSTANCE.log`, bounded and rotated, read back newest
-//! last. Lines are `RFC3339_TIME STREAM TEXT`.
+//! Worker pool instance logs: each instance's stdout and stderr, read back newest last. A
+//! server alone keeps them in files, one per instance under
+//! `DATA_DIR/logs/POOL_KEY/REVISION/INSTANCE.log`, bounded and rotated, lines
+//! `RFC3339_TIME STREAM TEXT`; servers that share a database keep them there, so the lines of
+//! instances one server runs are read through any (a [`LogBackend`] of the store's).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A file is rotated (to `.log.1`, replacing the previous one) past this size.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
@@ -20,8 +23,64 @@ pub struct Entry {
     pub instance: String,
 }
 
-#[derive(Debug, Clone)]
-pub struct LogStore {
+/// Where the lines are kept.
+pub trait LogBackend: Send + Sync {
+    fn append(&self, line: Entry) -> std::io::Result<()>;
+    /// The newest `limit` lines of a pool (all its revisions and instances) no older than
+    /// `since`, oldest first.
+    fn read(
+        &self,
+        pool: &str,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        limit: usize,
+    ) -> Vec<Entry>;
+}
+
+#[derive(Clone)]
+pub struct LogStore(Arc<dyn LogBackend>);
+
+impl LogStore {
+    /// Files under `dir`.
+    pub fn new(dir: PathBuf) -> LogStore {
+        LogStore(Arc::new(Files { dir }))
+    }
+
+    pub fn with(backend: impl LogBackend + 'static) -> LogStore {
+        LogStore(Arc::new(backend))
+    }
+
+    /// Append one line, stamped now.
+    pub fn append(
+        &self,
+        pool: &str,
+        revision: &str,
+        instance: &str,
+        stream: &str,
+        text: &str,
+    ) -> std::io::Result<()> {
+        self.0.append(Entry {
+            time: chrono::Utc::now(),
+            stream: stream.to_string(),
+            text: text.trim_end().to_string(),
+            pool: pool.to_string(),
+            revision: revision.to_string(),
+            instance: instance.to_string(),
+        })
+    }
+
+    /// See [`LogBackend::read`].
+    pub fn read(
+        &self,
+        pool: &str,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        limit: usize,
+    ) -> Vec<Entry> {
+        self.0.read(pool, since, limit)
+    }
+}
+
+/// Files in the data dir.
+struct Files {
     dir: PathBuf,
 }
 
@@ -35,28 +94,19 @@ fn pool_dir(pool: &str) -> String {
         .join(".")
 }
 
-impl LogStore {
-    pub fn new(dir: PathBuf) -> LogStore {
-        LogStore { dir }
-    }
-
+impl Files {
     fn file(&self, pool: &str, revision: &str, instance: &str) -> PathBuf {
         self.dir
             .join(pool_dir(pool))
             .join(revision)
             .join(format!("{instance}.log"))
     }
+}
 
-    /// Append one line (its own write, so concurrent writers do not interleave mid-line).
-    pub fn append(
-        &self,
-        pool: &str,
-        revision: &str,
-        instance: &str,
-        stream: &str,
-        text: &str,
-    ) -> std::io::Result<()> {
-        let path = self.file(pool, revision, instance);
+impl LogBackend for Files {
+    /// Each line is its own write, so concurrent writers do not interleave mid-line.
+    fn append(&self, e: Entry) -> std::io::Result<()> {
+        let path = self.file(&e.pool, &e.revision, &e.instance);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
@@ -64,9 +114,10 @@ impl LogStore {
             std::fs::rename(&path, path.with_extension("log.1"))?;
         }
         let line = format!(
-            "{} {stream} {}\n",
-            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            text.trim_end()
+            "{} {} {}\n",
+            e.time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            e.stream,
+            e.text
         );
         std::fs::OpenOptions::new()
             .create(true)
@@ -75,9 +126,7 @@ impl LogStore {
             .write_all(line.as_bytes())
     }
 
-    /// The newest `limit` lines of a pool (all its revisions and instances) no older than
-    /// `since`, oldest first.
-    pub fn read(
+    fn read(
         &self,
         pool: &str,
         since: Option<chrono::DateTime<chrono::Utc>>,

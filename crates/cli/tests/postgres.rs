@@ -248,6 +248,35 @@ fn the_instances_run_once_and_another_server_takes_over_when_their_server_is_kil
         "the killed server's instances died with it: {before:?} then {after:?}"
     );
     assert_ne!(next, pids[holder], "another server runs them");
+    // Their output, the killed holder's instances' and the new ones', is read through any
+    // server: four starts (two instances, twice).
+    for (i, server) in s.iter().enumerate().filter(|(i, _)| *i != holder) {
+        let api = server.api();
+        let token = api.token("admin@example.com");
+        common::wait::wait_for(
+            &format!("the instances' lines through server {i}"),
+            30,
+            || {
+                let (st, body) = api.post(
+                    &token,
+                    "/v2/entries:list",
+                    json!({"resourceNames": ["projects/demo-project"], "pageSize": 1000,
+                       "filter": "resource.labels.worker_pool_name=\"wp\""}),
+                );
+                assert_eq!(st, 200, "{body}");
+                let starts = body["entries"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|e| e["textPayload"].as_str() == Some(&format!("start {mark}")))
+                    .count();
+                match starts {
+                    4 => Ok(()),
+                    n => Err(format!("{n} starts: {body}")),
+                }
+            },
+        );
+    }
     // And no more than the pool wants, a moment later.
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(common::procs::procs_with(&mark).len(), 2);

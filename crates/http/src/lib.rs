@@ -294,18 +294,24 @@ impl Server {
             (None, None) => local::default_data_dir(),
         };
         private_dir(&dir)?;
-        // The state, and the audit log beside it: over a shared database both are there, so
-        // every server serves one world and the recommender reads every server's traffic.
+        // The state, and the audit log and instance logs beside it: over a shared database all
+        // are there, so every server serves one world, the recommender reads every server's
+        // traffic, and an instance's output is read through any server.
+        use runpool_artifacts::logs::LogStore;
         use runpool_control::base::store::Backend;
         use runpool_control::intelligence::audit::AuditLog;
-        let (store, audit): (Box<dyn Backend>, _) = match &opts.database {
+        let (store, audit, logs): (Box<dyn Backend>, _, _) = match &opts.database {
             Some(url) => (
                 Box::new(PostgresStore::open(url).map_err(io_err)?),
                 AuditLog::open_postgres(url),
+                LogStore::with(
+                    runpool_control::run::instance_logs::PostgresLogs::open(url).map_err(io_err)?,
+                ),
             ),
             None => (
                 Box::new(SqliteStore::open(&dir.join("runpool.db")).map_err(io_err)?),
                 AuditLog::open(&dir.join("audit.db")),
+                LogStore::new(dir.join("logs")),
             ),
         };
         let control = Control::open(store).map_err(io_err)?;
@@ -334,7 +340,7 @@ impl Server {
             write_private(&cred_path, &cred)?;
         }
         control.set_admin_credential(cred);
-        control.set_log_store(runpool_artifacts::logs::LogStore::new(dir.join("logs")));
+        control.set_log_store(logs);
         control.set_image_store(runpool_artifacts::images::ImageStore::open(
             dir.join("images"),
         )?);

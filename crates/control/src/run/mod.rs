@@ -2,6 +2,7 @@
 //! and what the runtime needs to run their instances.
 
 pub mod identity;
+pub mod instance_logs;
 pub mod instances;
 pub mod kubernetes;
 pub mod v1;

@@ -60,6 +60,17 @@ const MIGRATIONS: &[&str] = &[
         uses         BIGINT NOT NULL,
         PRIMARY KEY (principal, permission, resource, workload)
      );",
+    // 3: worker pool instances' output (see `run::instance_logs`, which writes it).
+    "CREATE TABLE runpool_instance_logs (
+        id       BIGSERIAL PRIMARY KEY,
+        time     TEXT NOT NULL,
+        pool     TEXT NOT NULL,
+        revision TEXT NOT NULL,
+        instance TEXT NOT NULL,
+        stream   TEXT NOT NULL,
+        text     TEXT NOT NULL
+     );
+     CREATE INDEX runpool_instance_logs_pool ON runpool_instance_logs (pool, id);",
 ];
 
 /// `pg_advisory_lock` key for migrations ("RPL1", as SQLite's application id).
