@@ -425,44 +425,42 @@ pub const GUARD_COMMAND: &str = "oci-guard";
 /// Run container `id` and remove it should the server go first: `runc run` in the foreground,
 /// a child that writes the container's output straight into this process's stdout and stderr
 /// (the server's pipes into the instance's log) and exits with the container's status, with
-/// which this process exits. The guard's stdin is a pipe whose other end only the server holds, so it reads
-/// end-of-file exactly when the server is gone, even by `kill -9`. `runc run` would outlive it,
-/// and its container too (runc gives a container's init no parent-death signal), so the guard
-/// then deletes the container, as a node's containers go with the node: over a shared database
-/// another server runs the pool's instances next, and none runs twice. A server that
-/// stops the instance itself does so through runc, and the guard ends with `runc run`.
+/// which this process exits. The guard's stdin is a pipe whose other end only the server
+/// holds, so it reads end-of-file exactly when the server is gone, even by `kill -9`. `runc
+/// run` would outlive it, and its container too (runc gives a container's init no
+/// parent-death signal), so the guard then deletes the container, as a node's containers go
+/// with the node: over a shared database another server runs the pool's instances next, and
+/// none runs twice. A server that stops the instance itself does so through runc, and the
+/// guard ends with `runc run`.
 pub fn guard(runc: &Path, root: &Path, id: &str, bundle: &Path) -> ! {
     use std::io::Read as _;
-    let mut run = match std::process::Command::new(runc)
-        .arg("--root")
-        .arg(root)
-        .arg("run")
-        .arg("--bundle")
-        .arg(bundle)
-        .arg(id)
-        .stdin(Stdio::null())
-        .spawn()
-    {
+    let (runc, root, id) = (runc.to_path_buf(), root.to_path_buf(), id.to_string());
+    let runc_with = move |args: &[&std::ffi::OsStr]| {
+        let mut cmd = std::process::Command::new(&runc);
+        cmd.arg("--root").arg(&root).args(args).stdin(Stdio::null());
+        cmd
+    };
+    let run = runc_with(&[
+        "run".as_ref(),
+        "--bundle".as_ref(),
+        bundle.as_os_str(),
+        id.as_ref(),
+    ])
+    .spawn();
+    let mut run = match run {
         Ok(child) => child,
         Err(e) => {
-            eprintln!("Cannot start {}: {e}", runc.display());
+            eprintln!("Cannot start runc: {e}");
             std::process::exit(1);
         }
     };
-    let (runc, root, id) = (runc.to_path_buf(), root.to_path_buf(), id.to_string());
     std::thread::spawn(move || {
         let mut buf = [0u8; 64];
         while matches!(std::io::stdin().read(&mut buf), Ok(n) if n > 0) {}
-        let _ = std::process::Command::new(&runc)
-            .arg("--root")
-            .arg(&root)
-            .args(["delete", "--force", &id])
-            .stdin(Stdio::null())
-            .status();
+        let _ = runc_with(&["delete".as_ref(), "--force".as_ref(), id.as_ref()]).status();
     });
-    let status = run.wait();
     use std::os::unix::process::ExitStatusExt as _;
-    let code = match status {
+    let code = match run.wait() {
         Ok(s) => s
             .code()
             .or_else(|| s.signal().map(|sig| 128 + sig))

@@ -298,12 +298,12 @@ async fn answer(method: &Method, mut resp: Response) -> Result<Vec<u8>, Status> 
     let status = resp.status();
     let served = resp.extensions().get::<&'static Op>().is_some();
     let output = method.desc.output();
-    let encode = |json: &serde_json::Value| {
-        transcode::encode(&output, json).map_err(|e| {
-            tracing::error!(method = method.desc.full_name(), error = %e, "a REST answer is not its gRPC response");
-            Status::internal("Internal error encountered.")
-        })
+    let invalid = |e: &dyn std::fmt::Display| {
+        tracing::error!(method = method.desc.full_name(), error = %e, "a REST answer is not its gRPC response");
+        Status::internal("Internal error encountered.")
     };
+    let encode =
+        |json: &serde_json::Value| transcode::encode(&output, json).map_err(|e| invalid(&e));
     if let Some(crate::wire::Answer(json)) = resp.extensions_mut().remove() {
         return encode(&json);
     }
@@ -314,10 +314,7 @@ async fn answer(method: &Method, mut resp: Response) -> Result<Vec<u8>, Status> 
         if bytes.is_empty() {
             return Ok(vec![]);
         }
-        let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-            tracing::error!(method = method.desc.full_name(), error = %e, "a REST answer that is not JSON");
-            Status::internal("Internal error encountered.")
-        })?;
+        let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| invalid(&e))?;
         return encode(&json);
     }
     if !served && matches!(status.as_u16(), 404 | 405) {
